@@ -1,0 +1,37 @@
+# spikehq: every target bootstraps its own virtual environment from pyproject.toml.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+CONFIG ?= configs/example_tiny.json
+OUT    ?= build/gen
+JOBS   ?= 2
+
+.PHONY: help venv gen test test-fast bench search clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e ".[sim]"
+	touch $@
+
+venv: $(STAMP)  ## create .venv and install the project with its pinned dependencies
+
+gen: $(STAMP)  ## write Verilog, manifest and weight init data: make gen CONFIG=path [OUT=dir]
+	$(PY) -m spikehq.rtl.gen --config $(CONFIG) --out $(OUT)
+
+test: $(STAMP)  ## full regression: unit tests, amaranth.sim tests, cocotb on Verilator
+	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -ra tests
+
+test-fast: $(STAMP)  ## everything except the Verilator regressions
+	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -m "not verilator" tests
+
+bench: $(STAMP)  ## cycles per layer-step against input spike density, and generation time
+	$(PY) benchmarks/bench_pe.py
+
+clean:  ## remove build outputs (keeps .venv)
+	rm -rf build sim_build

@@ -1,0 +1,368 @@
+"""The one validated configuration object: ``searched.json`` → :class:`NetworkConfig`.
+
+Torch-free on purpose: the RTL generator imports it without PyTorch. Parameters flow one way,
+JSON → these dataclasses → keyword arguments of the Amaranth components. Every width the RTL and
+the golden model use is derived here (see ``docs/arithmetic.md`` §5), once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import jsonschema
+import numpy as np
+
+from .codes import SCHEMES, check_codes, weight_max_abs
+
+__all__ = [
+    "ConfigError", "NeuronConfig", "LayerConfig", "LayerWeights", "LayerWidths",
+    "NetworkConfig", "load_config", "config_from_dict", "load_weights", "signed_width",
+    "FORMAT", "VERSION", "WEIGHTS_FORMAT",
+]
+
+FORMAT = "spikehq-searched"
+VERSION = 1
+WEIGHTS_FORMAT = "spikehq-weights"
+MAX_DEFAULT_LANES = 8
+
+
+class ConfigError(ValueError):
+    """A configuration or weights file is invalid. The message is one line naming the field."""
+
+
+def signed_width(bound: int) -> int:
+    """Bits of a two's complement signal that holds every integer in [-bound, bound]."""
+    return max(int(bound).bit_length() + 1, 2)
+
+
+@dataclass(frozen=True)
+class NeuronConfig:
+    type: Literal["lif", "ternary"]
+    threshold: int
+    leak_shift: int = 1
+    reset: Literal["hard", "soft"] = "hard"
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    """Integer parameters of one layer, exactly as the hardware stores them.
+
+    ``codes`` has shape (out_channels, in_channels, k, k) and holds b-bit code words;
+    ``bias`` and ``threshold`` have shape (out_channels,) and hold integers.
+    """
+
+    codes: np.ndarray
+    bias: np.ndarray
+    threshold: np.ndarray
+
+
+@dataclass(frozen=True)
+class LayerWidths:
+    """Bounds and signal widths of one layer (docs/arithmetic.md §5)."""
+
+    weight_max_abs: int
+    activation_max_abs: int
+    current_bound: int      # max |sum of w·x| over one time step
+    bias_bound: int         # max |bias|
+    threshold_max: int
+    membrane_bound: int     # max |u| before reset, any step
+    current_width: int
+    membrane_width: int     # width of u (integer membranes are stored at this width)
+    bias_width: int
+    threshold_width: int
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """One conv/linear layer. A linear layer is a 1×1 convolution over ``tokens``×1 pixels."""
+
+    name: str
+    kind: Literal["linear", "conv2d"]
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    padding: int
+    height: int
+    width: int
+    scheme: Literal["fp32", "pot", "uniform"]
+    bits: int
+    activation_bits: int
+    lanes: int
+    neuron: NeuronConfig
+    membrane: Literal["integer", "ternary"]
+    time_steps: int
+    weights_path: Path | None = None
+    weight_scale: float | None = None
+    group: str | None = None
+
+    # ---- geometry -------------------------------------------------------------------------
+    @property
+    def out_height(self) -> int:
+        return self.height + 2 * self.padding - self.kernel_size + 1
+
+    @property
+    def out_width(self) -> int:
+        return self.width + 2 * self.padding - self.kernel_size + 1
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_channels * self.kernel_size ** 2
+
+    @property
+    def groups(self) -> int:
+        """Lane groups per output pixel: out_channels / lanes."""
+        return self.out_channels // self.lanes
+
+    @property
+    def num_inputs(self) -> int:
+        return self.height * self.width * self.in_channels
+
+    @property
+    def num_outputs(self) -> int:
+        return self.out_height * self.out_width * self.out_channels
+
+    @property
+    def is_hardware(self) -> bool:
+        """fp32 layers have no integer datapath; they run on the host (docs/arithmetic.md §9)."""
+        return self.scheme != "fp32"
+
+    @property
+    def activation_signed(self) -> bool:
+        return self.activation_bits > 1
+
+    @property
+    def spike_signed(self) -> bool:
+        return self.neuron.type == "ternary"
+
+    # ---- widths ---------------------------------------------------------------------------
+    def widths(self, weights: LayerWeights | None = None) -> LayerWidths:
+        """Derive every bound and width; biases/thresholds come from ``weights`` when given."""
+        if not self.is_hardware:
+            raise ConfigError(f"layer {self.name!r}: scheme fp32 has no integer widths")
+        w_max = weight_max_abs(self.scheme, self.bits)
+        x_max = 1 if self.activation_bits == 1 else 2 ** (self.activation_bits - 1)
+        current = self.fan_in * w_max * x_max
+        if weights is None:
+            bias_bound, thr_max = 0, self.neuron.threshold
+        else:
+            bias_bound = int(np.abs(weights.bias).max(initial=0))
+            thr_max = int(weights.threshold.max(initial=1))
+        if self.membrane == "integer":
+            membrane = self.time_steps * (current + bias_bound)
+        else:
+            membrane = thr_max + current + bias_bound
+        return LayerWidths(
+            weight_max_abs=w_max, activation_max_abs=x_max, current_bound=current,
+            bias_bound=bias_bound, threshold_max=thr_max, membrane_bound=membrane,
+            current_width=signed_width(current), membrane_width=signed_width(membrane),
+            bias_width=signed_width(bias_bound), threshold_width=int(thr_max).bit_length(),
+        )
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    name: str
+    time_steps: int
+    layers: tuple[LayerConfig, ...]
+    source: Path | None = None
+    metadata: dict = field(default_factory=dict, compare=False)
+
+    def layer(self, name: str) -> LayerConfig:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+
+# ---- JSON schema ---------------------------------------------------------------------------
+
+@cache
+def _schema() -> dict:
+    text = resources.files(__package__).joinpath("searched.schema.json").read_text()
+    return json.loads(text)
+
+
+def _path_text(path) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "<top level>"
+
+
+def _schema_error_text(error: jsonschema.ValidationError) -> str:
+    where = _path_text(error.absolute_path)
+    v, got = error.validator, error.instance
+    if v == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        return f"{where}: missing required field {missing[0]!r}"
+    if v == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"{where}: unknown field {extra[0]!r}"
+    if v == "enum":
+        return f"{where}: expected one of {', '.join(map(json.dumps, error.validator_value))}, got {json.dumps(got)}"
+    if v == "const":
+        return f"{where}: expected {json.dumps(error.validator_value)}, got {json.dumps(got)}"
+    if v == "type":
+        return f"{where}: expected {error.validator_value}, got {json.dumps(got)}"
+    if v in ("minimum", "exclusiveMinimum", "maximum"):
+        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<="}[v]
+        return f"{where}: expected a value {op} {error.validator_value}, got {json.dumps(got)}"
+    if v == "pattern":
+        return f"{where}: expected an identifier (letters, digits, _), got {json.dumps(got)}"
+    if v in ("minItems", "minLength"):
+        return f"{where}: must not be empty"
+    return f"{where}: {error.message}"
+
+
+# ---- semantic checks -----------------------------------------------------------------------
+
+_LINEAR_FIELDS = {"in_features", "out_features", "tokens"}
+_CONV_FIELDS = {"in_channels", "out_channels", "kernel_size", "padding", "height", "width"}
+
+
+def _default_lanes(out_channels: int) -> int:
+    return max(d for d in range(1, MAX_DEFAULT_LANES + 1) if out_channels % d == 0)
+
+
+def _layer(raw: dict, where: str, time_steps: int, base_dir: Path | None) -> LayerConfig:
+    kind = raw["kind"]
+    own, other = (_LINEAR_FIELDS, _CONV_FIELDS) if kind == "linear" else (_CONV_FIELDS, _LINEAR_FIELDS)
+    for key in sorted(other & raw.keys()):
+        raise ConfigError(f"{where}.{key}: not a field of a {kind} layer (use {', '.join(sorted(own))})")
+    required = ("in_features", "out_features") if kind == "linear" else (
+        "in_channels", "out_channels", "kernel_size", "height", "width")
+    for key in required:
+        if key not in raw:
+            raise ConfigError(f"{where}: missing required field {key!r} for a {kind} layer")
+    if kind == "linear":
+        geometry = dict(in_channels=raw["in_features"], out_channels=raw["out_features"],
+                        kernel_size=1, padding=0, height=raw.get("tokens", 1), width=1)
+    else:
+        k = raw["kernel_size"]
+        padding = raw.get("padding", (k - 1) // 2)
+        if padding > k - 1:
+            raise ConfigError(f"{where}.padding: expected at most kernel_size - 1 = {k - 1}, got {padding}")
+        geometry = dict(in_channels=raw["in_channels"], out_channels=raw["out_channels"],
+                        kernel_size=k, padding=padding, height=raw["height"], width=raw["width"])
+
+    scheme = raw["scheme"]
+    if scheme == "fp32":
+        bits = raw.get("bits", 32)
+        if bits != 32:
+            raise ConfigError(f"{where}.bits: an fp32 layer has 32 bits, got {bits}")
+    else:
+        if "bits" not in raw:
+            raise ConfigError(f"{where}: missing required field 'bits' for a {scheme} layer")
+        bits = raw["bits"]
+        if bits not in SCHEMES[scheme]:
+            raise ConfigError(f"{where}.bits: a {scheme} layer takes 2 or 4 bits, got {bits}")
+
+    out_channels = geometry["out_channels"]
+    lanes = raw.get("lanes", _default_lanes(out_channels))
+    if out_channels % lanes:
+        raise ConfigError(f"{where}.lanes: must divide the {out_channels} output channels, got {lanes}")
+
+    neuron = NeuronConfig(**raw["neuron"])
+    membrane = raw.get("membrane", "integer")
+    weights_path = None
+    if "weights" in raw:
+        weights_path = Path(raw["weights"])
+        if not weights_path.is_absolute() and base_dir is not None:
+            weights_path = base_dir / weights_path
+        if not weights_path.is_file():
+            raise ConfigError(f"{where}.weights: file not found: {weights_path}")
+    return LayerConfig(
+        name=raw["name"], kind=kind, **geometry, scheme=scheme, bits=bits,
+        activation_bits=raw.get("activation_bits", 1), lanes=lanes, neuron=neuron,
+        membrane=membrane, time_steps=time_steps, weights_path=weights_path,
+        weight_scale=raw.get("weight_scale"), group=raw.get("group"))
+
+
+def config_from_dict(raw: dict, *, source: str | Path = "<config>", base_dir: Path | None = None) -> NetworkConfig:
+    """Validate a parsed searched.json and build the config object. Raises :class:`ConfigError`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a JSON object at the top level")
+    validator = jsonschema.Draft202012Validator(_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
+    if error is not None:
+        raise ConfigError(f"{source}: {_schema_error_text(error)}")
+    layers, seen = [], set()
+    for index, raw_layer in enumerate(raw["layers"]):
+        where = f"{source}: layers[{index}]"
+        if raw_layer["name"] in seen:
+            raise ConfigError(f"{where}.name: duplicate layer name {raw_layer['name']!r}")
+        seen.add(raw_layer["name"])
+        layers.append(_layer(raw_layer, where, raw["time_steps"], base_dir))
+    return NetworkConfig(name=raw["name"], time_steps=raw["time_steps"], layers=tuple(layers),
+                         source=Path(source) if source != "<config>" else None,
+                         metadata=raw.get("metadata", {}))
+
+
+def load_config(path: str | Path) -> NetworkConfig:
+    """Read and validate a searched.json file."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    return config_from_dict(raw, source=path, base_dir=path.parent)
+
+
+# ---- weights files -------------------------------------------------------------------------
+
+def _int_array(value, where: str, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise ConfigError(f"{where}: expected a nested list of shape {list(shape)}, got a ragged list") from None
+    if array.shape != shape:
+        raise ConfigError(f"{where}: expected shape {list(shape)}, got {list(array.shape)}")
+    if array.size and array.dtype.kind not in "iu":
+        raise ConfigError(f"{where}: expected integers, got {array.dtype.name} values")
+    return array.astype(np.int64)
+
+
+def load_weights(layer: LayerConfig) -> LayerWeights | None:
+    """Load and check a layer's integer weights file; ``None`` when the layer has none.
+
+    File format (JSON): ``{"format": "spikehq-weights", "version": 1, "layer": name,
+    "codes": [[...]], "bias": [...], "threshold": [...]}``. ``codes`` is
+    [out_features][in_features] for linear layers and [out][in][k][k] for conv2d; ``bias``
+    defaults to zeros and ``threshold`` to the layer's scalar neuron threshold.
+    """
+    if layer.weights_path is None or not layer.is_hardware:
+        return None
+    path = layer.weights_path
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a JSON object at the top level")
+    if raw.get("format") != WEIGHTS_FORMAT or raw.get("version") != VERSION:
+        raise ConfigError(f"{path}: expected format {WEIGHTS_FORMAT!r} version {VERSION}, "
+                          f"got {raw.get('format')!r} version {raw.get('version')!r}")
+    if raw.get("layer") != layer.name:
+        raise ConfigError(f"{path}.layer: expected {layer.name!r}, got {raw.get('layer')!r}")
+    if "codes" not in raw:
+        raise ConfigError(f"{path}: missing required field 'codes'")
+    O, C, k = layer.out_channels, layer.in_channels, layer.kernel_size
+    shape = (O, C) if layer.kind == "linear" else (O, C, k, k)
+    codes = _int_array(raw["codes"], f"{path}.codes", shape).reshape(O, C, k, k)
+    bad = check_codes(codes, layer.bits)
+    if bad is not None:
+        raise ConfigError(f"{path}.codes: expected {layer.bits}-bit code words in [0, {2 ** layer.bits - 1}], got {bad}")
+    bias = _int_array(raw.get("bias", [0] * O), f"{path}.bias", (O,))
+    threshold = _int_array(raw.get("threshold", [layer.neuron.threshold] * O), f"{path}.threshold", (O,))
+    if (threshold < 1).any():
+        raise ConfigError(f"{path}.threshold: expected integers >= 1, got {int(threshold.min())}")
+    if np.abs(bias).max(initial=0) >= 2 ** 30 or threshold.max(initial=1) >= 2 ** 20:
+        raise ConfigError(f"{path}: bias must stay within ±2^30 and threshold below 2^20")
+    return LayerWeights(codes=codes, bias=bias, threshold=threshold)

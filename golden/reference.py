@@ -1,0 +1,99 @@
+"""Bit-exact integer reference of one spiking layer over T time steps (docs/arithmetic.md).
+
+Plain int64 tensor code, no autograd, no floats: this is what the RTL computes and nothing
+else. Tensors are channel-last: inputs ``[T, H, W, C]``, outputs ``[T, H', W', O]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import codes
+from .config import ConfigError, LayerConfig, LayerWeights
+
+__all__ = ["LayerTrace", "integer_weights", "synaptic_current", "neuron_step", "run_layer",
+           "ternary_quantize", "check_inputs"]
+
+
+@dataclass
+class LayerTrace:
+    """Everything the hardware makes visible for one sample."""
+
+    currents: torch.Tensor   # [T, H', W', O] sum of w·x per step (§3)
+    spikes: torch.Tensor     # [T, H', W', O] 0/1 (LIF) or -1/0/+1 (ternary)
+    membranes: torch.Tensor  # [T, H', W', O] stored state after each step: h, or q ∈ {-1,0,1}
+
+
+def integer_weights(layer: LayerConfig, weights: LayerWeights) -> torch.Tensor:
+    """Decoded integer weights, shape [O, C, k, k]."""
+    return torch.from_numpy(codes.decode(layer.scheme, layer.bits, weights.codes))
+
+
+def check_inputs(layer: LayerConfig, inputs: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``inputs`` is an integer [T, H, W, C] tensor in range."""
+    shape = (layer.time_steps, layer.height, layer.width, layer.in_channels)
+    if tuple(inputs.shape) != shape:
+        raise ValueError(f"layer {layer.name!r}: inputs must have shape {list(shape)}, got {list(inputs.shape)}")
+    if inputs.dtype.is_floating_point:
+        raise ValueError(f"layer {layer.name!r}: inputs must be integers, got {inputs.dtype}")
+    a = layer.activation_bits
+    lo, hi = (0, 1) if a == 1 else (-(2 ** (a - 1)), 2 ** (a - 1) - 1)
+    if inputs.numel() and (inputs.min() < lo or inputs.max() > hi):
+        raise ValueError(f"layer {layer.name!r}: {a}-bit activations must lie in [{lo}, {hi}]")
+
+
+def synaptic_current(layer: LayerConfig, weights: LayerWeights, inputs: torch.Tensor) -> torch.Tensor:
+    """I_t = Σ w·x per output neuron (§3): stride-1 convolution with zero padding, in int64."""
+    w = integer_weights(layer, weights)                                  # [O, C, k, k]
+    k, p = layer.kernel_size, layer.padding
+    x = inputs.to(torch.int64).permute(0, 3, 1, 2)                        # [T, C, H, W]
+    x = torch.nn.functional.pad(x, (p, p, p, p))
+    patches = x.unfold(2, k, 1).unfold(3, k, 1)                          # [T, C, H', W', k, k]
+    return torch.einsum("tcyxij,ocij->tyxo", patches, w)
+
+
+def ternary_quantize(h: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """SpQuant eq. 7 read as round-half-up of h/θ clipped to [-1, 1] (§6)."""
+    return torch.where(2 * h >= threshold, 1, torch.where(2 * h < -threshold, -1, 0)).to(torch.int64)
+
+
+def neuron_step(layer: LayerConfig, state: torch.Tensor, current: torch.Tensor,
+                bias: torch.Tensor, threshold: torch.Tensor, first_step: bool):
+    """One time step of every neuron (§4–§6). Returns ``(spike, new_state, u)``."""
+    if first_step:
+        restored = torch.zeros_like(current)
+    elif layer.membrane == "ternary":
+        restored = state * threshold
+    else:
+        restored = state
+    u = (restored >> layer.neuron.leak_shift) + bias + current
+    fire_pos = (u >= threshold).to(torch.int64)
+    spike = fire_pos - (u <= -threshold).to(torch.int64) if layer.neuron.type == "ternary" else fire_pos
+    if layer.neuron.reset == "hard":
+        h = torch.where(spike != 0, 0, u)
+    else:
+        h = u - spike * threshold
+    new_state = ternary_quantize(h, threshold) if layer.membrane == "ternary" else h
+    return spike, new_state, u
+
+
+def run_layer(layer: LayerConfig, weights: LayerWeights, inputs: torch.Tensor) -> LayerTrace:
+    """Run one sample (T steps, membranes start at zero) through the layer."""
+    if not layer.is_hardware:
+        raise ConfigError(f"layer {layer.name!r}: scheme fp32 has no integer reference")
+    check_inputs(layer, inputs)
+    widths = layer.widths(weights)
+    currents = synaptic_current(layer, weights, inputs)
+    bias, threshold = weights.bias.copy(), weights.threshold.copy()
+    bias, threshold = torch.from_numpy(bias), torch.from_numpy(threshold)
+    state = torch.zeros_like(currents[0])
+    spikes, membranes = [], []
+    for t in range(layer.time_steps):
+        spike, state, u = neuron_step(layer, state, currents[t], bias, threshold, first_step=(t == 0))
+        if u.abs().max() > widths.membrane_bound:  # the derivation in §5 says this cannot happen
+            raise AssertionError(f"layer {layer.name!r}: |u| exceeded the derived bound {widths.membrane_bound}")
+        spikes.append(spike)
+        membranes.append(state)
+    return LayerTrace(currents=currents, spikes=torch.stack(spikes), membranes=torch.stack(membranes))
