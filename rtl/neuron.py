@@ -1,0 +1,159 @@
+"""Neuron datapath, one lane each (docs/arithmetic.md §4–§6).
+
+``NeuronLane`` = membrane register (integer or ternary) + leak/integrate + fire unit
+(binary LIF or ternary). All combinational; the processing element registers around them.
+"""
+
+from amaranth import Mux, signed, unsigned
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["IntegerMembraneRegister", "TernaryMembraneRegister", "BinaryLifUnit",
+           "TernaryNeuronUnit", "NeuronLane", "spike_shape"]
+
+
+def spike_shape(neuron_type: str):
+    """Binary LIF spikes are 1 unsigned bit; ternary spikes are 2-bit two's complement."""
+    return signed(2) if neuron_type == "ternary" else unsigned(1)
+
+
+class _MembraneRegister(wiring.Component):
+    """Stored-state codec: ``restored`` = r of §4.1 from ``stored``; ``store`` = what to keep of h'."""
+
+    def __init__(self, *, stored_width: int, membrane_width: int, threshold_width: int):
+        self.membrane_width = membrane_width
+        super().__init__({
+            "stored": In(signed(stored_width)),
+            "threshold": In(unsigned(threshold_width)),
+            "restored": Out(signed(membrane_width)),
+            "h_next": In(signed(membrane_width)),
+            "store": Out(signed(stored_width)),
+        })
+
+
+class IntegerMembraneRegister(_MembraneRegister):
+    """A full-width integer membrane: stored as is."""
+
+    def __init__(self, *, membrane_width: int, threshold_width: int):
+        super().__init__(stored_width=membrane_width, membrane_width=membrane_width,
+                         threshold_width=threshold_width)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.restored.eq(self.stored), self.store.eq(self.h_next)]
+        return m
+
+
+class TernaryMembraneRegister(_MembraneRegister):
+    """SpQuant ternary membrane: q ∈ {-1, 0, +1} in 2 bits, levels ±θ (§6).
+
+    ``store = +1 if 2h' >= θ, -1 if 2h' < -θ, else 0``; ``restored = q·θ``.
+    """
+
+    def __init__(self, *, membrane_width: int, threshold_width: int):
+        super().__init__(stored_width=2, membrane_width=membrane_width, threshold_width=threshold_width)
+
+    def elaborate(self, platform):
+        m = Module()
+        threshold = self.threshold
+        twice = self.h_next << 1
+        m.d.comb += [
+            self.restored.eq(Mux(self.stored == 1, threshold, Mux(self.stored == -1, -threshold, 0))),
+            self.store.eq(Mux(twice >= threshold, 1, Mux(twice < -threshold, -1, 0))),
+        ]
+        return m
+
+
+class _FireUnit(wiring.Component):
+    """Threshold compare and reset: ``u`` → spike S and post-reset membrane h' (§4.3–4.4)."""
+
+    def __init__(self, *, membrane_width: int, threshold_width: int, reset: str):
+        if reset not in ("hard", "soft"):
+            raise ValueError(f"Reset must be 'hard' or 'soft', not {reset!r}")
+        self.reset = reset
+        super().__init__({
+            "u": In(signed(membrane_width)),
+            "threshold": In(unsigned(threshold_width)),
+            "spike": Out(self.spike_shape),
+            "h_next": Out(signed(membrane_width)),
+        })
+
+    def _reset(self, m, fired, step):
+        """Hard: 0 where fired; soft: u - step (step = S·θ)."""
+        if self.reset == "hard":
+            m.d.comb += self.h_next.eq(Mux(fired, 0, self.u))
+        else:
+            m.d.comb += self.h_next.eq(self.u - step)
+
+
+class BinaryLifUnit(_FireUnit):
+    """Binary LIF: S = [u >= θ]."""
+
+    spike_shape = unsigned(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        fired = self.u >= self.threshold
+        m.d.comb += self.spike.eq(fired)
+        self._reset(m, fired, Mux(fired, self.threshold, 0))
+        return m
+
+
+class TernaryNeuronUnit(_FireUnit):
+    """A2OS2A ternary spiking neuron: S = [u >= θ] - [u <= -θ]."""
+
+    spike_shape = signed(2)
+
+    def elaborate(self, platform):
+        m = Module()
+        positive = self.u >= self.threshold
+        negative = self.u <= -self.threshold
+        m.d.comb += self.spike.eq(Mux(positive, 1, Mux(negative, -1, 0)))
+        self._reset(m, positive | negative,
+                    Mux(positive, self.threshold, Mux(negative, -self.threshold, 0)))
+        return m
+
+
+class NeuronLane(wiring.Component):
+    """One neuron's step: restore, ``u = (r >> s) + b + I``, fire, reset, store (§4)."""
+
+    def __init__(self, *, neuron_type: str, membrane: str, reset: str, leak_shift: int,
+                 current_width: int, membrane_width: int, bias_width: int, threshold_width: int):
+        if neuron_type not in ("lif", "ternary"):
+            raise ValueError(f"Neuron type must be 'lif' or 'ternary', not {neuron_type!r}")
+        if membrane not in ("integer", "ternary"):
+            raise ValueError(f"Membrane must be 'integer' or 'ternary', not {membrane!r}")
+        if leak_shift not in range(17):
+            raise ValueError(f"Leak shift must be between 0 and 16, not {leak_shift}")
+        self.neuron_type, self.membrane, self.reset, self.leak_shift = neuron_type, membrane, reset, leak_shift
+        self.membrane_width, self.threshold_width = membrane_width, threshold_width
+        self.stored_width = 2 if membrane == "ternary" else membrane_width
+        super().__init__({
+            "first_step": In(1),
+            "stored": In(signed(self.stored_width)),
+            "current": In(signed(current_width)),
+            "bias": In(signed(bias_width)),
+            "threshold": In(unsigned(threshold_width)),
+            "spike": Out(spike_shape(neuron_type)),
+            "store": Out(signed(self.stored_width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        widths = dict(membrane_width=self.membrane_width, threshold_width=self.threshold_width)
+        register_cls = TernaryMembraneRegister if self.membrane == "ternary" else IntegerMembraneRegister
+        fire_cls = TernaryNeuronUnit if self.neuron_type == "ternary" else BinaryLifUnit
+        m.submodules.register = register = register_cls(**widths)
+        m.submodules.fire = fire = fire_cls(**widths, reset=self.reset)
+        restored = Mux(self.first_step, 0, register.restored)
+        m.d.comb += [
+            register.stored.eq(self.stored),
+            register.threshold.eq(self.threshold),
+            fire.threshold.eq(self.threshold),
+            fire.u.eq((restored >> self.leak_shift) + self.bias + self.current),
+            register.h_next.eq(fire.h_next),
+            self.spike.eq(fire.spike),
+            self.store.eq(register.store),
+        ]
+        return m
