@@ -26,7 +26,12 @@ __all__ = ["event_layout", "weight_rows", "param_rows", "SpikingPE", "WeightWrit
 
 
 def _index_shape(n: int):
+    """Unsigned shape holding 0 … n-1, at least 1 bit (no zero-width ports or registers)."""
     return unsigned(max((n - 1).bit_length(), 1))
+
+
+def _counter(n: int) -> Signal:
+    return Signal(_index_shape(n))
 
 
 def event_layout(height: int, width: int, channels: int, value_shape) -> data.StructLayout:
@@ -152,15 +157,15 @@ class SpikingPE(wiring.Component):
 
         # ---- state --------------------------------------------------------------------------
         event = Signal(self.in_layout)                 # latched input event
-        tap_i = Signal(range(k))                       # kernel row
-        tap_j = Signal(range(k))                       # kernel column
-        group = Signal(range(G))                       # lane group
-        weight_addr = Signal(range(self.weight_depth))
-        pixel_y = Signal(range(Hp))
-        pixel_x = Signal(range(Wp))
-        step = Signal(range(layer.time_steps))
+        tap_i = _counter(k)                       # kernel row
+        tap_j = _counter(k)                       # kernel column
+        group = _counter(G)                       # lane group
+        weight_addr = _counter(self.weight_depth)
+        pixel_y = _counter(Hp)
+        pixel_x = _counter(Wp)
+        step = _counter(layer.time_steps)
         acc_valid = Signal()                           # MAC stage holds a read to write back
-        acc_addr = Signal(range(self.neuron_depth))
+        acc_addr = _counter(self.neuron_depth)
         spikes = Signal(data.ArrayLayout(spike_shape(layer.neuron.type), L))
         out_y, out_x, out_g = Signal.like(pixel_y), Signal.like(pixel_x), Signal.like(group)
 
@@ -196,7 +201,7 @@ class SpikingPE(wiring.Component):
 
         # Lanes that fired, the lowest of them (emitted first), and whether others remain.
         fired = Cat(*(spikes[l] != 0 for l in range(L)))
-        first_lane = Signal(range(L))
+        first_lane = _counter(L)
         for l in reversed(range(L)):
             with m.If(fired[l]):
                 m.d.comb += first_lane.eq(l)

@@ -1,0 +1,176 @@
+"""Hardware cost model of the SpikeHQ search (paper eq. 7–9, Table 1). Torch-free.
+
+Per layer and quantization candidate (one inference of ``T`` time steps):
+
+    E = T · N_ops · e_op(candidate) + S · e_bit(candidate)                      (eq. 7)
+
+* ``N_ops`` — multiplications per time step, dense count (eq. 8–9): linear
+  ``tokens · d_in · d_out``; conv ``H' · W' · k² · c_in · c_out`` (stride 1).
+* ``S`` — weight storage in bits: ``b · (number of weights)`` (biases, BatchNorm and
+  thresholds are not counted, as in the paper: this gives its 10.21 MB / 10.30 MB).
+* ``e_op`` — energy of one multiply-accumulate, 45 nm, from the paper's Table 1 (pJ):
+
+  ========  =====  =====  =====  =====
+  format    mult   add    shift  DRAM
+  ========  =====  =====  =====  =====
+  FP32      3.7    1.1    0.13   650
+  INT8      0.2    0.03   0.024  163
+  ========  =====  =====  =====  =====
+
+  Scaling choices (spikehq's, the paper does not state them):
+
+  - ``fp32``: ``e_mult + e_add`` of the FP32 row (4.8 pJ).
+  - ``uni b``: an integer multiplier of a b-bit weight by an 8-bit activation has ``b·8``
+    partial products, so ``e_mult = 0.2 · b/8``; the accumulation is an INT8 add (0.03).
+  - ``pot b``: a barrel shifter's energy grows with its number of stages, the bits of the
+    shift amount. An INT8 shifter has 3 stages (shifts 0…7) for 0.024 pJ; a b-bit PoT weight
+    shifts by 0…E, ``E = 2^(b-1) − 2``, i.e. ``ceil(log2(E+1))`` stages: 3 for 4 bits, 0 for
+    2 bits (weights ±1, 0: only the add/subtract remains). Plus the INT8 add.
+  - DRAM energy per **bit**: the table's figure is per word access, 650/32 pJ per bit for
+    FP32 and 163/8 pJ per bit for INT8 (both ≈ 20.3 pJ/bit); b-bit integer weights use the
+    INT8 figure per bit.
+
+Groups (paper Fig. 4): ``tokenizer`` (spiking tokenizer convs and the relative-position conv),
+``attention`` (q, k, v, output projection), ``mlp``, ``head``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .codes import pot_max_exponent
+
+__all__ = ["ENERGY_PJ", "CANDIDATES", "GROUPS", "LayerShape", "candidate_scheme", "candidate_name",
+           "op_energy_pj", "dram_energy_per_bit_pj", "layer_ops", "layer_params", "storage_bits",
+           "layer_energy_pj", "network_cost", "paper_layers", "shapes_from_config"]
+
+ENERGY_PJ = {
+    "fp32": {"mult": 3.7, "add": 1.1, "shift": 0.13, "dram": 650.0, "word_bits": 32},
+    "int8": {"mult": 0.2, "add": 0.03, "shift": 0.024, "dram": 163.0, "word_bits": 8},
+}
+CANDIDATES = ("fp32", "pot2", "pot4", "uni2", "uni4")
+GROUPS = ("tokenizer", "attention", "mlp", "head")
+_SCHEME = {"fp32": ("fp32", 32), "pot2": ("pot", 2), "pot4": ("pot", 4), "uni2": ("uniform", 2),
+           "uni4": ("uniform", 4)}
+
+
+def candidate_scheme(name: str) -> tuple[str, int]:
+    """Candidate name (fp32, pot2, pot4, uni2, uni4) → (scheme, bits) as in searched.json."""
+    try:
+        return _SCHEME[name]
+    except KeyError:
+        raise ValueError(f"Candidate must be one of {', '.join(CANDIDATES)}, not {name!r}") from None
+
+
+def candidate_name(scheme: str, bits: int) -> str:
+    for name, value in _SCHEME.items():
+        if value == (scheme, bits):
+            return name
+    raise ValueError(f"No candidate with scheme {scheme!r} and {bits} bits")
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """Geometry of one conv/linear layer. A linear layer is ``kernel_size = 1`` over
+    ``height = tokens``, ``width = 1`` pixels (as in :class:`golden.config.LayerConfig`)."""
+
+    name: str
+    kind: str
+    in_channels: int
+    out_channels: int
+    kernel_size: int = 1
+    padding: int = 0
+    height: int = 1
+    width: int = 1
+    group: str = "tokenizer"
+
+    @property
+    def out_pixels(self) -> int:
+        k, p = self.kernel_size, self.padding
+        return (self.height + 2 * p - k + 1) * (self.width + 2 * p - k + 1)
+
+
+def layer_params(layer: LayerShape) -> int:
+    return layer.out_channels * layer.in_channels * layer.kernel_size ** 2
+
+
+def layer_ops(layer: LayerShape) -> int:
+    """Multiplications per time step (eq. 8–9)."""
+    return layer.out_pixels * layer_params(layer)
+
+
+def storage_bits(layer: LayerShape, candidate: str) -> int:
+    return candidate_scheme(candidate)[1] * layer_params(layer)
+
+
+def _shift_stages(bits: int) -> int:
+    return math.ceil(math.log2(pot_max_exponent(bits) + 1))
+
+
+def op_energy_pj(candidate: str) -> float:
+    """Energy of one multiply-accumulate (pJ) under ``candidate`` (see module docstring)."""
+    scheme, bits = candidate_scheme(candidate)
+    fp, i8 = ENERGY_PJ["fp32"], ENERGY_PJ["int8"]
+    if scheme == "fp32":
+        return fp["mult"] + fp["add"]
+    if scheme == "uniform":
+        return i8["mult"] * bits / 8 + i8["add"]
+    return i8["shift"] * _shift_stages(bits) / 3 + i8["add"]      # INT8 shifter: 3 stages
+
+
+def dram_energy_per_bit_pj(candidate: str) -> float:
+    row = ENERGY_PJ["fp32"] if candidate == "fp32" else ENERGY_PJ["int8"]
+    return row["dram"] / row["word_bits"]
+
+
+def layer_energy_pj(layer: LayerShape, candidate: str, time_steps: int) -> float:
+    """Eq. 7 for one inference of ``time_steps`` steps (pJ)."""
+    return (time_steps * layer_ops(layer) * op_energy_pj(candidate)
+            + storage_bits(layer, candidate) * dram_energy_per_bit_pj(candidate))
+
+
+def network_cost(layers, choices: dict[str, str] | str, time_steps: int) -> dict:
+    """Totals and per-group / per-layer figures for a configuration.
+
+    ``choices`` maps layer name → candidate, or is one candidate for every layer. Returns a
+    dict with ``storage_mb`` (10^6 bytes), ``energy_mj``, ``avg_bits`` (storage bits per
+    weight), ``params``, ``ops`` (per time step), ``groups`` and ``layers``.
+    """
+    groups = {g: {"storage_mb": 0.0, "energy_mj": 0.0, "params": 0, "ops": 0} for g in GROUPS}
+    per_layer, bits_total, energy_total, params_total, ops_total = [], 0, 0.0, 0, 0
+    for layer in layers:
+        cand = choices if isinstance(choices, str) else choices[layer.name]
+        bits = storage_bits(layer, cand)
+        energy = layer_energy_pj(layer, cand, time_steps) * 1e-9          # pJ → mJ
+        params, ops = layer_params(layer), layer_ops(layer)
+        group = groups.setdefault(layer.group, {"storage_mb": 0.0, "energy_mj": 0.0, "params": 0, "ops": 0})
+        group["storage_mb"] += bits / 8e6
+        group["energy_mj"] += energy
+        group["params"] += params
+        group["ops"] += ops
+        per_layer.append({"name": layer.name, "group": layer.group, "candidate": cand, "params": params,
+                          "ops": ops, "storage_mb": bits / 8e6, "energy_mj": energy})
+        bits_total += bits
+        energy_total += energy
+        params_total += params
+        ops_total += ops
+    return {"storage_mb": bits_total / 8e6, "energy_mj": energy_total,
+            "avg_bits": bits_total / params_total if params_total else 0.0,
+            "params": params_total, "ops": ops_total, "groups": groups, "layers": per_layer}
+
+
+def paper_layers(classes: int = 11, image_size: int = 128) -> list[LayerShape]:
+    """Spikformer-2-256 for DVS as in the paper: tokenizer 2→32→64→128→256 (3×3 convs, each
+    followed by 2×2 max pooling), 256→256 3×3 relative-position conv on the 8×8 tokens,
+    2 blocks of SSA (q, k, v, proj 256×256) and MLP 256→1024→256, head 256→classes."""
+    from .model import preset_config, SpikingTransformer  # local import: model needs torch
+    cfg = preset_config("paper", classes=classes, image_size=image_size)
+    return SpikingTransformer.layer_shapes_for(cfg)
+
+
+def shapes_from_config(config) -> list[LayerShape]:
+    """Layer shapes of a loaded :class:`golden.config.NetworkConfig` (``group`` defaults to tokenizer)."""
+    return [LayerShape(name=l.name, kind=l.kind, in_channels=l.in_channels, out_channels=l.out_channels,
+                       kernel_size=l.kernel_size, padding=l.padding, height=l.height, width=l.width,
+                       group=l.group or "tokenizer") for l in config.layers]

@@ -1,0 +1,632 @@
+"""Spikformer-style spiking vision transformer with per-layer quantization candidates.
+
+Training/autograd side of spikehq (the bit-exact integer side is ``golden/network.py``).
+
+Architecture (Zhou et al., Spikformer; SpikeHQ paper Fig. 1)::
+
+    frames [T, B, 2, H, W] (binary event frames)
+    tokenizer: (conv3×3 → BN → neuron [→ 2×2 max-pool]) × len(tokenizer_channels)
+    rpe:       x = s + neuron(BN(conv3×3(s)))           relative-position conv, residual
+    tokens:    [T, B, N = H'·W', D]
+    L blocks:  x = x + SA(x);  x = x + MLP(x)
+      SSA:     Q, K, V = neuron(BN(linear(x)))  (binary)   A = Q·Kᵀ·V · 2^-attn_shift
+      A2OS2A:  Q binary neuron, K = ReLU(BN(linear)), V ternary neuron,   A = Q·Kᵀ·V
+               out = neuron(BN(proj(neuron_attn(A))))
+      MLP:     neuron(BN(fc2(neuron(BN(fc1(x))))))
+    head:      linear(mean over tokens) averaged over T (no bias: it folds to an integer readout)
+
+Every conv/linear is a :class:`QuantLayer` whose weight is one of the 5 candidates
+(``fp32, pot2, pot4, uni2, uni4``) or, during the search, a Gumbel-softmax mixture of all of
+them. Quantization uses ``golden/quantize.py`` (the one implementation).
+
+Neurons: binary LIF or ternary spiking neuron; membrane full precision (``float``) or SpQuant
+ternary (``ternary``, stacked sigmoid surrogate). ``integer`` mode simulates the hardware's
+integer arithmetic exactly (docs/arithmetic.md §4, §8): integer weights and currents,
+per-channel integer bias ``round(c/g)`` and threshold ``ceil(V_th/g)``, leak ``floor(u·2^-s)``;
+gradients pass straight through the roundings. Trained to the end in this mode, the model's
+predictions equal the golden integer network's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import quantize
+from .cost import CANDIDATES, LayerShape, candidate_scheme
+
+__all__ = ["ModelConfig", "preset_config", "PRESETS", "QuantLayer", "Neuron", "SpikingTransformer",
+           "spike_fn", "ternary_membrane", "floor_ste", "ceil_ste", "exact_round_ste", "bits_for_range",
+           "gumbel_softmax_sample"]
+
+
+# ---- configuration -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelConfig:
+    in_channels: int = 2
+    image_size: tuple[int, int] = (8, 8)
+    time_steps: int = 4
+    tokenizer_channels: tuple[int, ...] = (16, 32, 64)
+    pool_after: tuple[bool, ...] = (False, True, False)
+    depth: int = 2
+    heads: int = 4
+    mlp_hidden: int = 128
+    classes: int = 10
+    attention: str = "ssa"          # ssa | a2os2a
+    neuron: str = "lif"             # lif | ternary
+    membrane: str = "float"         # float | ternary (SpQuant)
+    leak_shift: int = 1             # τ = 2^-leak_shift
+    reset: str = "hard"             # hard | soft
+    v_th: float = 1.0
+    attn_shift: int = 3             # SSA scale 2^-attn_shift (0.125 as in Spikformer)
+    attn_v_th: float = 0.5          # attention neuron threshold (Spikformer: 0.5)
+
+    @property
+    def dim(self) -> int:
+        return self.tokenizer_channels[-1]
+
+    def validate(self) -> "ModelConfig":
+        def bad(field_, expected, got):
+            raise ValueError(f"model config {field_}: expected {expected}, got {got!r}")
+        if self.attention not in ("ssa", "a2os2a"):
+            bad("attention", "'ssa' or 'a2os2a'", self.attention)
+        if self.neuron not in ("lif", "ternary"):
+            bad("neuron", "'lif' or 'ternary'", self.neuron)
+        if self.membrane not in ("float", "ternary"):
+            bad("membrane", "'float' or 'ternary'", self.membrane)
+        if self.reset not in ("hard", "soft"):
+            bad("reset", "'hard' or 'soft'", self.reset)
+        if len(self.pool_after) != len(self.tokenizer_channels):
+            bad("pool_after", f"{len(self.tokenizer_channels)} entries (one per tokenizer conv)", list(self.pool_after))
+        if self.dim % self.heads:
+            bad("heads", f"a divisor of the embedding width {self.dim}", self.heads)
+        h, w = self.image_size
+        for pool in self.pool_after:
+            if pool:
+                if h % 2 or w % 2:
+                    bad("image_size", "sides divisible by 2 at every pooling", self.image_size)
+                h, w = h // 2, w // 2
+        for name in ("time_steps", "depth", "heads", "mlp_hidden", "classes", "in_channels"):
+            if getattr(self, name) < 1:
+                bad(name, "an integer >= 1", getattr(self, name))
+        if not 0 <= self.leak_shift <= 16:
+            bad("leak_shift", "0..16", self.leak_shift)
+        return self
+
+    @property
+    def token_grid(self) -> tuple[int, int]:
+        h, w = self.image_size
+        for pool in self.pool_after:
+            if pool:
+                h, w = h // 2, w // 2
+        return h, w
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["image_size"] = list(self.image_size)
+        d["tokenizer_channels"] = list(self.tokenizer_channels)
+        d["pool_after"] = list(self.pool_after)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        for key in ("image_size", "tokenizer_channels", "pool_after"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d).validate()
+
+
+PRESETS = {
+    # CPU-sized, for the 8×8 digits event frames: 16 tokens of width 64.
+    "tiny": ModelConfig(),
+    # Spikformer-2-256 for DVS (128×128 input, 8×8 = 64 tokens, T = 16), as in the paper.
+    "paper": ModelConfig(in_channels=2, image_size=(128, 128), time_steps=16,
+                         tokenizer_channels=(32, 64, 128, 256), pool_after=(True, True, True, True),
+                         depth=2, heads=16, mlp_hidden=1024, classes=11),
+}
+
+
+def preset_config(name: str, **overrides) -> ModelConfig:
+    if name not in PRESETS:
+        raise ValueError(f"preset: expected one of {', '.join(PRESETS)}, got {name!r}")
+    cfg = PRESETS[name]
+    if "image_size" in overrides and isinstance(overrides["image_size"], int):
+        overrides["image_size"] = (overrides["image_size"], overrides["image_size"])
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return replace(cfg, **overrides).validate()
+
+
+def bits_for_range(lo: int, hi: int) -> int:
+    """activation_bits for integers in [lo, hi]: 1 for binary spikes, else signed width."""
+    if lo >= 0 and hi <= 1:
+        return 1
+    a = 2
+    while not (-(2 ** (a - 1)) <= lo and hi <= 2 ** (a - 1) - 1):
+        a += 1
+    return a
+
+
+# ---- straight-through helpers (forward exact, identity gradient) -------------------------------
+
+def _ste(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    # y.detach() + 0 is exactly y in the forward pass (x - x.detach() is exactly zero)
+    return y.detach() + (x - x.detach())
+
+
+def floor_ste(x):
+    return _ste(x, torch.floor(x))
+
+
+def ceil_ste(x):
+    return _ste(x, torch.ceil(x))
+
+
+def exact_round_ste(x):
+    return _ste(x, torch.round(x))
+
+
+class _SpikeFn(torch.autograd.Function):
+    """Heaviside ``[u ≥ θ]`` forward; triangle surrogate of half-width θ backward."""
+
+    @staticmethod
+    def forward(ctx, u, threshold):
+        ctx.save_for_backward(u, threshold)
+        return (u >= threshold).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        u, threshold = ctx.saved_tensors
+        surrogate = (1 - (u - threshold).abs() / threshold).clamp_min(0) / threshold
+        g = grad * surrogate
+        return g, None
+
+
+def spike_fn(u: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    return _SpikeFn.apply(u, torch.as_tensor(threshold, dtype=u.dtype).expand_as(u))
+
+
+class _TernaryMembrane(torch.autograd.Function):
+    """SpQuant ternary membrane: h → q·θ with q = round-half-up(h/θ) clipped to [-1, 1]
+    (docs/arithmetic.md §6). Backward: stacked sigmoid surrogate (SpQuant eq. 11–13), one
+    sigmoid-derivative bump of smoothness ``k`` at each level boundary ±θ/2."""
+
+    SMOOTHNESS = 4.0
+
+    @staticmethod
+    def forward(ctx, h, threshold):
+        ctx.save_for_backward(h, threshold)
+        q = torch.where(2 * h >= threshold, 1.0, torch.where(2 * h < -threshold, -1.0, 0.0)).to(h.dtype)
+        return q * threshold
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, threshold = ctx.saved_tensors
+        x, k = h / threshold, _TernaryMembrane.SMOOTHNESS
+        surrogate = torch.zeros_like(x)
+        for shift in (-0.5, 0.5):
+            s = torch.sigmoid(k * (x - shift))
+            surrogate = surrogate + k * s * (1 - s)
+        return grad * surrogate, None
+
+
+def ternary_membrane(h: torch.Tensor, threshold) -> torch.Tensor:
+    return _TernaryMembrane.apply(h, torch.as_tensor(threshold, dtype=h.dtype).expand_as(h))
+
+
+def gumbel_softmax_sample(logits: torch.Tensor, tau: float, hard: bool, generator=None) -> torch.Tensor:
+    """Gumbel-softmax over the last dim (Jang et al.); ``hard``: one-hot forward with the soft
+    sample's gradient (straight through)."""
+    u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype).clamp(1e-10, 1 - 1e-10)
+    g = -torch.log(-torch.log(u))
+    soft = F.softmax((logits + g) / tau, dim=-1)
+    if not hard:
+        return soft
+    index = soft.argmax(dim=-1, keepdim=True)
+    one_hot = torch.zeros_like(soft).scatter_(-1, index, 1.0)
+    return one_hot - soft.detach() + soft
+
+
+# ---- neurons -----------------------------------------------------------------------------------
+
+class Neuron(nn.Module):
+    """Multi-step spiking neuron over the leading time dimension.
+
+    ``u_t = τ·r_{t-1} + y_t``; binary LIF fires ``[u ≥ θ]``, the ternary neuron
+    ``[u ≥ θ] − [u ≤ −θ]``; hard reset to 0 or soft reset ``u − S·θ``; the stored state is
+    ``h`` (float membrane) or ``Q(h)·θ`` (ternary membrane). In integer mode the leak is
+    ``floor(τ·r)`` (the hardware's arithmetic shift), inputs are integer-valued.
+    """
+
+    def __init__(self, *, kind: str, membrane: str, leak_shift: int, reset: str):
+        super().__init__()
+        self.kind, self.membrane, self.leak_shift, self.reset = kind, membrane, leak_shift, reset
+
+    def forward(self, y: torch.Tensor, threshold, integer: bool = False) -> torch.Tensor:
+        tau = 2.0 ** -self.leak_shift
+        threshold = torch.as_tensor(threshold, dtype=y.dtype)
+        r, spikes = None, []
+        for t in range(y.shape[0]):
+            if r is None:
+                u = y[t]
+            else:
+                leak = r * tau
+                u = (floor_ste(leak) if integer else leak) + y[t]
+            th = threshold.expand_as(u)
+            s = spike_fn(u, th)
+            if self.kind == "ternary":
+                s = s - spike_fn(-u, th)
+            h = u * (1 - s.abs()) if self.reset == "hard" else u - s * th
+            r = ternary_membrane(h, th) if self.membrane == "ternary" else h
+            spikes.append(s)
+        return torch.stack(spikes)
+
+
+class BatchNorm(nn.Module):
+    """BatchNorm over every dim but ``channel_dim`` (time and batch pooled, tdBN-style) with
+    ``γ`` kept positive (docs/arithmetic.md §8: the folded gain must be > 0). ``frozen``
+    uses the running statistics in training too (needed for integer-mode QAT)."""
+
+    GAMMA_MIN = 1e-3
+
+    def __init__(self, channels: int, channel_dim: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+        self.channel_dim, self.momentum, self.eps = channel_dim, momentum, eps
+        self.frozen = False
+
+    def _shape(self, x):
+        shape = [1] * x.dim()
+        shape[self.channel_dim] = -1
+        return shape
+
+    def fold(self, z: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gain ``a`` and offset ``c`` of ``y = a·z + c`` with the running (or batch) stats."""
+        if z is not None and self.training and not self.frozen:
+            dims = [d for d in range(z.dim()) if d != self.channel_dim]
+            mean = z.mean(dim=dims)
+            var = z.var(dim=dims, unbiased=False)
+            with torch.no_grad():
+                n = z.numel() / z.shape[self.channel_dim]
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_var.lerp_(var.detach() * n / max(n - 1, 1), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        a = self.weight.clamp_min(self.GAMMA_MIN) / torch.sqrt(var + self.eps)
+        return a, self.bias - a * mean
+
+    def forward(self, z):
+        a, c = self.fold(z)
+        return z * a.view(self._shape(z)) + c.view(self._shape(z))
+
+
+# ---- quantized conv / linear -------------------------------------------------------------------
+
+class QuantLayer(nn.Module):
+    """A conv2d (3×3 or any k, stride 1, 'same'-style padding) or linear layer with the five
+    quantization candidates. ``choice`` None = search mode (mixture with ``self.sample``)."""
+
+    def __init__(self, shape: LayerShape, *, bias: bool = False):
+        super().__init__()
+        self.shape = shape
+        k = shape.kernel_size
+        if shape.kind == "conv2d":
+            w = torch.empty(shape.out_channels, shape.in_channels, k, k)
+        else:
+            w = torch.empty(shape.out_channels, shape.in_channels)
+        nn.init.kaiming_uniform_(w, a=math.sqrt(5))
+        self.weight = nn.Parameter(w)
+        self.alpha = nn.Parameter(torch.zeros(len(CANDIDATES)))              # selection logits
+        self.uscale = nn.Parameter(torch.ones(2))                             # LSQ scales uni2, uni4
+        self.register_buffer("cost", torch.zeros(len(CANDIDATES)))           # normalized hw cost
+        self.choice: int | None = 0                                           # fp32 until told
+        self.sample: torch.Tensor | None = None
+        self.activation_bits = 1
+
+    @property
+    def name(self) -> str:
+        return self.shape.name
+
+    @property
+    def candidate(self) -> str | None:
+        return None if self.choice is None else CANDIDATES[self.choice]
+
+    def init_scales(self) -> None:
+        with torch.no_grad():
+            for i, bits in enumerate((2, 4)):
+                self.uscale[i] = quantize.init_scale(self.weight, "uniform", bits)
+
+    def scale(self, candidate: str):
+        scheme, bits = candidate_scheme(candidate)
+        if scheme == "fp32":
+            return 1.0
+        if scheme == "pot":   # a function of the current weights (power of two), no gradient
+            return quantize.init_scale(self.weight, "pot", bits)
+        return self.uscale[0 if bits == 2 else 1].clamp_min(1e-8)
+
+    def quant_weight(self, candidate: str) -> torch.Tensor:
+        scheme, bits = candidate_scheme(candidate)
+        if scheme == "fp32":
+            return self.weight
+        return quantize.fake_quant(self.weight, scheme, bits, self.scale(candidate))
+
+    def int_weight(self) -> torch.Tensor:
+        """Integer-valued weights ``v`` (exact in float32) with the fake-quant gradient."""
+        cand = self.candidate
+        if cand is None or cand == "fp32":
+            raise ValueError(f"layer {self.name!r}: integer weights need a fixed non-fp32 choice, got {cand}")
+        return exact_round_ste(self.quant_weight(cand) / self.scale(cand))
+
+    def effective_weight(self) -> torch.Tensor:
+        if self.choice is not None:
+            return self.quant_weight(CANDIDATES[self.choice])
+        if self.sample is None:
+            raise RuntimeError(f"layer {self.name!r}: search mode needs a Gumbel sample (set_sample)")
+        return sum(self.sample[i] * self.quant_weight(c) for i, c in enumerate(CANDIDATES))
+
+    def op(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if self.shape.kind == "conv2d":
+            return F.conv2d(x, w, padding=self.shape.padding)
+        return F.linear(x, w)
+
+    def forward(self, x: torch.Tensor, integer: bool = False) -> torch.Tensor:
+        """conv2d: x [N, C, H, W]; linear: x [..., C]. Integer mode returns the integer current."""
+        if integer:
+            return exact_round_ste(self.op(x, self.int_weight()))
+        return self.op(x, self.effective_weight())
+
+    def hardware_loss(self) -> torch.Tensor:
+        """Σ_options softmax(α)·cost (paper eq. 13, this layer's term)."""
+        return (F.softmax(self.alpha, dim=0) * self.cost).sum()
+
+
+class SpikingUnit(nn.Module):
+    """QuantLayer → BatchNorm → neuron; folds to integer bias/threshold in integer mode."""
+
+    def __init__(self, shape: LayerShape, cfg: ModelConfig, *, channel_dim: int, neuron: str | None = None,
+                 spiking: bool = True):
+        super().__init__()
+        self.layer = QuantLayer(shape)
+        self.bn = BatchNorm(shape.out_channels, channel_dim)
+        self.neuron = Neuron(kind=neuron or cfg.neuron, membrane=cfg.membrane, leak_shift=cfg.leak_shift,
+                             reset=cfg.reset)
+        self.v_th = cfg.v_th
+        self.spiking = spiking            # False: ReLU output (A2OS2A's K)
+        self.channel_dim = channel_dim
+
+    def integer_params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel float ``c/g`` and ``V_th/g`` (docs/arithmetic.md §8), before rounding."""
+        a, c = self.bn.fold()
+        g = a * self.layer.scale(self.layer.candidate)
+        return c / g, self.v_th / g
+
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The exported integers: bias ``round(c/g)``, threshold ``max(1, ceil(V_th/g))``."""
+        b, th = self.integer_params()
+        return torch.round(b), torch.ceil(th).clamp_min(1)
+
+    def _view(self, v, ndim):
+        shape = [1] * ndim
+        shape[self.channel_dim] = -1
+        return v.view(shape)
+
+    def forward(self, x: torch.Tensor, T: int, integer: bool = False) -> torch.Tensor:
+        """x [T·B, ...] (flattened time) → spikes [T, B, ...]."""
+        if integer and self.spiking:
+            current = self.layer(x, integer=True)
+            b, th = self.integer_params()
+            b, th = exact_round_ste(b), ceil_ste(th).clamp_min(1)
+            y = current + self._view(b, current.dim())
+            y = y.view(T, -1, *y.shape[1:])
+            return self.neuron(y, self._view(th, current.dim()), integer=True)
+        y = self.bn(self.layer(x))
+        y = y.view(T, -1, *y.shape[1:])
+        if not self.spiking:
+            return F.relu(y)
+        return self.neuron(y, self.v_th)
+
+
+# ---- the network -------------------------------------------------------------------------------
+
+class Block(nn.Module):
+    def __init__(self, index: int, cfg: ModelConfig, tokens: int):
+        super().__init__()
+        D, p = cfg.dim, f"b{index}_"
+        lin = lambda name, i, o, g: LayerShape(name=p + name, kind="linear", in_channels=i, out_channels=o,
+                                               height=tokens, width=1, group=g)
+        a2 = cfg.attention == "a2os2a"
+        self.q = SpikingUnit(lin("q", D, D, "attention"), cfg, channel_dim=-1, neuron="lif" if a2 else None)
+        self.k = SpikingUnit(lin("k", D, D, "attention"), cfg, channel_dim=-1, spiking=not a2)
+        self.v = SpikingUnit(lin("v", D, D, "attention"), cfg, channel_dim=-1, neuron="ternary" if a2 else None)
+        self.attn_neuron = Neuron(kind=cfg.neuron, membrane=cfg.membrane, leak_shift=cfg.leak_shift, reset=cfg.reset)
+        self.proj = SpikingUnit(lin("proj", D, D, "attention"), cfg, channel_dim=-1)
+        self.fc1 = SpikingUnit(lin("fc1", D, cfg.mlp_hidden, "mlp"), cfg, channel_dim=-1)
+        self.fc2 = SpikingUnit(lin("fc2", cfg.mlp_hidden, D, "mlp"), cfg, channel_dim=-1)
+        self.cfg = cfg
+
+    def attn_threshold(self) -> float:
+        """SSA: V_attn / 2^-attn_shift in units of Q·Kᵀ·V (an integer when V_attn·2^shift is)."""
+        if self.cfg.attention == "ssa":
+            return self.cfg.attn_v_th * 2 ** self.cfg.attn_shift
+        return self.cfg.attn_v_th
+
+    def attention(self, x: torch.Tensor, integer: bool) -> torch.Tensor:
+        T, B, N, D = x.shape
+        H = self.cfg.heads
+        flat = x.reshape(T * B, N, D)
+        q, k, v = (u(flat, T, integer) for u in (self.q, self.k, self.v))        # [T, B, N, D]
+        split = lambda z: z.reshape(T, B, N, H, D // H).transpose(2, 3)          # [T, B, H, N, d]
+        q, k, v = split(q), split(k), split(v)
+        a = q @ (k.transpose(-2, -1) @ v)                                         # Q·(Kᵀ·V), [T,B,H,N,d]
+        if integer:
+            a = exact_round_ste(a)
+            th = math.ceil(self.attn_threshold())
+        else:
+            th = self.attn_threshold()
+        s = self.attn_neuron(a, th, integer=integer)
+        s = s.transpose(2, 3).reshape(T * B, N, D)
+        return self.proj(s, T, integer)
+
+    def forward(self, x: torch.Tensor, integer: bool = False) -> torch.Tensor:
+        T, B, N, D = x.shape
+        x = x + self.attention(x, integer)
+        h = self.fc1(x.reshape(T * B, N, D), T, integer)
+        return x + self.fc2(h.reshape(T * B, N, -1), T, integer)
+
+
+class SpikingTransformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg.validate()
+        shapes = self.layer_shapes_for(cfg)
+        by_name = {s.name: s for s in shapes}
+        self.tokenizer = nn.ModuleList(
+            SpikingUnit(by_name[f"tok{i}"], cfg, channel_dim=1) for i in range(len(cfg.tokenizer_channels)))
+        self.rpe = SpikingUnit(by_name["rpe"], cfg, channel_dim=1)
+        tokens = cfg.token_grid[0] * cfg.token_grid[1]
+        self.blocks = nn.ModuleList(Block(i, cfg, tokens) for i in range(cfg.depth))
+        self.head = QuantLayer(by_name["head"])
+        self._set_activation_bits()
+
+    # -- structure --------------------------------------------------------------------------
+    @staticmethod
+    def layer_shapes_for(cfg: ModelConfig) -> list[LayerShape]:
+        shapes, (h, w), cin = [], cfg.image_size, cfg.in_channels
+        for i, (cout, pool) in enumerate(zip(cfg.tokenizer_channels, cfg.pool_after)):
+            shapes.append(LayerShape(name=f"tok{i}", kind="conv2d", in_channels=cin, out_channels=cout,
+                                     kernel_size=3, padding=1, height=h, width=w, group="tokenizer"))
+            cin = cout
+            if pool:
+                h, w = h // 2, w // 2
+        D = cfg.dim
+        shapes.append(LayerShape(name="rpe", kind="conv2d", in_channels=D, out_channels=D, kernel_size=3,
+                                 padding=1, height=h, width=w, group="tokenizer"))
+        tokens = h * w
+        for b in range(cfg.depth):
+            for name, i, o, g in (("q", D, D, "attention"), ("k", D, D, "attention"), ("v", D, D, "attention"),
+                                  ("proj", D, D, "attention"), ("fc1", D, cfg.mlp_hidden, "mlp"),
+                                  ("fc2", cfg.mlp_hidden, D, "mlp")):
+                shapes.append(LayerShape(name=f"b{b}_{name}", kind="linear", in_channels=i, out_channels=o,
+                                         height=tokens, width=1, group=g))
+        shapes.append(LayerShape(name="head", kind="linear", in_channels=D, out_channels=cfg.classes,
+                                 height=tokens, width=1, group="head"))
+        return shapes
+
+    def layer_shapes(self) -> list[LayerShape]:
+        return [layer.shape for layer in self.quant_layers()]
+
+    def units(self) -> dict[str, SpikingUnit]:
+        out = {u.layer.name: u for u in self.tokenizer}
+        out["rpe"] = self.rpe
+        for blk in self.blocks:
+            for u in (blk.q, blk.k, blk.v, blk.proj, blk.fc1, blk.fc2):
+                out[u.layer.name] = u
+        return out
+
+    def quant_layers(self) -> list[QuantLayer]:
+        return [u.layer for u in self.units().values()] + [self.head]
+
+    def _set_activation_bits(self) -> None:
+        """Integer range of every layer's input (docs/arithmetic.md §2), tracked through the graph."""
+        cfg = self.cfg
+        spike = (0, 1) if cfg.neuron == "lif" else (-1, 1)
+        add = lambda r, s: (r[0] + s[0], r[1] + s[1])
+        units = self.units()
+        rng = (0, 1)                                     # binary event frames
+        for u in self.tokenizer:
+            u.layer.activation_bits = bits_for_range(*rng)
+            rng = spike
+        units["rpe"].layer.activation_bits = bits_for_range(*rng)
+        x = add(spike, spike)
+        self.ranges = {"tokens": x}
+        for i, blk in enumerate(self.blocks):
+            for u in (blk.q, blk.k, blk.v):
+                u.layer.activation_bits = bits_for_range(*x)
+            blk.proj.layer.activation_bits = bits_for_range(*spike)
+            x = add(x, spike)
+            blk.fc1.layer.activation_bits = bits_for_range(*x)
+            blk.fc2.layer.activation_bits = bits_for_range(*spike)
+            x = add(x, spike)
+        self.head.activation_bits = bits_for_range(*x)
+        self.ranges["head_input"] = x
+        for layer in self.quant_layers():
+            if layer.activation_bits > 8:
+                raise ValueError(f"depth: residual sums of {layer.name!r} need {layer.activation_bits} bits (max 8)")
+
+    # -- modes ------------------------------------------------------------------------------
+    def set_choices(self, choices: dict[str, str] | str | None) -> None:
+        """Fix every layer's candidate (dict or one name), or ``None`` for search mode."""
+        for layer in self.quant_layers():
+            if choices is None:
+                layer.choice = None
+            else:
+                cand = choices if isinstance(choices, str) else choices[layer.name]
+                layer.choice = CANDIDATES.index(cand)
+
+    def choices(self) -> dict[str, str]:
+        return {layer.name: layer.candidate for layer in self.quant_layers()}
+
+    def init_scales(self) -> None:
+        for layer in self.quant_layers():
+            layer.init_scales()
+
+    def freeze_bn(self, frozen: bool = True) -> None:
+        for u in self.units().values():
+            u.bn.frozen = frozen
+
+    def alphas(self) -> list[nn.Parameter]:
+        return [layer.alpha for layer in self.quant_layers()]
+
+    def weight_params(self) -> list[nn.Parameter]:
+        alpha_ids = {id(a) for a in self.alphas()}
+        return [p for p in self.parameters() if id(p) not in alpha_ids]
+
+    def set_samples(self, tau: float, hard: bool, generator=None) -> None:
+        for layer in self.quant_layers():
+            layer.sample = gumbel_softmax_sample(layer.alpha, tau, hard, generator)
+
+    def hardware_loss(self) -> torch.Tensor:
+        return sum(layer.hardware_loss() for layer in self.quant_layers())
+
+    def probabilities(self) -> dict[str, list[float]]:
+        return {layer.name: F.softmax(layer.alpha.detach(), 0).tolist() for layer in self.quant_layers()}
+
+    # -- forward ----------------------------------------------------------------------------
+    def features(self, frames: torch.Tensor, integer: bool = False) -> torch.Tensor:
+        """frames [B, T, C, H, W] (0/1) → residual stream x [T, B, N, D] (integer-valued)."""
+        B, T = frames.shape[:2]
+        x = frames.transpose(0, 1).reshape(T * B, *frames.shape[2:])
+        for u, pool in zip(self.tokenizer, self.cfg.pool_after):
+            s = u(x, T, integer)                                    # [T, B, C, H, W]
+            s = s.reshape(T * B, *s.shape[2:])
+            x = F.max_pool2d(s, 2) if pool else s
+        r = self.rpe(x, T, integer).reshape(T * B, *x.shape[1:])
+        x = x + r                                                  # [T·B, D, h, w]
+        x = x.flatten(2).transpose(1, 2).reshape(T, B, -1, self.cfg.dim)
+        for blk in self.blocks:
+            x = blk(x, integer)
+        return x
+
+    def forward(self, frames: torch.Tensor, integer: bool = False) -> torch.Tensor:
+        """Class scores [B, classes]. Integer mode: ``Σ_t Σ_tokens I`` scaled by
+        ``s_w / (T·N)`` (the same ordering as the integer readout)."""
+        x = self.features(frames, integer)
+        T, B, N, D = x.shape
+        if integer:
+            current = self.head(x, integer=True)                    # [T, B, N, classes]
+            return current.sum(dim=(0, 2)) * (self.head.scale(self.head.candidate) / (T * N))
+        return self.head(x.mean(dim=2)).mean(dim=0)
+
+    @torch.no_grad()
+    def integer_scores(self, frames: torch.Tensor) -> torch.Tensor:
+        """Exact integer class scores Σ_t Σ_tokens I of the integer-mode forward."""
+        x = self.features(frames, integer=True)
+        return self.head(x, integer=True).sum(dim=(0, 2))

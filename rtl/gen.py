@@ -1,0 +1,168 @@
+"""``make gen``: searched.json → one Verilog module per layer, a JSON manifest, weight init data.
+
+Usage: ``python -m spikehq.rtl.gen --config configs/example_tiny.json --out build/gen``
+
+The output folder is written atomically (built beside the target, then renamed into place) and
+is byte-identical for the same config: no timestamps, no absolute paths, no source locations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from amaranth import Shape
+from amaranth.back import verilog
+from amaranth.lib import data
+from tqdm import tqdm
+
+from ..golden.config import ConfigError, LayerConfig, LayerWeights, NetworkConfig, load_config, load_weights
+from .pe import SpikingPE, param_rows, weight_rows
+
+__all__ = ["generate", "main", "module_name", "port_list", "layer_manifest"]
+
+MANIFEST_FORMAT = "spikehq-manifest"
+
+
+def module_name(network: NetworkConfig, layer: LayerConfig) -> str:
+    return f"spikehq_{network.name}_{layer.name}"
+
+
+def port_list(pe: SpikingPE) -> list[dict]:
+    """Verilog ports of a PE as Amaranth names them, with struct payload fields and offsets."""
+    ports = [{"name": "clk", "direction": "in", "width": 1}, {"name": "rst", "direction": "in", "width": 1}]
+    for path, member, _ in pe.signature.flatten(pe):
+        entry = {"name": "__".join(map(str, path)), "direction": member.flow.name.lower(),
+                 "width": Shape.cast(member.shape).width}
+        if isinstance(member.shape, data.StructLayout):
+            entry["fields"] = {name: {"offset": field.offset, "width": Shape.cast(field.shape).width,
+                                      "signed": Shape.cast(field.shape).signed}
+                               for name, field in member.shape}
+        ports.append(entry)
+    return ports
+
+
+def _hex_rows(rows: list[list[int]], bits: int) -> str:
+    """$readmemh text: one memory word per line, lane 0 in the least significant bits."""
+    digits = max((bits * len(rows[0]) + 3) // 4, 1) if rows else 1
+    lines = []
+    for row in rows:
+        word = 0
+        for lane, code in enumerate(row):
+            word |= (code & ((1 << bits) - 1)) << (lane * bits)
+        lines.append(f"{word:0{digits}x}")
+    return "\n".join(lines) + "\n"
+
+
+def layer_manifest(network: NetworkConfig, layer: LayerConfig, pe: SpikingPE | None) -> dict:
+    entry = {"name": layer.name, "kind": layer.kind, "scheme": layer.scheme, "bits": layer.bits,
+             "group": layer.group}
+    if pe is None:
+        entry.update(hardware=False,
+                     reason="fp32 layers have no integer datapath; run this layer on the host "
+                            "(docs/arithmetic.md §9)")
+        return entry
+    w = pe.widths
+    entry.update(
+        hardware=True, module=module_name(network, layer), verilog=f"{module_name(network, layer)}.v",
+        weights_hex=f"{layer.name}.weights.hex" if pe.weights is not None else None,
+        parameters={
+            "in_channels": layer.in_channels, "out_channels": layer.out_channels,
+            "kernel_size": layer.kernel_size, "padding": layer.padding,
+            "height": layer.height, "width": layer.width,
+            "out_height": layer.out_height, "out_width": layer.out_width,
+            "activation_bits": layer.activation_bits, "lanes": layer.lanes,
+            "neuron": layer.neuron.type, "threshold": layer.neuron.threshold,
+            "leak_shift": layer.neuron.leak_shift, "reset": layer.neuron.reset,
+            "membrane": layer.membrane, "time_steps": layer.time_steps,
+        },
+        widths={"current": w.current_width, "membrane": w.membrane_width, "bias": w.bias_width,
+                "threshold": w.threshold_width, "weight_max_abs": w.weight_max_abs,
+                "current_bound": w.current_bound, "membrane_bound": w.membrane_bound},
+        memories={
+            "weights": {"depth": pe.weight_depth, "word_bits": pe.weight_word.size,
+                        "init": pe.weights is not None},
+            "params": {"depth": layer.groups, "word_bits": pe.param_word.size},
+            "currents": {"depth": pe.neuron_depth, "word_bits": pe.current_word.size},
+            "membranes": {"depth": pe.neuron_depth, "word_bits": pe.membrane_word.size},
+        },
+        cycles={"per_input_event": 1 + layer.kernel_size ** 2 * layer.groups,
+                "per_lane_group_update": 2, "per_output_spike": 1, "per_step_end": 2},
+        ports=port_list(pe),
+    )
+    return entry
+
+
+def generate(config_path: str | Path, out_dir: str | Path, *, probe: bool = False, quiet: bool = False) -> dict:
+    """Generate everything for ``config_path`` into ``out_dir`` (replaced atomically)."""
+    network = load_config(config_path)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging.chmod(0o755)
+    try:
+        manifest = {"format": MANIFEST_FORMAT, "version": 1, "network": network.name,
+                    "time_steps": network.time_steps,
+                    "config_sha256": hashlib.sha256(Path(config_path).read_bytes()).hexdigest(),
+                    "probe": probe, "layers": []}
+        for layer in tqdm(network.layers, desc="generating", unit="layer", disable=quiet):
+            if not layer.is_hardware:
+                print(f"warning: layer {layer.name!r} is fp32: no hardware generated (docs/arithmetic.md §9)",
+                      file=sys.stderr)
+                manifest["layers"].append(layer_manifest(network, layer, None))
+                continue
+            weights = load_weights(layer)
+            pe = SpikingPE(layer=layer, weights=weights, probe=probe)
+            manifest["layers"].append(layer_manifest(network, layer, pe))
+            text = verilog.convert(pe, name=module_name(network, layer), emit_src=False)
+            (staging / f"{module_name(network, layer)}.v").write_text(text)
+            if weights is not None:
+                _write_init(staging, layer, weights)
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write_init(folder: Path, layer: LayerConfig, weights: LayerWeights) -> None:
+    (folder / f"{layer.name}.weights.hex").write_text(_hex_rows(weight_rows(layer, weights), layer.bits))
+    params = [[(p["bias"], p["threshold"]) for p in row] for row in param_rows(layer, weights)]
+    (folder / f"{layer.name}.params.json").write_text(json.dumps(
+        {"layout": "rows of lane groups, each lane [bias, threshold]", "rows": params}) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="spikehq-gen",
+        description="Generate Verilog for every layer of a searched.json: one processing element "
+                    "module per conv/linear layer (fp32 layers are skipped and listed in the "
+                    "manifest), manifest.json (modules, ports, parameters, widths, memories) and "
+                    "weight init data ($readmemh hex). Output is byte-identical on rerun.")
+    parser.add_argument("--config", required=True, help="path to searched.json (see golden/searched.schema.json)")
+    parser.add_argument("--out", default="build/gen", help="output folder, replaced atomically (default: build/gen)")
+    parser.add_argument("--probe", action="store_true",
+                        help="add a membrane_probe read port to every PE (for verification)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        manifest = generate(args.config, args.out, probe=args.probe, quiet=args.quiet)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    built = [entry for entry in manifest["layers"] if entry["hardware"]]
+    print(f"wrote {len(built)} module(s) for {manifest['network']!r} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
