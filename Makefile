@@ -16,7 +16,7 @@ help:  ## list targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ".[sim]"
+	$(VENV)/bin/pip install --quiet -e ".[sim,synth]"
 	touch $@
 
 venv: $(STAMP)  ## create .venv and install the project with its pinned dependencies

@@ -11,9 +11,9 @@ import random
 from amaranth.sim import Simulator
 
 from ..rtl.pe import SpikingPE, weight_rows
-from .vectors import Case, events_of_step
+from .vectors import Case, events_of_step, expected_events
 
-__all__ = ["run_case"]
+__all__ = ["run_case", "count_mismatches"]
 
 
 def run_case(case: Case, *, stall_seed: int, stall_probability: float = 0.3):
@@ -81,3 +81,13 @@ def run_case(case: Case, *, stall_seed: int, stall_probability: float = 0.3):
     sim.add_testbench(testbench)
     sim.run()
     return outputs, membranes
+
+
+def count_mismatches(case: Case, outputs, membranes) -> int:
+    """Steps whose spike events or stored membranes differ from the golden traces."""
+    bad = 0
+    for sample_out, sample_mem, trace in zip(outputs, membranes, case.traces, strict=True):
+        for t in range(case.layer.time_steps):
+            bad += sample_out[t] != expected_events(trace.spikes[t])
+            bad += [v for word in sample_mem[t] for v in word] != trace.membranes[t].reshape(-1).tolist()
+    return bad

@@ -1,0 +1,1 @@
+"""Implementation estimates: yosys/nextpnr synthesis of the generated RTL, area, Fmax, power."""

@@ -1,0 +1,162 @@
+"""Every invalid searched.json field and weights-file field gets a one-line error naming it."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from spikehq.golden.config import ConfigError, config_from_dict, load_config, load_weights, signed_width
+
+
+def base() -> dict:
+    return {
+        "format": "spikehq-searched", "version": 1, "name": "net", "time_steps": 4,
+        "layers": [
+            {"name": "fc", "kind": "linear", "in_features": 6, "out_features": 4, "scheme": "pot", "bits": 4,
+             "neuron": {"type": "lif", "threshold": 5}},
+            {"name": "conv", "kind": "conv2d", "in_channels": 2, "out_channels": 4, "kernel_size": 3,
+             "height": 5, "width": 5, "scheme": "uniform", "bits": 2, "activation_bits": 3,
+             "neuron": {"type": "ternary", "threshold": 2, "leak_shift": 0, "reset": "soft"},
+             "membrane": "ternary"},
+        ],
+    }
+
+
+def mutate(path: str, value):
+    raw = base()
+    *parents, last = path.split(".")
+    node = raw
+    for key in parents:
+        node = node[int(key)] if key.isdigit() else node[key]
+    if value is DELETE:
+        del node[int(last) if last.isdigit() else last]
+    else:
+        node[int(last) if last.isdigit() else last] = value
+    return raw
+
+
+DELETE = object()
+
+INVALID = [
+    ("format", "other", "format: expected \"spikehq-searched\", got \"other\""),
+    ("version", 2, "version: expected 1, got 2"),
+    ("name", "9net", "name: expected an identifier"),
+    ("name", DELETE, "missing required field 'name'"),
+    ("time_steps", 0, "time_steps: expected a value >= 1, got 0"),
+    ("time_steps", "4", "time_steps: expected integer, got \"4\""),
+    ("layers", [], "layers: must not be empty"),
+    ("extra", 1, "unknown field 'extra'"),
+    ("layers.0.kind", "conv3d", "layers[0].kind: expected one of \"linear\", \"conv2d\", got \"conv3d\""),
+    ("layers.0.scheme", "int8", "layers[0].scheme: expected one of \"fp32\", \"pot\", \"uniform\", got \"int8\""),
+    ("layers.0.bits", 3, "layers[0].bits: expected one of 2, 4, 32, got 3"),
+    ("layers.0.bits", 32, "layers[0].bits: a pot layer takes 2 or 4 bits, got 32"),
+    ("layers.0.bits", DELETE, "layers[0]: missing required field 'bits' for a pot layer"),
+    ("layers.0.in_features", DELETE, "layers[0]: missing required field 'in_features' for a linear layer"),
+    ("layers.0.in_features", 0, "layers[0].in_features: expected a value >= 1, got 0"),
+    ("layers.0.kernel_size", 3, "layers[0].kernel_size: not a field of a linear layer"),
+    ("layers.0.activation_bits", 9, "layers[0].activation_bits: expected a value <= 8, got 9"),
+    ("layers.0.lanes", 3, "layers[0].lanes: must divide the 4 output channels, got 3"),
+    ("layers.0.lanes", 0, "layers[0].lanes: expected a value >= 1, got 0"),
+    ("layers.0.membrane", "float", "layers[0].membrane: expected one of \"integer\", \"ternary\", got \"float\""),
+    ("layers.0.weights", "missing.json", "layers[0].weights: file not found"),
+    ("layers.0.weight_scale", 0, "layers[0].weight_scale: expected a value > 0, got 0"),
+    ("layers.0.neuron", DELETE, "layers[0]: missing required field 'neuron'"),
+    ("layers.0.neuron.type", "izhikevich", "layers[0].neuron.type: expected one of \"lif\", \"ternary\""),
+    ("layers.0.neuron.threshold", 0, "layers[0].neuron.threshold: expected a value >= 1, got 0"),
+    ("layers.0.neuron.threshold", 1.5, "layers[0].neuron.threshold: expected integer, got 1.5"),
+    ("layers.0.neuron.leak_shift", 17, "layers[0].neuron.leak_shift: expected a value <= 16, got 17"),
+    ("layers.0.neuron.reset", "zero", "layers[0].neuron.reset: expected one of \"hard\", \"soft\", got \"zero\""),
+    ("layers.0.neuron.tau", 2, "layers[0].neuron: unknown field 'tau'"),
+    ("layers.1.name", "fc", "layers[1].name: duplicate layer name 'fc'"),
+    ("layers.1.in_features", 3, "layers[1].in_features: not a field of a conv2d layer"),
+    ("layers.1.height", DELETE, "layers[1]: missing required field 'height' for a conv2d layer"),
+    ("layers.1.padding", 3, "layers[1].padding: expected at most kernel_size - 1 = 2, got 3"),
+    ("layers.1.kernel_size", 16, "layers[1].kernel_size: expected a value <= 15, got 16"),
+    ("layers.1.scheme", "fp32", "layers[1].bits: an fp32 layer has 32 bits, got 2"),
+]
+
+
+@pytest.mark.parametrize("path,value,message", INVALID, ids=[f"{p}={v!r}"[:40] for p, v, _ in INVALID])
+def test_invalid_field_names_the_field(path, value, message):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(mutate(path, value), source="cfg.json")
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith("cfg.json: ")
+    assert message in text, text
+
+
+def test_valid_config_and_defaults():
+    net = config_from_dict(base())
+    fc, conv = net.layers
+    assert (fc.kind, fc.in_channels, fc.out_channels, fc.height, fc.width, fc.kernel_size) == ("linear", 6, 4, 1, 1, 1)
+    assert fc.lanes == 4 and fc.activation_bits == 1 and fc.membrane == "integer"
+    assert fc.neuron.leak_shift == 1 and fc.neuron.reset == "hard"
+    assert conv.padding == 1 and (conv.out_height, conv.out_width) == (5, 5) and conv.fan_in == 18
+
+
+def test_widths_follow_the_contract():
+    fc, conv = config_from_dict(base()).layers
+    w = fc.widths()
+    assert w.weight_max_abs == 64 and w.activation_max_abs == 1
+    assert w.current_bound == 6 * 64 and w.membrane_bound == 4 * 6 * 64
+    assert w.current_width == signed_width(384) == 10
+    c = conv.widths()
+    assert c.current_bound == 18 * 2 * 4 and c.membrane_bound == 2 + 18 * 2 * 4  # ternary: θ + B_I
+
+
+def write_weights(tmp_path, **overrides):
+    raw = base()
+    raw["layers"][0]["weights"] = "w.json"
+    content = {"format": "spikehq-weights", "version": 1, "layer": "fc",
+               "codes": np.zeros((4, 6), dtype=int).tolist(), "bias": [0, 1, -1, 2], "threshold": [1, 2, 3, 4]}
+    content.update(overrides)
+    (tmp_path / "w.json").write_text(json.dumps(content))
+    (tmp_path / "net.json").write_text(json.dumps(raw))
+    return load_config(tmp_path / "net.json").layers[0]
+
+
+WEIGHT_ERRORS = [
+    ({"format": "x"}, "expected format 'spikehq-weights' version 1"),
+    ({"layer": "other"}, "w.json.layer: expected 'fc', got 'other'"),
+    ({"codes": [[0] * 6] * 3}, "w.json.codes: expected shape [4, 6], got [3, 6]"),
+    ({"codes": [[16] * 6] * 4}, "w.json.codes: expected 4-bit code words in [0, 15], got 16"),
+    ({"codes": [[0.5] * 6] * 4}, "w.json.codes: expected integers, got float64 values"),
+    ({"codes": [[0] * 6, [0]] * 2}, "w.json.codes: expected a nested list of shape [4, 6]"),
+    ({"bias": [0, 0]}, "w.json.bias: expected shape [4], got [2]"),
+    ({"threshold": [1, 0, 1, 1]}, "w.json.threshold: expected integers >= 1, got 0"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", WEIGHT_ERRORS, ids=[m[:30] for _, m in WEIGHT_ERRORS])
+def test_invalid_weights_file(tmp_path, overrides, message):
+    layer = write_weights(tmp_path, **overrides)
+    with pytest.raises(ConfigError) as info:
+        load_weights(layer)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_weights_load(tmp_path):
+    weights = load_weights(write_weights(tmp_path))
+    assert weights.codes.shape == (4, 6, 1, 1)
+    assert weights.bias.tolist() == [0, 1, -1, 2] and weights.threshold.tolist() == [1, 2, 3, 4]
+
+
+def test_unreadable_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{ not json")
+    with pytest.raises(ConfigError, match=r"bad.json: not valid JSON \(line 1, column 3"):
+        load_config(tmp_path / "bad.json")
+    (tmp_path / "list.json").write_text("[]")
+    with pytest.raises(ConfigError, match="expected a JSON object at the top level"):
+        load_config(tmp_path / "list.json")
+
+
+def test_shipped_example_is_valid():
+    net = load_config("configs/example_tiny.json")
+    for layer in net.layers:
+        weights = load_weights(layer)
+        assert (weights is None) == (layer.scheme == "fp32")
+    assert copy.deepcopy(net) == net
