@@ -33,5 +33,8 @@ test-fast: $(STAMP)  ## everything except the Verilator regressions
 bench: $(STAMP)  ## cycles per layer-step against input spike density, and generation time
 	$(PY) benchmarks/bench_pe.py
 
+search: $(STAMP)  ## SpikeHQ quantization search on the digits (β sweep, report, searched.json): make search [SEARCH_ARGS="--beta 1 --out build/search"]
+	$(PY) -m spikehq.golden.search $(SEARCH_ARGS)
+
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build sim_build

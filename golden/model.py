@@ -37,6 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import quantize
+from .codes import weight_max_abs
 from .cost import CANDIDATES, LayerShape, candidate_scheme
 
 __all__ = ["ModelConfig", "preset_config", "PRESETS", "QuantLayer", "Neuron", "SpikingTransformer",
@@ -358,6 +359,12 @@ class QuantLayer(nn.Module):
             return self.weight
         return quantize.fake_quant(self.weight, scheme, bits, self.scale(candidate))
 
+    def current_bound(self) -> int:
+        """B_I of docs/arithmetic.md §3: max |Σ w·x| in one step for the fixed choice."""
+        scheme, bits = candidate_scheme(self.candidate)
+        x_max = 1 if self.activation_bits == 1 else 2 ** (self.activation_bits - 1)
+        return self.shape.in_channels * self.shape.kernel_size ** 2 * weight_max_abs(scheme, bits) * x_max
+
     def int_weight(self) -> torch.Tensor:
         """Integer-valued weights ``v`` (exact in float32) with the fake-quant gradient."""
         cand = self.candidate
@@ -402,11 +409,16 @@ class SpikingUnit(nn.Module):
         self.spiking = spiking            # False: ReLU output (A2OS2A's K)
         self.channel_dim = channel_dim
 
+    FOLD_CAP = 4   # |bias| and threshold are capped at FOLD_CAP · B_I (docs/search.md)
+
     def integer_params(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel float ``c/g`` and ``V_th/g`` (docs/arithmetic.md §8), before rounding."""
+        """Per-channel float ``c/g`` and ``V_th/g`` (docs/arithmetic.md §8), before rounding,
+        clipped to ±FOLD_CAP·B_I (a channel whose gain g is tiny would otherwise get a
+        threshold or bias far beyond anything its current can reach)."""
         a, c = self.bn.fold()
         g = a * self.layer.scale(self.layer.candidate)
-        return c / g, self.v_th / g
+        cap = float(self.FOLD_CAP * self.layer.current_bound())
+        return (c / g).clamp(-cap, cap), (self.v_th / g).clamp(1.0, cap)
 
     def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The exported integers: bias ``round(c/g)``, threshold ``max(1, ceil(V_th/g))``."""

@@ -1,0 +1,150 @@
+"""Export a trained (QAT) :class:`SpikingTransformer` to ``searched.json`` + integer weights.
+
+Format: ``golden/searched.schema.json`` (read back with :func:`golden.config.load_config` and
+:func:`golden.config.load_weights`). Every conv/linear layer is one layer entry:
+
+* codes: ``golden.quantize.to_codes`` of the layer's weights with its scale (the same integers
+  the integer-mode forward uses);
+* bias / threshold per output channel: BatchNorm and scales folded as docs/arithmetic.md §8,
+  ``b = round(c/g)``, ``θ = max(1, ceil(V_th/g))``, ``g = a·s_w`` (activations are integers,
+  ``s_x = 1``), computed by the model's own :meth:`SpikingUnit.folded`;
+* the neuron's scalar ``threshold`` is the median per-channel threshold (the weights file
+  holds the per-channel values);
+* the head has no neuron of its own in the model: it is exported as a non-firing integrating
+  neuron (``leak_shift = 0``, threshold above its membrane bound), so after the last step its
+  membrane is ``Σ_t I_t``; summed over the tokens, its argmax is the class (global average
+  pooling commutes with the bias-free head);
+* fp32 layers are listed without weights (``make gen`` skips them, docs/arithmetic.md §9).
+
+The graph around the layers (pooling, residual adds, attention heads and the attention
+neuron's integer threshold) goes into ``metadata.network`` for :mod:`golden.network`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+import torch
+
+from . import quantize
+from .codes import weight_max_abs
+from .config import FORMAT, VERSION, WEIGHTS_FORMAT, ConfigError
+from .cost import candidate_scheme
+
+__all__ = ["export_network", "write_json_atomic", "network_metadata", "ExportError"]
+
+
+class ExportError(ConfigError):
+    """The model cannot be expressed in the integer contract."""
+
+
+def write_json_atomic(path: Path, obj, *, indent: int | None = None) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=indent)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def network_metadata(model) -> dict:
+    cfg = model.cfg
+    h, w = cfg.token_grid
+    blk = model.blocks[0] if len(model.blocks) else None
+    return {
+        "architecture": "spikformer",
+        "model": cfg.to_dict(),
+        "token_grid": [h, w],
+        "tokens": h * w,
+        "attention": {"variant": cfg.attention, "heads": cfg.heads,
+                      "threshold": int(torch.tensor(blk.attn_threshold()).ceil()) if blk else 1,
+                      "neuron": {"type": cfg.neuron, "leak_shift": cfg.leak_shift, "reset": cfg.reset},
+                      "membrane": "ternary" if cfg.membrane == "ternary" else "integer"},
+        "readout": "head membrane after the last step, summed over tokens, argmax",
+    }
+
+
+def _codes_list(codes: torch.Tensor, kind: str) -> list:
+    return codes.tolist() if kind == "conv2d" else codes.reshape(codes.shape[0], -1).tolist()
+
+
+def export_network(model, out_dir: str | Path, *, name: str = "spikehq_searched", description: str = "",
+                   metadata: dict | None = None) -> Path:
+    """Write ``out_dir/searched.json`` and ``out_dir/weights/<layer>.json``; return the json path."""
+    if model.cfg.attention != "ssa":
+        raise ExportError("attention: A2OS2A's ReLU key path has no integer neuron in docs/arithmetic.md; "
+                          "only SSA models export")
+    out_dir = Path(out_dir)
+    wdir = out_dir / "weights"
+    T = model.cfg.time_steps
+    membrane = "ternary" if model.cfg.membrane == "ternary" else "integer"
+    units = model.units()
+    entries = []
+    with torch.no_grad():
+        for layer in model.quant_layers():
+            shape, cand = layer.shape, layer.candidate
+            if cand is None:
+                raise ExportError(f"layer {layer.name!r}: no candidate chosen (still in search mode)")
+            scheme, bits = candidate_scheme(cand)
+            entry = {"name": shape.name, "kind": shape.kind}
+            if shape.kind == "linear":
+                entry.update(in_features=shape.in_channels, out_features=shape.out_channels, tokens=shape.height)
+            else:
+                entry.update(in_channels=shape.in_channels, out_channels=shape.out_channels,
+                             kernel_size=shape.kernel_size, padding=shape.padding, height=shape.height,
+                             width=shape.width)
+            entry.update(scheme=scheme, bits=bits, activation_bits=layer.activation_bits)
+            O = shape.out_channels
+            if layer.name == "head":
+                x_max = 1 if layer.activation_bits == 1 else 2 ** (layer.activation_bits - 1)
+                w_max = weight_max_abs(scheme, bits) if scheme != "fp32" else 1
+                bound = T * shape.in_channels * shape.kernel_size ** 2 * w_max * x_max
+                if bound + 1 >= 2 ** 20:
+                    raise ExportError(f"layer 'head': membrane bound {bound} too large for a threshold < 2^20")
+                bias, threshold = [0] * O, [bound + 1] * O
+                neuron = {"type": "lif", "threshold": bound + 1, "leak_shift": 0, "reset": "hard"}
+                layer_membrane = "integer"
+            else:
+                unit = units[layer.name]
+                neuron = {"type": unit.neuron.kind, "leak_shift": unit.neuron.leak_shift, "reset": unit.neuron.reset}
+                layer_membrane = membrane
+                if scheme != "fp32":
+                    b, th = unit.folded()
+                    bias, threshold = [int(v) for v in b.tolist()], [int(v) for v in th.tolist()]
+                    if max(abs(v) for v in bias) >= 2 ** 30 or max(threshold) >= 2 ** 20:
+                        raise ExportError(f"layer {layer.name!r}: folded bias/threshold out of range "
+                                          f"(max |b| {max(abs(v) for v in bias)}, max θ {max(threshold)})")
+                    neuron["threshold"] = max(1, int(statistics.median_low(threshold)))
+                else:
+                    neuron["threshold"] = 1
+            neuron = {"type": neuron["type"], "threshold": neuron["threshold"], "leak_shift": neuron["leak_shift"],
+                      "reset": neuron["reset"]}
+            entry.update(neuron=neuron, membrane=layer_membrane)
+            if scheme != "fp32":
+                scale = layer.scale(cand)
+                scale_f = float(scale)
+                codes = quantize.to_codes(layer.weight.detach(), scheme, bits, scale)
+                write_json_atomic(wdir / f"{shape.name}.json", {
+                    "format": WEIGHTS_FORMAT, "version": VERSION, "layer": shape.name,
+                    "codes": _codes_list(codes, shape.kind), "bias": bias, "threshold": threshold})
+                entry.update(weights=f"weights/{shape.name}.json", weight_scale=scale_f)
+            entry["group"] = shape.group
+            entries.append(entry)
+    meta = {"network": network_metadata(model)}
+    meta.update(metadata or {})
+    doc = {"format": FORMAT, "version": VERSION, "name": name, "time_steps": T,
+           "description": description or "SpikeHQ search result (spikehq.golden.search)",
+           "metadata": meta, "layers": entries}
+    path = out_dir / "searched.json"
+    write_json_atomic(path, doc, indent=1)
+    return path

@@ -1,0 +1,132 @@
+"""Bit-exact integer forward of a whole exported spiking transformer.
+
+Built layer by layer from :func:`golden.reference.synaptic_current` and
+:func:`golden.reference.neuron_step` (docs/arithmetic.md), with the glue between layers in
+exact integer operations: 2×2 max pooling of spikes, residual additions, the attention product
+``Q·(Kᵀ·V)`` per head (int64 matmul) feeding an integer attention neuron, and the readout (the
+head's membrane after the last step summed over tokens, argmax). The graph comes from
+``metadata.network`` of searched.json (written by :mod:`golden.export`).
+
+Tensors are channel-last as in the reference: a conv layer's input is ``[T, B, H, W, C]``, a
+linear layer's ``[T, B, tokens, 1, C]``. ``run(..., dump=True)`` returns every layer's integer
+input and output spikes, so each layer can be replayed alone with
+:func:`golden.reference.run_layer` (one sample ``[:, b]``) — which is what the RTL is driven with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import ConfigError, LayerConfig, LayerWeights, NetworkConfig, NeuronConfig, load_config, load_weights
+from .reference import neuron_step, synaptic_current
+
+__all__ = ["IntegerNetwork", "load_network"]
+
+
+@dataclass
+class IntegerNetwork:
+    config: NetworkConfig
+    weights: dict[str, LayerWeights]
+
+    @property
+    def meta(self) -> dict:
+        return self.config.metadata["network"]
+
+    # -- one layer over a batch -------------------------------------------------------------
+    def _layer(self, name: str, x: torch.Tensor, trace: dict | None, *, final_state: bool = False):
+        layer = self.config.layer(name)
+        w = self.weights[name]
+        T, B = x.shape[:2]
+        a = layer.activation_bits
+        lo, hi = (0, 1) if a == 1 else (-(2 ** (a - 1)), 2 ** (a - 1) - 1)
+        if x.numel() and (x.min() < lo or x.max() > hi):
+            raise ValueError(f"layer {name!r}: {a}-bit activations must lie in [{lo}, {hi}], "
+                             f"got [{int(x.min())}, {int(x.max())}]")
+        current = synaptic_current(layer, w, x.reshape(T * B, *x.shape[2:]))
+        current = current.reshape(T, B, *current.shape[1:])
+        bias, threshold = torch.from_numpy(w.bias.copy()), torch.from_numpy(w.threshold.copy())
+        bound = layer.widths(w).membrane_bound
+        state = torch.zeros_like(current[0])
+        spikes = []
+        for t in range(T):
+            s, state, u = neuron_step(layer, state, current[t], bias, threshold, first_step=(t == 0))
+            if u.numel() and u.abs().max() > bound:
+                raise AssertionError(f"layer {name!r}: |u| exceeded the derived bound {bound}")
+            spikes.append(s)
+        spikes = torch.stack(spikes)
+        if trace is not None:
+            trace[name] = {"inputs": x, "spikes": spikes}
+        return (spikes, state) if final_state else spikes
+
+    def _attention_neuron(self, a: torch.Tensor) -> torch.Tensor:
+        att = self.meta["attention"]
+        cfg = LayerConfig(name="attention", kind="linear", in_channels=1, out_channels=1, kernel_size=1, padding=0,
+                          height=1, width=1, scheme="uniform", bits=2, activation_bits=8, lanes=1,
+                          neuron=NeuronConfig(type=att["neuron"]["type"], threshold=att["threshold"],
+                                              leak_shift=att["neuron"]["leak_shift"], reset=att["neuron"]["reset"]),
+                          membrane=att["membrane"], time_steps=self.config.time_steps)
+        th = torch.tensor(att["threshold"], dtype=torch.int64)
+        state, out = torch.zeros_like(a[0]), []
+        for t in range(a.shape[0]):
+            s, state, _ = neuron_step(cfg, state, a[t], torch.zeros((), dtype=torch.int64), th, first_step=(t == 0))
+            out.append(s)
+        return torch.stack(out)
+
+    # -- the network -------------------------------------------------------------------------
+    def run(self, frames: torch.Tensor, dump: bool = False):
+        """frames int [B, T, C, H, W] (0/1) → (scores int64 [B, classes], trace or None)."""
+        model = self.meta["model"]
+        T = self.config.time_steps
+        if frames.dim() != 5 or frames.shape[1] != T:
+            raise ValueError(f"frames: expected [B, {T}, C, H, W], got {list(frames.shape)}")
+        if frames.dtype.is_floating_point:
+            frames = frames.round()
+        trace = {} if dump else None
+        x = frames.to(torch.int64).permute(1, 0, 3, 4, 2)            # [T, B, H, W, C]
+        for i, pool in enumerate(model["pool_after"]):
+            x = self._layer(f"tok{i}", x, trace)
+            if pool:
+                Tt, B, H, W, C = x.shape
+                x = x.reshape(Tt, B, H // 2, 2, W // 2, 2, C).amax(dim=(3, 5))
+        x = x + self._layer("rpe", x, trace)
+        Tt, B, h, w, D = x.shape
+        x = x.reshape(Tt, B, h * w, 1, D)                               # tokens, channel-last
+        heads = self.meta["attention"]["heads"]
+        for b in range(model["depth"]):
+            q, k, v = (self._layer(f"b{b}_{n}", x, trace).reshape(Tt, B, h * w, heads, D // heads).transpose(2, 3)
+                       for n in ("q", "k", "v"))                        # [T, B, heads, N, d]
+            a = q @ (k.transpose(-2, -1) @ v)
+            s = self._attention_neuron(a)
+            if trace is not None:
+                trace[f"b{b}_attn"] = {"inputs": a, "spikes": s}
+            s = s.transpose(2, 3).reshape(Tt, B, h * w, 1, D)
+            x = x + self._layer(f"b{b}_proj", s, trace)
+            hid = self._layer(f"b{b}_fc1", x, trace)
+            x = x + self._layer(f"b{b}_fc2", hid, trace)
+        _, membrane = self._layer("head", x, trace, final_state=True)
+        scores = membrane.sum(dim=(1, 2))                                # over tokens: [B, classes]
+        return scores, trace
+
+    def predict(self, frames: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        out = [self.run(frames[i:i + batch_size])[0].argmax(dim=1) for i in range(0, len(frames), batch_size)]
+        return torch.cat(out)
+
+
+def load_network(path: str | Path) -> IntegerNetwork:
+    """Load searched.json and every layer's weights; refuses fp32 layers and unknown graphs."""
+    config = load_config(path)
+    net = config.metadata.get("network")
+    if not isinstance(net, dict) or net.get("architecture") != "spikformer":
+        raise ConfigError(f"{path}: metadata.network: expected the spikformer graph written by spikehq.golden.export")
+    weights = {}
+    for layer in config.layers:
+        if not layer.is_hardware:
+            raise ConfigError(f"{path}: layer {layer.name!r}: scheme fp32 has no integer reference")
+        w = load_weights(layer)
+        if w is None:
+            raise ConfigError(f"{path}: layer {layer.name!r}: no weights file")
+        weights[layer.name] = w
+    return IntegerNetwork(config, weights)
