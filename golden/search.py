@@ -280,9 +280,10 @@ class Trainer:
                     loss.backward()
                     opt.step()
                     sched.step()
-                    total, count = total + float(loss), count + 1
+                    value = float(loss.detach())
+                    total, count = total + value, count + 1
                     bar.update(1)
-                    bar.set_postfix(loss=f"{float(loss):.3f}")
+                    bar.set_postfix(loss=f"{value:.3f}")
                 losses.append(total / max(count, 1))
                 if on_epoch is not None:
                     on_epoch(epoch)
@@ -332,12 +333,12 @@ class Trainer:
                     if step % record_every == 0 or step == total_steps - 1:
                         history["step"].append(step)
                         history["tau"].append(tau)
-                        history["loss"].append(float(loss_a))
+                        history["loss"].append(float(loss_a.detach()))
                         for name, p in model.probabilities().items():
                             history["probs"][name].append(p)
                     step += 1
                     bar.update(1)
-                    bar.set_postfix(tau=f"{tau:.2f}", loss=f"{float(loss_a):.3f}")
+                    bar.set_postfix(tau=f"{tau:.2f}", loss=f"{float(loss_a.detach()):.3f}")
         for layer in model.quant_layers():
             layer.sample = None
         choices = {layer.name: CANDIDATES[int(layer.alpha.detach().argmax())] for layer in model.quant_layers()}

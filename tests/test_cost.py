@@ -1,0 +1,72 @@
+"""Cost model figures (golden/cost.py): paper eq. 7–9, Table 1, storage of the paper model."""
+
+import pytest
+
+from spikehq.golden import cost
+from spikehq.golden.config import config_from_dict
+
+
+def test_paper_fp32_storage():
+    for classes, mb in ((11, 10.21), (101, 10.30)):
+        c = cost.network_cost(cost.paper_layers(classes), "fp32", 16)
+        assert round(c["storage_mb"], 2) == mb
+        assert c["avg_bits"] == 32
+    assert cost.network_cost(cost.paper_layers(11), "fp32", 16)["params"] == 2_553_152
+
+
+def test_paper_structure_and_groups():
+    layers = cost.paper_layers(11)
+    names = [l.name for l in layers]
+    assert names[:5] == ["tok0", "tok1", "tok2", "tok3", "rpe"] and names[-1] == "head" and len(names) == 18
+    c = cost.network_cost(layers, "uni4", 16)
+    assert c["storage_mb"] == pytest.approx(10.212608 / 8)
+    assert sum(g["storage_mb"] for g in c["groups"].values()) == pytest.approx(c["storage_mb"])
+    assert sum(g["energy_mj"] for g in c["groups"].values()) == pytest.approx(c["energy_mj"])
+    assert c["groups"]["attention"]["params"] == 2 * 4 * 256 * 256
+    assert c["groups"]["mlp"]["params"] == 2 * 2 * 256 * 1024
+
+
+def test_op_counts():
+    conv = cost.LayerShape("c", "conv2d", 3, 8, kernel_size=3, padding=1, height=10, width=12)
+    assert cost.layer_ops(conv) == 10 * 12 * 9 * 3 * 8
+    conv_valid = cost.LayerShape("c", "conv2d", 3, 8, kernel_size=3, padding=0, height=10, width=12)
+    assert cost.layer_ops(conv_valid) == 8 * 10 * 9 * 3 * 8
+    lin = cost.LayerShape("l", "linear", 64, 32, height=16)
+    assert cost.layer_ops(lin) == 16 * 64 * 32
+    assert cost.storage_bits(lin, "pot2") == 2 * 64 * 32 and cost.storage_bits(lin, "fp32") == 32 * 64 * 32
+
+
+def test_energy_per_op_and_per_bit():
+    assert cost.op_energy_pj("fp32") == pytest.approx(3.7 + 1.1)
+    assert cost.op_energy_pj("uni4") == pytest.approx(0.2 * 4 / 8 + 0.03)
+    assert cost.op_energy_pj("uni2") == pytest.approx(0.2 * 2 / 8 + 0.03)
+    assert cost.op_energy_pj("pot4") == pytest.approx(0.024 + 0.03)
+    assert cost.op_energy_pj("pot2") == pytest.approx(0.03)
+    assert cost.dram_energy_per_bit_pj("fp32") == pytest.approx(650 / 32)
+    assert cost.dram_energy_per_bit_pj("uni2") == pytest.approx(163 / 8)
+    lin = cost.LayerShape("l", "linear", 10, 20, height=3)
+    e = cost.layer_energy_pj(lin, "uni4", time_steps=5)
+    assert e == pytest.approx(5 * 3 * 200 * (0.1 + 0.03) + 4 * 200 * 163 / 8)
+    order = [cost.layer_energy_pj(lin, c, 5) for c in ("fp32", "uni4", "pot4", "uni2", "pot2")]
+    assert order == sorted(order, reverse=True)
+
+
+def test_candidates_and_errors():
+    assert [cost.candidate_scheme(c) for c in cost.CANDIDATES] == [
+        ("fp32", 32), ("pot", 2), ("pot", 4), ("uniform", 2), ("uniform", 4)]
+    assert cost.candidate_name("pot", 4) == "pot4"
+    with pytest.raises(ValueError, match="Candidate must be one of"):
+        cost.candidate_scheme("int8")
+
+
+def test_mixed_choices_and_shapes_from_config():
+    raw = {"format": "spikehq-searched", "version": 1, "name": "n", "time_steps": 2, "layers": [
+        {"name": "a", "kind": "conv2d", "in_channels": 2, "out_channels": 4, "kernel_size": 3, "height": 8,
+         "width": 8, "scheme": "pot", "bits": 2, "neuron": {"type": "lif", "threshold": 1}, "group": "tokenizer"},
+        {"name": "b", "kind": "linear", "in_features": 4, "out_features": 3, "tokens": 64, "scheme": "uniform",
+         "bits": 4, "neuron": {"type": "lif", "threshold": 1}, "group": "head"}]}
+    shapes = cost.shapes_from_config(config_from_dict(raw))
+    c = cost.network_cost(shapes, {"a": "pot2", "b": "uni4"}, 2)
+    assert c["params"] == 72 + 12
+    assert c["avg_bits"] == pytest.approx((72 * 2 + 12 * 4) / 84)
+    assert c["groups"]["head"]["params"] == 12 and c["ops"] == 64 * 72 + 64 * 12

@@ -1,0 +1,76 @@
+"""Export round trip: searched.json + weights load with the foundation loaders and hold exactly
+the model's integers; the committed digits search output loads too."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spikehq.golden import codes
+from spikehq.golden.config import ConfigError, load_config, load_weights
+from spikehq.golden.cost import candidate_scheme
+from spikehq.golden.export import ExportError, export_network
+
+from test_network import calibrated_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_round_trip_codes_bias_threshold(tmp_path):
+    m, _ = calibrated_model(4)
+    path = export_network(m, tmp_path, name="rt", metadata={"search": {"beta": 1.0}})
+    cfg = load_config(path)
+    assert cfg.time_steps == m.cfg.time_steps and cfg.metadata["search"]["beta"] == 1.0
+    units = m.units()
+    assert [l.name for l in cfg.layers] == [l.name for l in m.quant_layers()]
+    for layer, q in zip(cfg.layers, m.quant_layers()):
+        assert (layer.scheme, layer.bits) == candidate_scheme(q.candidate)
+        assert layer.activation_bits == q.activation_bits and layer.group == q.shape.group
+        w = load_weights(layer)
+        values = codes.decode(layer.scheme, layer.bits, w.codes).reshape(q.weight.shape)
+        assert np.array_equal(values, q.int_weight().detach().numpy().astype(np.int64))
+        assert layer.weight_scale == pytest.approx(float(q.scale(q.candidate)))
+        if layer.name == "head":
+            assert layer.neuron.leak_shift == 0 and layer.neuron.threshold > layer.widths(w).membrane_bound - 1
+            assert (w.bias == 0).all()
+        else:
+            b, th = (v.detach() for v in units[layer.name].folded())
+            assert np.array_equal(w.bias, b.numpy().astype(np.int64))
+            assert np.array_equal(w.threshold, th.numpy().astype(np.int64))
+            assert (w.threshold >= 1).all()
+    raw = json.loads(path.read_text())
+    assert raw["metadata"]["network"]["attention"]["threshold"] == 4      # 0.5 / 2^-3
+
+
+def test_fp32_layers_have_no_weights_and_a2os2a_is_refused(tmp_path):
+    m, _ = calibrated_model(5)
+    choices = m.choices()
+    choices["b0_fc1"] = "fp32"
+    m.set_choices(choices)
+    cfg = load_config(export_network(m, tmp_path / "a"))
+    layer = cfg.layer("b0_fc1")
+    assert layer.scheme == "fp32" and layer.bits == 32 and layer.weights_path is None
+    assert not (tmp_path / "a" / "weights" / "b0_fc1.json").exists()
+    from spikehq.golden.network import load_network
+    with pytest.raises(ConfigError, match="b0_fc1.*fp32"):
+        load_network(tmp_path / "a" / "searched.json")
+    m2, _ = calibrated_model(5, attention="a2os2a")
+    with pytest.raises(ExportError, match="A2OS2A"):
+        export_network(m2, tmp_path / "b")
+    m.set_choices(None)
+    with pytest.raises(ExportError, match="search mode"):
+        export_network(m, tmp_path / "c")
+
+
+def test_committed_digits_search_output_loads():
+    path = ROOT / "configs" / "digits_searched" / "searched.json"
+    cfg = load_config(path)
+    assert len(cfg.layers) >= 10
+    assert {l.group for l in cfg.layers} == {"tokenizer", "attention", "mlp", "head"}
+    for layer in cfg.layers:
+        assert layer.is_hardware
+        w = load_weights(layer)
+        assert w is not None and w.codes.shape[0] == layer.out_channels
+        layer.widths(w)
