@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv=None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.alpha_fraction >= 1:
         p.error(f"--alpha-fraction: expected a number in (0, 1), got {args.alpha_fraction}")
     if args.tau_end > args.tau_start:
@@ -490,7 +491,8 @@ def run(args) -> dict:
                 path = export_network(model, exp_dir, name=f"spikehq_{args.dataset}_{tag}",
                                       description=f"SpikeHQ search, {args.dataset}, preset {args.preset}, β={beta:g}",
                                       metadata={"search": {"beta": beta, "accuracy": acc, "seed": args.seed,
-                                                           "dataset": args.dataset, "preset": args.preset}})
+                                                           "dataset": args.dataset, "preset": args.preset,
+                                                           "command": "spikehq-search " + " ".join(args.argv)}})
                 run_result["export"] = str(path)
             except ValueError as e:
                 run_result["export"] = None
