@@ -4,7 +4,7 @@
 
 Cycles are counted in amaranth.sim with no stalls (the PE's own throughput), from the first
 input event of a step to the end token it emits, and set beside the cycle model of the
-manifest (1 + k²·G per event, 2 per lane group, 1 per output spike, 2 per step). Prints a
+manifest (k²·G per event, 2 per lane group, 1 per output spike, 3 per step). Prints a
 table, writes ``cycles.json`` and ``cycles_vs_density.png`` to ``--out``.
 """
 
@@ -82,9 +82,11 @@ def measure(layer, weights, frames) -> tuple[list[int], int]:
     return cycles, spikes_out
 
 
-def model_cycles(layer, events: int, spikes: int) -> int:
-    return events * (1 + layer.kernel_size ** 2 * layer.groups) + 2 * layer.out_height * layer.out_width * layer.groups \
-        + spikes + 2
+def model_cycles(layer, events: int, spikes: int, steps: int) -> int:
+    """The manifest's cycle model for back-to-back events: k²·G per event, 2 per lane group,
+    1 per output spike, and per step 1 to accept the first token and 2 for the end tokens."""
+    groups = layer.out_height * layer.out_width * layer.groups
+    return events * layer.kernel_size ** 2 * layer.groups + steps * (2 * groups + 3) + spikes
 
 
 def main() -> None:
@@ -112,7 +114,7 @@ def main() -> None:
             trace = run_layer(layer, weights, frames)
             assert int(trace.spikes.abs().sum()) == spikes, "benchmark PE disagrees with the golden model"
             events = int(frames.sum())
-            model = model_cycles(layer, events, spikes) / args.steps
+            model = model_cycles(layer, events, spikes, args.steps) / args.steps
             row = {"density": density, "events_per_step": events / args.steps,
                    "cycles_per_step": sum(cycles) / args.steps, "model_cycles_per_step": model}
             rows.append(row)

@@ -92,8 +92,9 @@ def layer_manifest(network: NetworkConfig, layer: LayerConfig, pe: SpikingPE | N
             "currents": {"depth": pe.neuron_depth, "word_bits": pe.current_word.size},
             "membranes": {"depth": pe.neuron_depth, "word_bits": pe.membrane_word.size},
         },
-        cycles={"per_input_event": 1 + layer.kernel_size ** 2 * layer.groups,
-                "per_lane_group_update": 2, "per_output_spike": 1, "per_step_end": 2},
+        cycles={"per_input_event": layer.kernel_size ** 2 * layer.groups,
+                "per_idle_gap_before_event": 1, "per_lane_group_update": 2, "per_output_spike": 1,
+                "per_step_end": 2},
         ports=port_list(pe),
     )
     return entry

@@ -1,17 +1,21 @@
 """The spiking processing element (PE) of one conv/linear layer (docs/arithmetic.md §7, §10).
 
-Event-driven: every input event costs ``1 + k²·G`` cycles (``G = out_channels / lanes``),
-every step ends with a neuron update of ``2`` cycles per lane group plus one per output spike.
+Event-driven: every input event costs ``k²·G`` cycles (``G = out_channels / lanes``) when
+events arrive back to back (one more after an idle gap), every step ends with a neuron update
+of ``2`` cycles per lane group plus one per output spike, and two cycles for the end tokens.
 Dense fan-in never shows up in the cycle count.
 
 Phases, per time step::
 
-    ACCEPT ──event──▶ SCAN (k²·G cycles: read weights + currents, MAC, write currents) ─┐
-      ▲  └──end token──▶ UPDATE_READ ▶ UPDATE_CALC ▶ EMIT (one cycle per spike) ─...─┐  │
-      └──────────────────────────── END (end token out) ◀─────────────────────────────┘◀─┘
+    ACCEPT ──event──▶ SCAN (k²·G cycles: read weights + currents, MAC, write currents;
+      ▲  │               its last cycle accepts the next token like ACCEPT does)
+      │  └──end token──▶ UPDATE_READ ▶ UPDATE_CALC ▶ [EMIT: one cycle per spike] ▶ next group …
+      └──────────────── END (end token out) ◀── after the last lane group
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 from amaranth import Cat, Mux, Signal, signed, unsigned
 from amaranth.hdl import Module
@@ -40,6 +44,17 @@ def event_layout(height: int, width: int, channels: int, value_shape) -> data.St
         "y": _index_shape(height), "x": _index_shape(width), "c": _index_shape(channels),
         "value": value_shape, "end": 1,
     })
+
+
+def _advance(m, counters) -> None:
+    """Step nested counters by one, innermost first: ``[(signal, modulus), …]``, each wrapping to 0."""
+    (counter, modulus), outer = counters[0], counters[1:]
+    with m.If(counter == modulus - 1):
+        m.d.sync += counter.eq(0)
+        if outer:
+            _advance(m, outer)
+    with m.Else():
+        m.d.sync += counter.eq(counter + 1)
 
 
 def weight_rows(layer: LayerConfig, weights: LayerWeights) -> list[list[int]]:
@@ -116,24 +131,32 @@ class SpikingPE(wiring.Component):
     # ---- structure ------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
-        layer = self.layer
-        L, G, k, p = layer.lanes, layer.groups, layer.kernel_size, layer.padding
-        Hp, Wp = layer.out_height, layer.out_width
+        mem = self._memories(m)
+        macs, lanes = self._lanes(m)
+        st = self._state()
+        self._addressing(m, st)
+        self._accumulate(m, st, mem, macs)
+        self._neuron_update(m, st, mem, lanes)
+        self._spike_output(m, st)
+        self._control(m, st, mem, lanes)
+        return m
 
+    def _memories(self, m) -> SimpleNamespace:
+        """Weight and parameter ROMs, current and membrane RAMs, and their ports (§10)."""
+        layer = self.layer
         m.submodules.weights = weight_mem = memory.Memory(
             shape=self.weight_word, depth=self.weight_depth,
             init=weight_rows(layer, self.weights) if self.weights is not None else [])
         m.submodules.params = param_mem = memory.Memory(
-            shape=self.param_word, depth=G, init=param_rows(layer, self.weights))
+            shape=self.param_word, depth=layer.groups, init=param_rows(layer, self.weights))
         m.submodules.currents = current_mem = memory.Memory(shape=self.current_word, depth=self.neuron_depth, init=[])
         m.submodules.membranes = membrane_mem = memory.Memory(shape=self.membrane_word, depth=self.neuron_depth, init=[])
-
-        weight_rd = weight_mem.read_port()
-        param_rd = param_mem.read_port()
         current_wr = current_mem.write_port()
-        current_rd = current_mem.read_port(transparent_for=(current_wr,))
-        membrane_wr = membrane_mem.write_port()
-        membrane_rd = membrane_mem.read_port()
+        ports = SimpleNamespace(
+            weight_rd=weight_mem.read_port(), param_rd=param_mem.read_port(), current_wr=current_wr,
+            # transparent: a MAC write-back and a read of the same address in one cycle see the sum
+            current_rd=current_mem.read_port(transparent_for=(current_wr,)),
+            membrane_wr=membrane_mem.write_port(), membrane_rd=membrane_mem.read_port())
         if self.weights is None:
             weight_wr = weight_mem.write_port()
             m.d.comb += [weight_wr.addr.eq(self.weight_write.addr), weight_wr.data.eq(self.weight_write.data),
@@ -141,127 +164,139 @@ class SpikingPE(wiring.Component):
         if self.probe:
             probe_rd = membrane_mem.read_port()
             m.d.comb += [probe_rd.addr.eq(self.membrane_probe.addr), self.membrane_probe.data.eq(probe_rd.data)]
+        return ports
 
-        # Lane datapaths: one MAC and one neuron per lane.
+    def _lanes(self, m):
+        """One MAC (of the scheme's kind only) and one neuron lane per lane."""
+        layer, w = self.layer, self.widths
         mac_cls = MAC_FOR_SCHEME[layer.scheme]
-        w = self.widths
-        macs = [mac_cls(weight_bits=layer.bits, activation_bits=layer.activation_bits, acc_width=w.current_width)
-                for _ in range(L)]
-        lanes = [NeuronLane(neuron_type=layer.neuron.type, membrane=layer.membrane, reset=layer.neuron.reset,
-                            leak_shift=layer.neuron.leak_shift, current_width=w.current_width,
-                            membrane_width=w.membrane_width, bias_width=w.bias_width,
-                            threshold_width=w.threshold_width) for _ in range(L)]
-        for l in range(L):
+        macs, lanes = [], []
+        for l in range(layer.lanes):
+            macs.append(mac_cls(weight_bits=layer.bits, activation_bits=layer.activation_bits,
+                                acc_width=w.current_width))
+            lanes.append(NeuronLane(
+                neuron_type=layer.neuron.type, membrane=layer.membrane, reset=layer.neuron.reset,
+                leak_shift=layer.neuron.leak_shift, current_width=w.current_width,
+                membrane_width=w.membrane_width, bias_width=w.bias_width, threshold_width=w.threshold_width))
             m.submodules[f"mac{l}"] = macs[l]
             m.submodules[f"neuron{l}"] = lanes[l]
+        return macs, lanes
 
-        # ---- state --------------------------------------------------------------------------
-        event = Signal(self.in_layout)                 # latched input event
-        tap_i = _counter(k)                       # kernel row
-        tap_j = _counter(k)                       # kernel column
-        group = _counter(G)                       # lane group
-        weight_addr = _counter(self.weight_depth)
-        pixel_y = _counter(Hp)
-        pixel_x = _counter(Wp)
-        step = _counter(layer.time_steps)
-        acc_valid = Signal()                           # MAC stage holds a read to write back
-        acc_addr = _counter(self.neuron_depth)
-        spikes = Signal(data.ArrayLayout(spike_shape(layer.neuron.type), L))
-        out_y, out_x, out_g = Signal.like(pixel_y), Signal.like(pixel_x), Signal.like(group)
+    def _state(self) -> SimpleNamespace:
+        layer = self.layer
+        return SimpleNamespace(
+            event=Signal(self.in_layout),                       # input event being scanned
+            tap_i=_counter(layer.kernel_size), tap_j=_counter(layer.kernel_size),
+            group=_counter(layer.groups),                       # lane group, in scan and update
+            weight_addr=_counter(self.weight_depth),
+            pixel_y=_counter(layer.out_height), pixel_x=_counter(layer.out_width),
+            step=_counter(layer.time_steps),                    # time step within the sample
+            acc_valid=Signal(),                                 # MAC stage: write back this cycle
+            acc_addr=_counter(self.neuron_depth),
+            acc_value=Signal.like(self.i_spikes.payload.value),
+            spikes=Signal(data.ArrayLayout(spike_shape(layer.neuron.type), layer.lanes)),
+            out_y=_counter(layer.out_height), out_x=_counter(layer.out_width), out_g=_counter(layer.groups),
+        )
 
-        # Output pixel of the current tap: y' = y + p - i, x' = x + p - j (stride 1).
-        oy = Signal(signed(len(event.y) + 2))
-        ox = Signal(signed(len(event.x) + 2))
-        m.d.comb += [oy.eq(event.y + p - tap_i), ox.eq(event.x + p - tap_j)]
-        tap_valid = (oy >= 0) & (oy < Hp) & (ox >= 0) & (ox < Wp)
-        tap_addr = (oy * (Wp * G) + ox * G + group)[:len(acc_addr)]
-        pixel_addr = (pixel_y * (Wp * G) + pixel_x * G + group)[:len(acc_addr)]
-        last_tap = (tap_i == k - 1) & (tap_j == k - 1) & (group == G - 1)
-        last_group = (pixel_y == Hp - 1) & (pixel_x == Wp - 1) & (group == G - 1)
+    def _addressing(self, m, st) -> None:
+        """Scan taps: output pixel y' = y + p - i, x' = x + p - j (stride 1) and its address;
+        update: the address of (pixel_y, pixel_x, group)."""
+        layer = self.layer
+        G, k, p, Hp, Wp = layer.groups, layer.kernel_size, layer.padding, layer.out_height, layer.out_width
+        oy = Signal(signed(len(st.event.y) + 2))
+        ox = Signal(signed(len(st.event.x) + 2))
+        m.d.comb += [oy.eq(st.event.y + p - st.tap_i), ox.eq(st.event.x + p - st.tap_j)]
+        st.tap_valid = (oy >= 0) & (oy < Hp) & (ox >= 0) & (ox < Wp)
+        st.tap_addr = (oy * (Wp * G) + ox * G + st.group)[:len(st.acc_addr)]
+        st.pixel_addr = (st.pixel_y * (Wp * G) + st.pixel_x * G + st.group)[:len(st.acc_addr)]
+        st.last_tap = (st.tap_i == k - 1) & (st.tap_j == k - 1) & (st.group == G - 1)
+        st.last_group = (st.pixel_y == Hp - 1) & (st.pixel_x == Wp - 1) & (st.group == G - 1)
 
-        # MAC stage: the cycle after a SCAN read, add the products and write the currents back.
-        m.d.sync += acc_valid.eq(0)
-        for l in range(L):
-            m.d.comb += [macs[l].code.eq(weight_rd.data[l]), macs[l].x.eq(event.value),
-                         macs[l].acc_in.eq(current_rd.data[l]), current_wr.data[l].eq(macs[l].acc_out)]
-        m.d.comb += [current_wr.addr.eq(acc_addr), current_wr.en.eq(acc_valid)]
+    def _accumulate(self, m, st, mem, macs) -> None:
+        """MAC stage: the cycle after a scan read, add the products and write the currents back."""
+        m.d.sync += st.acc_valid.eq(0)
+        for l, mac in enumerate(macs):
+            m.d.comb += [mac.code.eq(mem.weight_rd.data[l]), mac.x.eq(st.acc_value),
+                         mac.acc_in.eq(mem.current_rd.data[l]), mem.current_wr.data[l].eq(mac.acc_out)]
+        m.d.comb += [mem.current_wr.addr.eq(st.acc_addr), mem.current_wr.en.eq(st.acc_valid),
+                     mem.weight_rd.addr.eq(st.weight_addr)]
 
-        # Neuron lanes read currents, membranes and parameters of one lane group.
-        for l in range(L):
+    def _neuron_update(self, m, st, mem, lanes) -> None:
+        """Neuron lanes see the currents, membranes and parameters of one lane group."""
+        for l, lane in enumerate(lanes):
             m.d.comb += [
-                lanes[l].first_step.eq(step == 0),
-                lanes[l].stored.eq(membrane_rd.data[l]),
-                lanes[l].current.eq(current_rd.data[l]),
-                lanes[l].bias.eq(param_rd.data[l].bias),
-                lanes[l].threshold.eq(param_rd.data[l].threshold),
-                membrane_wr.data[l].eq(lanes[l].store),
+                lane.first_step.eq(st.step == 0),
+                lane.stored.eq(mem.membrane_rd.data[l]),
+                lane.current.eq(mem.current_rd.data[l]),
+                lane.bias.eq(mem.param_rd.data[l].bias),
+                lane.threshold.eq(mem.param_rd.data[l].threshold),
+                mem.membrane_wr.data[l].eq(lane.store),
             ]
-        m.d.comb += [membrane_rd.addr.eq(pixel_addr), param_rd.addr.eq(group),
-                     weight_rd.addr.eq(weight_addr)]
+        m.d.comb += [mem.membrane_rd.addr.eq(st.pixel_addr), mem.param_rd.addr.eq(st.group)]
 
-        # Lanes that fired, the lowest of them (emitted first), and whether others remain.
-        fired = Cat(*(spikes[l] != 0 for l in range(L)))
-        first_lane = _counter(L)
+    def _spike_output(self, m, st) -> None:
+        """o_spikes shows the lowest lane that fired in the latched lane group."""
+        L = self.layer.lanes
+        fired = Cat(*(st.spikes[l] != 0 for l in range(L)))
+        st.first_lane = _counter(L)
         for l in reversed(range(L)):
             with m.If(fired[l]):
-                m.d.comb += first_lane.eq(l)
-        last_spike = (fired & (fired - 1)) == 0          # clearing the lowest bit leaves none
+                m.d.comb += st.first_lane.eq(l)
+        st.last_spike = (fired & (fired - 1)) == 0          # clearing the lowest bit leaves none
+        payload = self.o_spikes.payload
+        m.d.comb += [payload.y.eq(st.out_y), payload.x.eq(st.out_x),
+                     payload.c.eq(st.out_g * L + st.first_lane), payload.value.eq(st.spikes[st.first_lane])]
 
-        m.d.comb += self.o_spikes.payload.y.eq(out_y)
-        m.d.comb += self.o_spikes.payload.x.eq(out_x)
-        m.d.comb += self.o_spikes.payload.c.eq(out_g * L + first_lane)
-        m.d.comb += self.o_spikes.payload.value.eq(spikes[first_lane])
+    def _control(self, m, st, mem, lanes) -> None:
+        """The phase FSM (see the module docstring)."""
+        layer = self.layer
+        G, k, Hp, Wp = layer.groups, layer.kernel_size, layer.out_height, layer.out_width
+        payload = self.i_spikes.payload
+
+        def accept():
+            """Take the next input token: an event starts a scan, the end token the update."""
+            m.d.comb += self.i_spikes.ready.eq(1)
+            with m.If(self.i_spikes.valid):
+                with m.If(payload.end):
+                    m.next = "UPDATE_READ"
+                with m.Else():
+                    m.d.sync += [st.event.eq(payload), st.weight_addr.eq(payload.c * (k * k * G)),
+                                 st.tap_i.eq(0), st.tap_j.eq(0), st.group.eq(0)]
+                    m.next = "SCAN"
 
         def leave_group():
             """After a lane group's update: on to the next group in address order, or END."""
-            with m.If(last_group):
+            with m.If(st.last_group):
                 m.next = "END"
             with m.Else():
                 m.next = "UPDATE_READ"
-                with m.If(group == G - 1):
-                    m.d.sync += group.eq(0)
-                    with m.If(pixel_x == Wp - 1):
-                        m.d.sync += [pixel_x.eq(0), pixel_y.eq(pixel_y + 1)]
-                    with m.Else():
-                        m.d.sync += pixel_x.eq(pixel_x + 1)
-                with m.Else():
-                    m.d.sync += group.eq(group + 1)
+                _advance(m, [(st.group, G), (st.pixel_x, Wp), (st.pixel_y, Hp)])
 
         with m.FSM(name="phase"):
             with m.State("ACCEPT"):
-                m.d.comb += [self.i_spikes.ready.eq(1), current_rd.addr.eq(pixel_addr)]
-                m.d.sync += [tap_i.eq(0), tap_j.eq(0), group.eq(0), pixel_x.eq(0), pixel_y.eq(0)]
-                with m.If(self.i_spikes.valid):
-                    with m.If(self.i_spikes.payload.end):
-                        m.next = "UPDATE_READ"
-                    with m.Else():
-                        m.d.sync += [event.eq(self.i_spikes.payload),
-                                     weight_addr.eq(self.i_spikes.payload.c * (k * k * G))]
-                        m.next = "SCAN"
+                m.d.comb += mem.current_rd.addr.eq(st.pixel_addr)
+                m.d.sync += [st.group.eq(0), st.pixel_x.eq(0), st.pixel_y.eq(0)]
+                accept()
             with m.State("SCAN"):
-                m.d.comb += current_rd.addr.eq(tap_addr)
-                m.d.sync += [acc_valid.eq(tap_valid), acc_addr.eq(tap_addr), weight_addr.eq(weight_addr + 1)]
-                with m.If(group == G - 1):
-                    m.d.sync += group.eq(0)
-                    with m.If(tap_j == k - 1):
-                        m.d.sync += [tap_j.eq(0), tap_i.eq(tap_i + 1)]
-                    with m.Else():
-                        m.d.sync += tap_j.eq(tap_j + 1)
-                with m.Else():
-                    m.d.sync += group.eq(group + 1)
-                with m.If(last_tap):
+                # One tap × lane group per cycle; the MAC stage writes it back next cycle.
+                m.d.comb += mem.current_rd.addr.eq(st.tap_addr)
+                m.d.sync += [st.acc_valid.eq(st.tap_valid), st.acc_addr.eq(st.tap_addr),
+                             st.acc_value.eq(st.event.value), st.weight_addr.eq(st.weight_addr + 1)]
+                _advance(m, [(st.group, G), (st.tap_j, k), (st.tap_i, k)])
+                with m.If(st.last_tap):
                     m.next = "ACCEPT"
+                    accept()  # back-to-back events: the next scan starts without a gap
             with m.State("UPDATE_READ"):
-                m.d.comb += current_rd.addr.eq(pixel_addr)
+                m.d.comb += mem.current_rd.addr.eq(st.pixel_addr)
                 m.next = "UPDATE_CALC"
             with m.State("UPDATE_CALC"):
                 # Read data of (pixel, group) is valid: store membranes, clear currents, latch spikes.
-                m.d.comb += [membrane_wr.addr.eq(pixel_addr), membrane_wr.en.eq(1),
-                             current_wr.addr.eq(pixel_addr), current_wr.en.eq(1)]
-                for l in range(L):
-                    m.d.comb += current_wr.data[l].eq(0)
-                    m.d.sync += spikes[l].eq(lanes[l].spike)
-                m.d.sync += [out_y.eq(pixel_y), out_x.eq(pixel_x), out_g.eq(group)]
+                m.d.comb += [mem.membrane_wr.addr.eq(st.pixel_addr), mem.membrane_wr.en.eq(1),
+                             mem.current_wr.addr.eq(st.pixel_addr), mem.current_wr.en.eq(1)]
+                for l, lane in enumerate(lanes):
+                    m.d.comb += mem.current_wr.data[l].eq(0)
+                    m.d.sync += st.spikes[l].eq(lane.spike)
+                m.d.sync += [st.out_y.eq(st.pixel_y), st.out_x.eq(st.pixel_x), st.out_g.eq(st.group)]
                 with m.If(Cat(*(lane.spike != 0 for lane in lanes)).any()):
                     m.next = "EMIT"
                 with m.Else():
@@ -269,13 +304,11 @@ class SpikingPE(wiring.Component):
             with m.State("EMIT"):
                 m.d.comb += self.o_spikes.valid.eq(1)
                 with m.If(self.o_spikes.ready):
-                    m.d.sync += spikes[first_lane].eq(0)
-                    with m.If(last_spike):
+                    m.d.sync += st.spikes[st.first_lane].eq(0)
+                    with m.If(st.last_spike):
                         leave_group()
             with m.State("END"):
                 m.d.comb += [self.o_spikes.valid.eq(1), self.o_spikes.payload.end.eq(1)]
                 with m.If(self.o_spikes.ready):
-                    m.d.sync += step.eq(Mux(step == layer.time_steps - 1, 0, step + 1))
+                    m.d.sync += st.step.eq(Mux(st.step == layer.time_steps - 1, 0, st.step + 1))
                     m.next = "ACCEPT"
-        return m
-

@@ -5,9 +5,13 @@ cocotb 2.x's runner. One build directory per configuration (``build/sim/<case na
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import hashlib
 import json
 import os
 import shutil
+from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -19,6 +23,11 @@ from .vectors import CaseParams, make_case
 __all__ = ["verilator_env", "run_pe_case", "VerilatorMissing"]
 
 TOPLEVEL = "pe_dut"
+# Verilator's runtime library objects are the same for every model: compile them once per
+# Verilator install and copy them into each build directory (make then skips them).
+RUNTIME_OBJECTS = ("verilated.o", "verilated_dpi.o", "verilated_vpi.o", "verilated_threads.o")
+# Models are tiny and the cocotb side dominates run time: favour compile speed.
+MAKEFLAGS = "OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O1"
 
 
 class VerilatorMissing(RuntimeError):
@@ -39,10 +48,47 @@ def verilator_env() -> dict[str, str]:
     return {"VERILATOR_ROOT": str(root), "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(runner, source: Path, build_dir: Path, build_root: Path, waves: bool) -> None:
+    """Build with Verilator, reusing the compiled runtime objects of an earlier build."""
+    key = hashlib.sha256(f"{metadata.version('verilator')} {MAKEFLAGS} waves={waves}".encode()).hexdigest()[:16]
+    cache = build_root / f"_verilator_runtime_{key}"
+    args = dict(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=build_dir, waves=waves,
+                build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style"], log_file=build_dir / "build.log")
+    with _locked(build_root / ".runtime.lock"):
+        cached = all((cache / name).exists() for name in RUNTIME_OBJECTS)
+        if not cached:  # the first build compiles the runtime (other workers wait), then shares it
+            runner.build(**args)
+            cache.mkdir(parents=True, exist_ok=True)
+            for name in RUNTIME_OBJECTS:
+                shutil.copy2(build_dir / name, cache / name)
+            return
+        for name in RUNTIME_OBJECTS:
+            shutil.copy2(cache / name, build_dir / name)
+    runner.build(**args)
+
+
 def run_pe_case(params: CaseParams, *, stall_seed: int, stall: float = 0.3,
-                build_root: Path = Path("build/sim"), waves: bool = False) -> tuple[int, int]:
-    """Generate, build and simulate one case; return ``(tests, failures)`` from cocotb's results."""
+                build_root: Path = Path("build/sim"), waves: bool | None = None) -> tuple[int, int]:
+    """Generate, build and simulate one case; return ``(tests, failures)`` from cocotb's results.
+
+    Waveforms (FST/VCD in the case's build directory) only on request: ``waves=True`` or the
+    environment variable ``SPIKEHQ_WAVES=1``.
+    """
+    if waves is None:
+        waves = os.environ.get("SPIKEHQ_WAVES") == "1"
     os.environ.update(verilator_env())
+    os.environ["MAKEFLAGS"] = MAKEFLAGS
     case = make_case(params)
     build_dir = (build_root / params.name).resolve()
     if build_dir.exists():
@@ -52,9 +98,7 @@ def run_pe_case(params: CaseParams, *, stall_seed: int, stall: float = 0.3,
     pe = SpikingPE(layer=case.layer, weights=case.weights if params.with_weights else None, probe=True)
     source.write_text(verilog.convert(pe, name=TOPLEVEL, emit_src=False))
     runner = get_runner("verilator")
-    runner.build(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=build_dir, waves=waves,
-                 build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O2"],
-                 log_file=build_dir / "build.log")
+    _build(runner, source, build_dir, build_root.resolve(), waves)
     results = runner.test(
         test_module="spikehq.sim.tb_pe", hdl_toplevel=TOPLEVEL, build_dir=build_dir, waves=waves,
         extra_env={"SPIKEHQ_CASE": json.dumps(dataclasses.asdict(params)),

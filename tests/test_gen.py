@@ -9,6 +9,7 @@ import pytest
 
 from spikehq.golden.config import load_config, load_weights
 from spikehq.rtl.gen import generate, main
+from spikehq.rtl.mac import PotMac, UniformMac
 from spikehq.rtl.pe import SpikingPE, weight_rows
 from spikehq.sim.runner import verilator_env
 
@@ -114,3 +115,11 @@ def test_cli_keeps_previous_output_on_failure(tmp_path, generated):
 def test_cli_help_runs():
     result = subprocess.run([sys.executable, "-m", "spikehq.rtl.gen", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--config" in result.stdout and "byte-identical" in result.stdout
+
+
+@pytest.mark.parametrize("scheme,present,absent", [("pot", PotMac, UniformMac), ("uniform", UniformMac, PotMac)])
+def test_pe_contains_only_the_mac_of_its_scheme(scheme, present, absent):
+    layer = next(l for l in load_config(EXAMPLE).layers if l.scheme == scheme)
+    module = SpikingPE(layer=layer, weights=load_weights(layer)).elaborate(platform=None)
+    kinds = {type(sub) for sub, *_ in module._named_submodules.values()}
+    assert present in kinds and absent not in kinds
