@@ -22,6 +22,11 @@ from .export import write_json_atomic
 __all__ = ["select_run", "write_report", "markdown"]
 
 
+# (β, accuracy %, storage MB, avg bits, energy % of fp32): the paper's Table 2, DVS128 rows
+PAPER_DVS128 = ((0, 98.26, 10.21, 32, 100), (0.5, 97.90, 0.982, 3.07, 16.73), (1.0, 97.57, 0.744, 2.33, 11.61),
+                (1.5, 97.22, 0.688, 2.16, 9.81), (2.0, 96.87, 0.695, 2.18, 9.80))
+
+
 def select_run(results: dict, max_drop: float) -> dict | None:
     """The exported run with the lowest energy among those within ``max_drop`` points of the
     baseline; else the most accurate exported run."""
@@ -80,6 +85,15 @@ def markdown(results: dict) -> str:
         for name, c in rows:
             lines.append(f"| {name} | " + " | ".join(f"{c['groups'][g]['energy_mj']:.5f}" for g in GROUPS) + " | "
                          + " | ".join(f"{c['groups'][g]['storage_mb']:.4f}" for g in GROUPS) + " |")
+    lines += ["", "## Beside the paper", "",
+              "SpikeHQ paper, Table 2, DVS128 Gesture (Spikformer-2-256, T=16), quoted for comparison: "
+              + "; ".join(f"β={b}: {a} %, {mb} MB ({bits} bits), energy {e} % of fp32" for b, a, mb, bits, e in PAPER_DVS128)
+              + ".", ""]
+    paper = results.get("paper_preset")
+    if paper:
+        lines.append(f"This cost model on the `paper` preset: fp32 storage {paper['storage_mb_11']:.2f} MB (11 classes), "
+                     f"{paper['storage_mb_101']:.2f} MB (101 classes); fp32 energy {paper['energy_mj_11']:.2f} mJ "
+                     "(the paper's op-count conventions for energy are not stated; see docs/search.md).")
     exports = [r for r in results["runs"] if r.get("export")]
     if exports:
         lines += ["", "## Outputs", ""]
@@ -95,6 +109,7 @@ def _plots(results: dict, out: Path) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     pdir = out / "plots"
     pdir.mkdir(parents=True, exist_ok=True)
@@ -119,6 +134,7 @@ def _plots(results: dict, out: Path) -> list[str]:
             for x, y, b in pts:
                 ax.annotate(f"β={b:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 __all__ = ["main", "parse_args", "temperature", "run", "SearchError"]
 
-DEFAULT_BETAS = (0.5, 2.0)
+DEFAULT_BETAS = (0.1, 0.5, 2.0)
 
 
 class SearchError(ValueError):
@@ -517,6 +517,11 @@ def run(args) -> dict:
     results["config"] = {k: v for k, v in vars(args).items()}
     results["model"] = cfg.to_dict()
     results["world_size"] = dist.world
+    from .cost import paper_layers
+    results["paper_preset"] = {
+        "storage_mb_11": network_cost(paper_layers(11), "fp32", 16)["storage_mb"],
+        "storage_mb_101": network_cost(paper_layers(101), "fp32", 16)["storage_mb"],
+        "energy_mj_11": network_cost(paper_layers(11), "fp32", 16)["energy_mj"]}
     if dist.main:
         selected = report_mod.select_run(results, args.max_drop)
         results["selected_beta"] = selected["beta"] if selected else None
