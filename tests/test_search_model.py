@@ -1,0 +1,91 @@
+"""The supernet pieces: candidate mixture (paper eq. 12), hardware loss (eq. 13), neuron variants,
+A2OS2A attention, activation widths, presets."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spikehq.golden.cost import CANDIDATES, LayerShape
+from spikehq.golden.model import (ModelConfig, Neuron, QuantLayer, SpikingTransformer, bits_for_range,
+                                  preset_config)
+
+
+def test_mixture_equals_weighted_sum_of_quantized_layers():
+    torch.manual_seed(0)
+    layer = QuantLayer(LayerShape("l", "conv2d", 3, 4, kernel_size=3, padding=1, height=6, width=6))
+    layer.init_scales()
+    layer.choice = None
+    g = F.softmax(torch.randn(5), 0)
+    layer.sample = g
+    x = torch.rand(2, 3, 6, 6)
+    mixed = layer(x)
+    parts = sum(g[i] * F.conv2d(x, layer.quant_weight(c), padding=1) for i, c in enumerate(CANDIDATES))
+    assert torch.allclose(mixed, parts, atol=1e-5)
+    layer.sample = None
+    with pytest.raises(RuntimeError, match="Gumbel sample"):
+        layer(x)
+
+
+def test_hardware_loss_is_probability_weighted_cost():
+    m = SpikingTransformer(preset_config("tiny", depth=1))
+    for i, layer in enumerate(m.quant_layers()):
+        layer.cost.copy_(torch.arange(5.0) + i)
+        with torch.no_grad():
+            layer.alpha.copy_(torch.tensor([0.0, 1.0, 0.0, -1.0, 2.0]))
+    p = F.softmax(torch.tensor([0.0, 1.0, 0.0, -1.0, 2.0]), 0)
+    expected = sum((p * (torch.arange(5.0) + i)).sum() for i in range(len(m.quant_layers())))
+    assert torch.isclose(m.hardware_loss(), expected)
+    m.hardware_loss().backward()
+    assert all(layer.alpha.grad is not None for layer in m.quant_layers())
+
+
+def test_neuron_variants():
+    y = torch.tensor([[0.6], [0.8], [-1.5], [0.2]])
+    lif = Neuron(kind="lif", membrane="float", leak_shift=1, reset="hard")
+    assert lif(y, 1.0).flatten().tolist() == [0, 1, 0, 0]          # u = 0.6, 0.3 + 0.8, -1.5, -0.55
+    ter = Neuron(kind="ternary", membrane="float", leak_shift=1, reset="hard")
+    assert ter(y, 1.0).flatten().tolist()[2] == -1
+    tm = Neuron(kind="lif", membrane="ternary", leak_shift=0, reset="hard")
+    # ternary membrane: 0.6 → stored +1·θ; next step u = 1 + 0.6 fires
+    assert tm(torch.tensor([[0.6], [0.6]]), 1.0).flatten().tolist() == [0, 1]
+    soft = Neuron(kind="lif", membrane="float", leak_shift=0, reset="soft")
+    assert soft(torch.tensor([[2.5], [0.0], [0.0]]), 1.0).flatten().tolist() == [1, 1, 0]
+
+
+def test_integer_leak_rounds_toward_minus_infinity():
+    n = Neuron(kind="lif", membrane="float", leak_shift=1, reset="hard")
+    y = torch.tensor([[-3.0], [0.0], [5.0]])
+    # integer: u0 = -3, u1 = floor(-1.5) = -2, u2 = floor(-1) + 5 = 4 ≥ 4 fires; float: -1.5 → 4.25 fires too
+    assert n(y, 4.0, integer=True).flatten().tolist() == [0, 0, 1]
+    # integer: 3, floor(1.5) + 2 = 3, 3 never reaches 3.5; float: 3, 1.5 + 2 = 3.5 fires
+    y = torch.tensor([[3.0], [2.0], [2.0]])
+    assert n(y, 3.5, integer=True).flatten().tolist() == [0, 0, 0]
+    assert n(y, 3.5).flatten().tolist() == [0, 1, 0]
+
+
+def test_a2os2a_trains_and_ternary_values():
+    torch.manual_seed(0)
+    m = SpikingTransformer(preset_config("tiny", attention="a2os2a", depth=1, time_steps=2))
+    assert m.blocks[0].v.neuron.kind == "ternary" and not m.blocks[0].k.spiking
+    x = (torch.rand(4, 2, 2, 8, 8) < 0.4).float()
+    out = m(x)
+    F.cross_entropy(out, torch.tensor([0, 1, 2, 3])).backward()
+    assert m.blocks[0].k.layer.weight.grad.abs().sum() > 0
+    v = m.blocks[0].v(torch.randn(2 * 4, 16, 64) * 3, 2)
+    assert set(v.unique().tolist()) <= {-1.0, 0.0, 1.0} and (v == -1).any()
+
+
+def test_activation_bits_and_presets():
+    assert bits_for_range(0, 1) == 1 and bits_for_range(0, 2) == 3 and bits_for_range(-1, 1) == 2
+    assert bits_for_range(0, 6) == 4 and bits_for_range(-6, 6) == 4 and bits_for_range(0, 8) == 5
+    m = SpikingTransformer(preset_config("tiny"))
+    bits = {l.name: l.activation_bits for l in m.quant_layers()}
+    assert bits["tok0"] == 1 and bits["rpe"] == 1 and bits["b0_q"] == 3 and bits["b0_proj"] == 1
+    assert bits["b1_q"] == 4 and bits["head"] == 4
+    paper = preset_config("paper")
+    assert paper.dim == 256 and paper.token_grid == (8, 8) and paper.time_steps == 16 and paper.heads == 16
+    with pytest.raises(ValueError, match="heads"):
+        preset_config("tiny", heads=5)
+    with pytest.raises(ValueError, match="preset"):
+        preset_config("huge")
+    assert ModelConfig.from_dict(preset_config("tiny").to_dict()) == preset_config("tiny")
