@@ -3,7 +3,7 @@
 A processing element instantiates only the MAC its layer's scheme needs.
 """
 
-from amaranth import Mux, Shape, signed, unsigned
+from amaranth import Cat, Const, Mux, Shape, Signal, signed, unsigned
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -38,16 +38,26 @@ class PotMac(_Mac):
 
     Code = sign (MSB) · m; ``m = 0`` adds nothing, otherwise ``x << (m - 1)`` is added
     (sign = 0) or subtracted (sign = 1). No multiplier.
+
+    The add or subtract is one adder: ``acc_in + (shifted XOR sign) + sign`` (two's complement
+    negation folded into the same carry chain; the carry-in enters through an extra low bit,
+    ``{acc_in, 1} + {shifted ^ sign, sign}``). Selecting between a separate adder and
+    subtractor doubled the carry chain (docs/synthesis.md, "PoT vs uniform").
     """
 
     def elaborate(self, platform):
         m = Module()
-        b = self.weight_bits
+        b, width = self.weight_bits, self.acc_width
         sign = self.code[b - 1]
         exponent = self.code[:b - 1]
         shift = (exponent - 1)[:b - 1] if b > 2 else 0  # m - 1, valid where m != 0
-        shifted = Mux(exponent == 0, 0, self.x << shift)
-        m.d.comb += self.acc_out.eq(Mux(sign, self.acc_in - shifted, self.acc_in + shifted))
+        shifted = Signal(signed(width))
+        m.d.comb += shifted.eq(Mux(exponent == 0, 0, self.x << shift))
+        flipped = Signal(width)
+        m.d.comb += flipped.eq(shifted.as_unsigned() ^ sign.replicate(width))
+        total = Signal(width + 1)
+        m.d.comb += total.eq(Cat(Const(1, 1), self.acc_in.as_unsigned()) + Cat(sign, flipped))
+        m.d.comb += self.acc_out.eq(total[1:])
         return m
 
 
