@@ -125,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the training set held out for Step 1 (default 0.2)")
     s.add_argument("--tau-start", type=_positive_float("--tau-start"), default=5.0, help="initial Gumbel temperature")
     s.add_argument("--tau-end", type=_positive_float("--tau-end"), default=0.2, help="final Gumbel temperature")
-    s.add_argument("--max-drop", type=_positive_float("--max-drop", allow_zero=True), default=1.5,
-                   help="accuracy points a β may lose to be selected as the exported result (default 1.5)")
+    s.add_argument("--max-drop", type=_positive_float("--max-drop", allow_zero=True), default=1.0,
+                   help="accuracy points a β may lose to be selected as the exported result (default 1.0, the paper's <1 %%)")
     o = p.add_argument_group("run")
     o.add_argument("--seed", type=_positive_int("--seed"), default=0, help="random seed (default 0)")
     o.add_argument("--out", default="build/search", help="output folder (default build/search)")
