@@ -89,3 +89,14 @@ def test_activation_bits_and_presets():
     with pytest.raises(ValueError, match="preset"):
         preset_config("huge")
     assert ModelConfig.from_dict(preset_config("tiny").to_dict()) == preset_config("tiny")
+
+
+def test_paper_preset_runs_and_matches_the_cost_model():
+    from spikehq.golden.cost import network_cost, paper_layers
+    cfg = preset_config("paper", time_steps=1)
+    m = SpikingTransformer(cfg)
+    assert [s.name for s in m.layer_shapes()] == [s.name for s in paper_layers(11)]
+    assert sum(p.numel() for l in m.quant_layers() for p in [l.weight]) == network_cost(paper_layers(11), "fp32", 16)["params"]
+    with torch.no_grad():
+        out = m((torch.rand(1, 1, 2, 128, 128, generator=torch.Generator().manual_seed(0)) < 0.05).float())
+    assert out.shape == (1, 11)
