@@ -101,7 +101,8 @@ def markdown(results: dict) -> str:
             lines.append(f"* β={r['beta']:g}: `{r['export']}`")
         if results.get("selected_beta") is not None:
             lines.append(f"* selected (β={results['selected_beta']:g}): `searched.json` — `make gen CONFIG=<out>/searched.json`")
-    lines += ["", "Plots: `plots/pareto.png`, `plots/choices.png`, `plots/breakdown.png`, `plots/probs_*.png`.", ""]
+    lines += ["", "Plots: `plots/pareto.png`, `plots/choices.png`, `plots/breakdown.png`, `plots/probs_*.png`."
+              if results.get("plots", True) else "Plots: skipped (--no-plots).", ""]
     return "\n".join(lines)
 
 
@@ -194,10 +195,10 @@ def _plots(results: dict, out: Path) -> list[str]:
     return written
 
 
-def write_report(results: dict, out: str | Path) -> dict:
+def write_report(results: dict, out: str | Path, plots: bool = True) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    results["plots"] = _plots(results, out)
+    results["plots"] = _plots(results, out) if plots else []
     write_json_atomic(out / "report.json", results, indent=1)
     text = markdown(results)
     fd, tmp = tempfile.mkstemp(dir=out, prefix=".report.md.", suffix=".tmp")

@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads per process (default 1: small layers gain little from more)")
     o.add_argument("--resume", action="store_true", help="reuse finished phases from OUT/checkpoints")
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
+    o.add_argument("--no-plots", action="store_true", help="skip the plots (report.md and report.json only)")
     return p
 
 
@@ -533,7 +534,7 @@ def run(args) -> dict:
             if (out / "weights").exists():
                 shutil.rmtree(out / "weights")
             shutil.copytree(src / "weights", out / "weights")
-        report_mod.write_report(results, out)
+        report_mod.write_report(results, out, plots=not args.no_plots)
         log(f"done in {results['seconds']:.0f} s: {out / 'report.md'}")
     dist.barrier()
     dist.close()
