@@ -4,7 +4,9 @@
 
 Cycles are counted in amaranth.sim with no stalls (the PE's own throughput), from the first
 input event of a step to the end token it emits, and set beside the cycle model of the
-manifest (k²·G per event, 2 per lane group, 1 per output spike, 3 per step). Prints a
+manifest (k²·G per event, 2 per lane group, 1 per output spike, 2 per step). The last
+column is what a dense (non-event-driven) PE with the same lanes would need: every neuron
+visits its whole fan-in, lanes neurons at a time.. Prints a
 table, writes ``cycles.json`` and ``cycles_vs_density.png`` to ``--out``.
 """
 
@@ -84,9 +86,9 @@ def measure(layer, weights, frames) -> tuple[list[int], int]:
 
 def model_cycles(layer, events: int, spikes: int, steps: int) -> int:
     """The manifest's cycle model for back-to-back events: k²·G per event, 2 per lane group,
-    1 per output spike, and per step 1 to accept the first token and 2 for the end tokens."""
+    1 per output spike, and 2 per step for the end tokens."""
     groups = layer.out_height * layer.out_width * layer.groups
-    return events * layer.kernel_size ** 2 * layer.groups + steps * (2 * groups + 3) + spikes
+    return events * layer.kernel_size ** 2 * layer.groups + steps * (2 * groups + 2) + spikes
 
 
 def main() -> None:
@@ -105,7 +107,7 @@ def main() -> None:
         weights = LayerWeights(codes.encode("pot", 4, values), np.zeros(layer.out_channels, dtype=np.int64),
                                np.full(layer.out_channels, 40))
         print(f"\n{label}: fan-in {layer.fan_in}, {layer.num_inputs} inputs, {layer.num_outputs} neurons")
-        print(f"{'density':>8} {'events/step':>12} {'cycles/step':>12} {'model':>8} {'dense MACs/step':>16}")
+        print(f"{'density':>8} {'events/step':>12} {'cycles/step':>12} {'model':>8} {'dense cycles/step':>18}")
         rows = []
         for density in DENSITIES:
             shape = (args.steps, layer.height, layer.width, layer.in_channels)
@@ -116,10 +118,11 @@ def main() -> None:
             events = int(frames.sum())
             model = model_cycles(layer, events, spikes, args.steps) / args.steps
             row = {"density": density, "events_per_step": events / args.steps,
-                   "cycles_per_step": sum(cycles) / args.steps, "model_cycles_per_step": model}
+                   "cycles_per_step": sum(cycles) / args.steps, "model_cycles_per_step": model,
+                   "dense_cycles_per_step": layer.num_outputs * layer.fan_in // layer.lanes}
             rows.append(row)
             print(f"{density:>8.2f} {row['events_per_step']:>12.1f} {row['cycles_per_step']:>12.1f} {model:>8.1f} "
-                  f"{layer.num_outputs * layer.fan_in:>16}")
+                  f"{layer.num_outputs * layer.fan_in // layer.lanes:>18}")
         results[label] = rows
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -23,8 +24,8 @@ from .vectors import CaseParams, make_case
 __all__ = ["verilator_env", "run_pe_case", "VerilatorMissing"]
 
 TOPLEVEL = "pe_dut"
-# Verilator's runtime library objects are the same for every model: compile them once per
-# Verilator install and copy them into each build directory (make then skips them).
+# Verilator's runtime library is the same for every model: the first build compiles it, its
+# objects go into one archive per Verilator install, later builds link that archive instead.
 RUNTIME_OBJECTS = ("verilated.o", "verilated_dpi.o", "verilated_vpi.o", "verilated_threads.o")
 # Models are tiny and the cocotb side dominates run time: favour compile speed.
 MAKEFLAGS = "OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O1"
@@ -60,21 +61,21 @@ def _locked(path: Path):
 
 
 def _build(runner, source: Path, build_dir: Path, build_root: Path, waves: bool) -> None:
-    """Build with Verilator, reusing the compiled runtime objects of an earlier build."""
+    """Build with Verilator, linking the runtime archive of an earlier build when there is one."""
     key = hashlib.sha256(f"{metadata.version('verilator')} {MAKEFLAGS} waves={waves}".encode()).hexdigest()[:16]
-    cache = build_root / f"_verilator_runtime_{key}"
+    archive = build_root / f"_verilator_runtime_{key}" / "libverilated_runtime.a"
     args = dict(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=build_dir, waves=waves,
                 build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style"], log_file=build_dir / "build.log")
     with _locked(build_root / ".runtime.lock"):
-        cached = all((cache / name).exists() for name in RUNTIME_OBJECTS)
-        if not cached:  # the first build compiles the runtime (other workers wait), then shares it
+        if not archive.exists():  # the first build compiles the runtime (other workers wait)
+            os.environ["MAKEFLAGS"] = MAKEFLAGS
             runner.build(**args)
-            cache.mkdir(parents=True, exist_ok=True)
-            for name in RUNTIME_OBJECTS:
-                shutil.copy2(build_dir / name, cache / name)
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            partial = archive.with_suffix(".partial")
+            subprocess.run(["ar", "rcs", str(partial), *(str(build_dir / o) for o in RUNTIME_OBJECTS)], check=True)
+            os.replace(partial, archive)
             return
-        for name in RUNTIME_OBJECTS:
-            shutil.copy2(cache / name, build_dir / name)
+    os.environ["MAKEFLAGS"] = f"{MAKEFLAGS} VM_GLOBAL_FAST= VM_GLOBAL_SLOW= LIBS={archive}"
     runner.build(**args)
 
 
@@ -88,7 +89,6 @@ def run_pe_case(params: CaseParams, *, stall_seed: int, stall: float = 0.3,
     if waves is None:
         waves = os.environ.get("SPIKEHQ_WAVES") == "1"
     os.environ.update(verilator_env())
-    os.environ["MAKEFLAGS"] = MAKEFLAGS
     case = make_case(params)
     build_dir = (build_root / params.name).resolve()
     if build_dir.exists():
