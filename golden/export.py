@@ -10,9 +10,10 @@ Format: ``golden/searched.schema.json`` (read back with :func:`golden.config.loa
   ``s_x = 1``), computed by the model's own :meth:`SpikingUnit.folded`;
 * the neuron's scalar ``threshold`` is the median per-channel threshold (the weights file
   holds the per-channel values);
-* the head has no neuron of its own in the model: it is exported as a non-firing integrating
-  neuron (``leak_shift = 0``, threshold above its membrane bound), so after the last step its
-  membrane is ``Σ_t I_t``; summed over the tokens, its argmax is the class (global average
+* the head has no neuron of its own in the model: it is exported as an integrate-and-fire
+  neuron with soft reset, no leak and no bias (threshold ``T·B_I + 1``, above its membrane
+  bound, capped at 2^20 − 1), so ``Σ_t I_t = h_T + θ·Σ_t S_t`` exactly (``= h_T`` when the
+  threshold is out of reach); summed over the tokens, its argmax is the class (global average
   pooling commutes with the bias-free head);
 * fp32 layers are listed without weights (``make gen`` skips them, docs/arithmetic.md §9).
 
@@ -70,7 +71,7 @@ def network_metadata(model) -> dict:
                       "threshold": int(torch.tensor(blk.attn_threshold()).ceil()) if blk else 1,
                       "neuron": {"type": cfg.neuron, "leak_shift": cfg.leak_shift, "reset": cfg.reset},
                       "membrane": "ternary" if cfg.membrane == "ternary" else "integer"},
-        "readout": "head membrane after the last step, summed over tokens, argmax",
+        "readout": "head: membrane after the last step + threshold x spike count (soft reset, no leak), summed over tokens, argmax",
     }
 
 
@@ -109,10 +110,9 @@ def export_network(model, out_dir: str | Path, *, name: str = "spikehq_searched"
                 x_max = 1 if layer.activation_bits == 1 else 2 ** (layer.activation_bits - 1)
                 w_max = weight_max_abs(scheme, bits) if scheme != "fp32" else 1
                 bound = T * shape.in_channels * shape.kernel_size ** 2 * w_max * x_max
-                if bound + 1 >= 2 ** 20:
-                    raise ExportError(f"layer 'head': membrane bound {bound} too large for a threshold < 2^20")
-                bias, threshold = [0] * O, [bound + 1] * O
-                neuron = {"type": "lif", "threshold": bound + 1, "leak_shift": 0, "reset": "hard"}
+                th = min(bound + 1, 2 ** 20 - 1)
+                bias, threshold = [0] * O, [th] * O
+                neuron = {"type": "lif", "threshold": th, "leak_shift": 0, "reset": "soft"}
                 layer_membrane = "integer"
             else:
                 unit = units[layer.name]

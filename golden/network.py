@@ -4,7 +4,8 @@ Built layer by layer from :func:`golden.reference.synaptic_current` and
 :func:`golden.reference.neuron_step` (docs/arithmetic.md), with the glue between layers in
 exact integer operations: 2×2 max pooling of spikes, residual additions, the attention product
 ``Q·(Kᵀ·V)`` per head (int64 matmul) feeding an integer attention neuron, and the readout (the
-head's membrane after the last step summed over tokens, argmax). The graph comes from
+head's accumulated current ``h_T + θ·Σ_t S_t`` of its soft-reset, leak-free neuron, summed over
+tokens, argmax). The graph comes from
 ``metadata.network`` of searched.json (written by :mod:`golden.export`).
 
 Tensors are channel-last as in the reference: a conv layer's input is ``[T, B, H, W, C]``, a
@@ -106,8 +107,10 @@ class IntegerNetwork:
             x = x + self._layer(f"b{b}_proj", s, trace)
             hid = self._layer(f"b{b}_fc1", x, trace)
             x = x + self._layer(f"b{b}_fc2", hid, trace)
-        _, membrane = self._layer("head", x, trace, final_state=True)
-        scores = membrane.sum(dim=(1, 2))                                # over tokens: [B, classes]
+        spikes, membrane = self._layer("head", x, trace, final_state=True)
+        theta = torch.from_numpy(self.weights["head"].threshold.copy())
+        # soft reset, no leak, no bias: Σ_t I_t = h_T + θ·Σ_t S_t (the membrane alone if it never fired)
+        scores = (membrane + theta * spikes.sum(dim=0)).sum(dim=(1, 2))  # over tokens: [B, classes]
         return scores, trace
 
     def predict(self, frames: torch.Tensor, batch_size: int = 64) -> torch.Tensor:

@@ -31,9 +31,10 @@ def test_round_trip_codes_bias_threshold(tmp_path):
         w = load_weights(layer)
         values = codes.decode(layer.scheme, layer.bits, w.codes).reshape(q.weight.shape)
         assert np.array_equal(values, q.int_weight().detach().numpy().astype(np.int64))
-        assert layer.weight_scale == pytest.approx(float(q.scale(q.candidate)))
+        assert layer.weight_scale == pytest.approx(float(torch.as_tensor(q.scale(q.candidate)).detach()))
         if layer.name == "head":
-            assert layer.neuron.leak_shift == 0 and layer.neuron.threshold > layer.widths(w).membrane_bound - 1
+            assert layer.neuron.leak_shift == 0 and layer.neuron.reset == "soft"
+            assert layer.neuron.threshold == min(layer.widths(w).membrane_bound + 1, 2 ** 20 - 1)
             assert (w.bias == 0).all()
         else:
             b, th = (v.detach() for v in units[layer.name].folded())

@@ -68,3 +68,16 @@ def test_network_rejects_bad_input(tmp_path):
         net.run(frames[:, :2].to(torch.int64))
     with pytest.raises(ValueError, match="tok0.*1-bit activations"):
         net.run((frames[:1] * 2).to(torch.int64))
+
+
+def test_head_readout_exact_when_the_head_fires(tmp_path):
+    m, frames = calibrated_model(6)
+    net = load_network(export_network(m, tmp_path))
+    expected = m.integer_scores(frames).to(torch.int64)
+    assert torch.equal(net.run(frames.to(torch.int64))[0], expected)
+    w = net.weights["head"]
+    small = type(w)(codes=w.codes, bias=w.bias, threshold=w.threshold * 0 + 3)
+    net.weights["head"] = small                        # a reachable threshold: the head now fires
+    scores, trace = net.run(frames.to(torch.int64), dump=True)
+    assert trace["head"]["spikes"].sum() > 0
+    assert torch.equal(scores, expected)
