@@ -36,7 +36,12 @@ def mutate(path: str, value):
     return raw
 
 
-DELETE = object()
+class _Delete:
+    def __repr__(self):
+        return "<deleted>"
+
+
+DELETE = _Delete()
 
 INVALID = [
     ("format", "other", "format: expected \"spikehq-searched\", got \"other\""),
