@@ -116,6 +116,17 @@ def run_compare(work: Path, *, power: bool = True, density: float = 0.15, quiet:
             "power_sources": COEFFICIENT_SOURCES}
 
 
+def _design_mw(p: dict) -> float:
+    """Estimated power without the clock network (the same for every design on one device)."""
+    b = p["breakdown_pj"]
+    return (b["logic"] + b["dsp"] + b["bram"]) * p["clock_mhz"] * 1e-3
+
+
+def _clock_mw(points) -> float:
+    p = points[0]["pe"].get("power")
+    return p["breakdown_pj"]["clock"] * p["clock_mhz"] * 1e-3 if p else 0.0
+
+
 def _get(points, scheme, bits, act, dsp):
     for p in points:
         if (p["scheme"], p["bits"], p["activation_bits"], p["dsp_inference"]) == (scheme, bits, act, dsp):
@@ -135,7 +146,8 @@ def render_table(result: dict, command: str) -> str:
              "LUT eq. = LUT4 + 2 × CCU2C (each ECP5 carry cell holds two LUT4s). "
              + (f"Power: **estimate** at {result['power_clock_mhz']:g} MHz from Verilator toggle counts "
                 f"(input density {result['activity_density']}) and the coefficients of docs/synthesis.md; "
-                "PE power includes the clock network (same for every row), MAC power is logic and DSP only." if has_power else ""),
+                "the power columns are the design-dependent part (logic + DSP + block RAM); the clock network "
+                f"adds the same {_clock_mw(pts):.2f} mW to every PE row." if has_power else ""),
              ""]
     for unit, title in (("mac", "MAC (one lane)"), ("pe", "Processing element (8 lanes)")):
         lines += [f"## {title}", "",
@@ -147,7 +159,7 @@ def render_table(result: dict, command: str) -> str:
                 for scheme in SCHEMES:
                     d, n = _get(pts, scheme, bits, act, True), _get(pts, scheme, bits, act, False)
                     pd, pn = d[unit].get("power", {}), n[unit].get("power", {})
-                    pw = lambda p: f"{p['dynamic_mw']:.3f}" if p else "—"
+                    pw = lambda p: f"{_design_mw(p):.3f}" if p else "—"
                     lines.append(f"| {act} | {bits} | {scheme} | {d['acc_width']} | {d[unit]['lut_equiv']} | {d[unit]['dsp']} | "
                                  f"{d[unit]['ff']} | {d[unit]['fmax_mhz']:.1f} | {n[unit]['lut_equiv']} | "
                                  f"{n[unit]['fmax_mhz']:.1f} | {pw(pd)} | {pw(pn)} |")
@@ -162,17 +174,21 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     pts = result["points"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    has_power = "power" in pts[0]["pe"]
+    panels = [("mac", "lut_equiv", "MAC: LUT4 equivalents"), ("pe", "lut_equiv", "PE: LUT4 equivalents"),
+              ("pe", "fmax_mhz", "PE: Fmax (MHz)")]
+    if has_power:
+        panels.append(("pe", "design_mw", f"PE: est. mW at {result['power_clock_mhz']:g} MHz (excl. clock)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 4))
     labels = [f"a{a}/w{b}" for a in ACTIVATIONS for b in BITS]
     x = np.arange(len(labels))
     width = 0.2
     series = (("pot", True, "PoT", "#1f77b4"), ("uniform", True, "uniform (DSP)", "#ff7f0e"),
               ("uniform", False, "uniform (-nodsp)", "#d62728"))
-    for ax, (unit, metric, title) in zip(axes, (("mac", "lut_equiv", "MAC: LUT4 equivalents"),
-                                                 ("pe", "lut_equiv", "PE: LUT4 equivalents"),
-                                                 ("pe", "fmax_mhz", "PE: Fmax (MHz)"))):
+    value = lambda p, unit, metric: _design_mw(p[unit]["power"]) if metric == "design_mw" else p[unit][metric]
+    for ax, (unit, metric, title) in zip(axes, panels):
         for i, (scheme, dsp, name, color) in enumerate(series):
-            ys = [_get(pts, scheme, b, a, dsp)[unit][metric] for a in ACTIVATIONS for b in BITS]
+            ys = [value(_get(pts, scheme, b, a, dsp), unit, metric) for a in ACTIVATIONS for b in BITS]
             ax.bar(x + (i - 1) * width, ys, width, label=name, color=color)
             if metric == "lut_equiv" and dsp and scheme == "uniform":
                 ds = [_get(pts, scheme, b, a, dsp)[unit]["dsp"] for a in ACTIVATIONS for b in BITS]

@@ -246,3 +246,17 @@ def test_tiny_mac_synthesis_place_route_and_cache(tmp_path):
         synth_module("module tiny_mac(input a, output y); assign y = ;\nendmodule\n", "tiny_mac",
                      [{"name": "a", "direction": "in", "width": 1}, {"name": "y", "direction": "out", "width": 1}],
                      target="ecp5", cache_dir=tmp_path, pnr=False)
+
+
+@pytest.mark.parametrize("scheme, bits, act", [("pot", 4, 8), ("uniform", 2, 1)])
+def test_comparison_configs_are_valid_searched_json(tmp_path, scheme, bits, act):
+    from spikehq.golden.config import load_config, load_weights
+    from spikehq.synth.compare import IN_FEATURES, LANES, OUT_FEATURES, write_case_config
+    path = write_case_config(tmp_path, scheme, bits, act, seed=3)
+    layer = load_config(path).layers[0]
+    weights = load_weights(layer)
+    assert (layer.scheme, layer.bits, layer.activation_bits, layer.lanes) == (scheme, bits, act, LANES)
+    assert weights.codes.shape == (OUT_FEATURES, IN_FEATURES, 1, 1)
+    assert len(set(weights.codes.reshape(-1).tolist())) > 2          # seeded random codes, not constant
+    again = write_case_config(tmp_path / "again", scheme, bits, act, seed=3)
+    assert again.read_text() == path.read_text()                      # deterministic
