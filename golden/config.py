@@ -99,6 +99,7 @@ class LayerConfig:
     weights_path: Path | None = None
     weight_scale: float | None = None
     group: str | None = None
+    lanes_explicit: bool = False        # lanes came from the JSON (not the default)
 
     # ---- geometry -------------------------------------------------------------------------
     @property
@@ -280,7 +281,7 @@ def _layer(raw: dict, where: str, time_steps: int, base_dir: Path | None) -> Lay
         name=raw["name"], kind=kind, **geometry, scheme=scheme, bits=bits,
         activation_bits=raw.get("activation_bits", 1), lanes=lanes, neuron=neuron,
         membrane=membrane, time_steps=time_steps, weights_path=weights_path,
-        weight_scale=raw.get("weight_scale"), group=raw.get("group"))
+        weight_scale=raw.get("weight_scale"), group=raw.get("group"), lanes_explicit="lanes" in raw)
 
 
 def config_from_dict(raw: dict, *, source: str | Path = "<config>", base_dir: Path | None = None) -> NetworkConfig:

@@ -1,0 +1,120 @@
+"""Classification readout of the head layer (docs/arithmetic.md §12).
+
+The head is a soft-reset, leak-free, bias-free integrator per token and class, so its total
+input over the sample is ``Σ_t I_t = h_T + θ·Σ_t S_t``. Summed over tokens (global average
+pooling without the division, which argmax does not need) that is each class score:
+
+    score[c] = Σ_tokens ( h_T[token, c] + θ_c · spikes[token, c] )
+
+``θ_c`` is added once per head spike as it streams past; after the end token of the last
+step the membranes are read through the head PE's ``membrane_probe`` port (``tokens·G``
+cycles, one lane group per cycle), then the argmax takes one cycle per class (ties go to the
+lowest class, as ``torch.argmax``). Then ``o_result`` holds the scores and the class.
+"""
+
+from __future__ import annotations
+
+from amaranth import Mux, Signal, signed
+from amaranth.hdl import Module
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..golden.config import LayerConfig, LayerWeights, signed_width
+from .neuron import spike_shape
+from .pe import MembraneProbeSignature, _index_shape, event_layout
+
+__all__ = ["HeadReadout", "result_layout", "score_bound"]
+
+
+def score_bound(layer: LayerConfig, weights: LayerWeights) -> int:
+    """|score| ≤ tokens · (membrane bound + θ_max · T)."""
+    w = layer.widths(weights)
+    return layer.height * (w.membrane_bound + w.threshold_max * layer.time_steps)
+
+
+def result_layout(layer: LayerConfig, weights: LayerWeights) -> data.StructLayout:
+    return data.StructLayout({
+        "scores": data.ArrayLayout(signed(signed_width(score_bound(layer, weights))), layer.out_channels),
+        "label": _index_shape(layer.out_channels),
+    })
+
+
+class HeadReadout(wiring.Component):
+    """Scores and predicted class from the head PE's spikes and final membranes."""
+
+    def __init__(self, *, layer: LayerConfig, weights: LayerWeights, membrane_word):
+        if (layer.neuron.type, layer.neuron.reset, layer.neuron.leak_shift, layer.membrane) != \
+                ("lif", "soft", 0, "integer") or int(abs(weights.bias).max(initial=0)) != 0:
+            raise ValueError(f"layer {layer.name!r}: the readout needs the exported head neuron "
+                             "(binary LIF, soft reset, leak_shift 0, integer membrane, zero bias)")
+        self.layer, self.weights = layer, weights
+        self.layout = result_layout(layer, weights)
+        super().__init__({
+            "i_spikes": In(stream.Signature(event_layout(layer.out_height, layer.out_width, layer.out_channels,
+                                                         spike_shape("lif")))),
+            "membrane_probe": Out(MembraneProbeSignature(
+                addr_width=_index_shape(layer.out_height * layer.out_width * layer.groups).width,
+                word_shape=membrane_word)),
+            "o_result": Out(stream.Signature(self.layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        layer = self.layer
+        classes, L, G = layer.out_channels, layer.lanes, layer.groups
+        depth = layer.out_height * layer.out_width * G
+        theta = [int(v) for v in self.weights.threshold.tolist()]
+        scores = Signal(self.layout.members["scores"])
+        step = Signal(_index_shape(layer.time_steps))
+        addr = Signal(range(depth + 1))                 # probe address being requested
+        reading = Signal()                              # probe data of addr - 1 is valid now
+        group = Signal(_index_shape(G))                # lane group of the word being accumulated
+        label, index = Signal(_index_shape(classes)), Signal(range(classes + 1))
+        best = Signal(self.layout.members["scores"].elem_shape)
+        i = self.i_spikes
+        m.d.comb += [self.o_result.payload.scores.eq(scores), self.o_result.payload.label.eq(label),
+                     self.membrane_probe.addr.eq(addr)]
+        with m.FSM(name="readout"):
+            with m.State("SPIKES"):
+                m.d.comb += i.ready.eq(1)
+                with m.If(i.valid & ~i.payload.end):
+                    with m.Switch(i.payload.c):
+                        for c in range(classes):
+                            with m.Case(c):
+                                m.d.sync += scores[c].eq(scores[c] + theta[c])
+                with m.If(i.valid & i.payload.end):
+                    with m.If(step == layer.time_steps - 1):
+                        m.d.sync += [step.eq(0), addr.eq(0), reading.eq(0), group.eq(0)]
+                        m.next = "MEMBRANES"
+                    with m.Else():
+                        m.d.sync += step.eq(step + 1)
+            with m.State("MEMBRANES"):
+                # request addr, accumulate the word requested one cycle earlier
+                m.d.sync += [addr.eq(addr + 1), reading.eq(1)]
+                with m.If(reading):
+                    m.d.sync += group.eq(Mux(group == G - 1, 0, group + 1))
+                    with m.Switch(group):
+                        for g in range(G):
+                            with m.Case(g):
+                                m.d.sync += [scores[g * L + l].eq(scores[g * L + l] + self.membrane_probe.data[l])
+                                             for l in range(L)]
+                with m.If(addr == depth):
+                    m.d.sync += [index.eq(1), label.eq(0)]
+                    m.next = "ARGMAX_FIRST"
+            with m.State("ARGMAX_FIRST"):
+                m.d.sync += best.eq(scores[0])
+                m.next = "ARGMAX"
+            with m.State("ARGMAX"):
+                with m.If(index == classes):
+                    m.next = "RESULT"
+                with m.Else():
+                    candidate = scores[index]
+                    with m.If(candidate > best):
+                        m.d.sync += [best.eq(candidate), label.eq(index)]
+                    m.d.sync += index.eq(index + 1)
+            with m.State("RESULT"):
+                m.d.comb += self.o_result.valid.eq(1)
+                with m.If(self.o_result.ready):
+                    m.d.sync += [s.eq(0) for s in scores]
+                    m.next = "SPIKES"
+        return m
