@@ -3,9 +3,9 @@
 Built layer by layer from :func:`golden.reference.synaptic_current` and
 :func:`golden.reference.neuron_step` (docs/arithmetic.md), with the glue between layers in
 exact integer operations: 2×2 max pooling of spikes, residual additions, the attention product
-``Q·(Kᵀ·V)`` per head (int64 matmul) feeding an integer attention neuron, and the readout (the
-head's accumulated current ``h_T + θ·Σ_t S_t`` of its soft-reset, leak-free neuron, summed over
-tokens, argmax). The graph comes from
+``Q·(Kᵀ·V)`` per head (int64 matmul) feeding an integer attention neuron (both in
+:mod:`golden.attention`), and the readout (the head's accumulated current ``h_T + θ·Σ_t S_t`` of
+its soft-reset, leak-free neuron, summed over tokens, argmax). The graph comes from
 ``metadata.network`` of searched.json (written by :mod:`golden.export`).
 
 Tensors are channel-last as in the reference: a conv layer's input is ``[T, B, H, W, C]``, a
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError, LayerConfig, LayerWeights, NetworkConfig, NeuronConfig, load_config, load_weights
+from .attention import attention_current, attention_neuron
+from .config import ConfigError, LayerWeights, NetworkConfig, load_config, load_weights
 from .reference import neuron_step, synaptic_current
 
 __all__ = ["IntegerNetwork", "load_network"]
@@ -62,20 +63,6 @@ class IntegerNetwork:
             trace[name] = {"inputs": x, "spikes": spikes}
         return (spikes, state) if final_state else spikes
 
-    def _attention_neuron(self, a: torch.Tensor) -> torch.Tensor:
-        att = self.meta["attention"]
-        cfg = LayerConfig(name="attention", kind="linear", in_channels=1, out_channels=1, kernel_size=1, padding=0,
-                          height=1, width=1, scheme="uniform", bits=2, activation_bits=8, lanes=1,
-                          neuron=NeuronConfig(type=att["neuron"]["type"], threshold=att["threshold"],
-                                              leak_shift=att["neuron"]["leak_shift"], reset=att["neuron"]["reset"]),
-                          membrane=att["membrane"], time_steps=self.config.time_steps)
-        th = torch.tensor(att["threshold"], dtype=torch.int64)
-        state, out = torch.zeros_like(a[0]), []
-        for t in range(a.shape[0]):
-            s, state, _ = neuron_step(cfg, state, a[t], torch.zeros((), dtype=torch.int64), th, first_step=(t == 0))
-            out.append(s)
-        return torch.stack(out)
-
     # -- the network -------------------------------------------------------------------------
     def run(self, frames: torch.Tensor, dump: bool = False):
         """frames int [B, T, C, H, W] (0/1) → (scores int64 [B, classes], trace or None)."""
@@ -96,14 +83,14 @@ class IntegerNetwork:
         Tt, B, h, w, D = x.shape
         x = x.reshape(Tt, B, h * w, 1, D)                               # tokens, channel-last
         heads = self.meta["attention"]["heads"]
+        split = lambda z: z.reshape(Tt, B, h * w, heads, D // heads).transpose(2, 3)   # [T, B, heads, N, d]
         for b in range(model["depth"]):
-            q, k, v = (self._layer(f"b{b}_{n}", x, trace).reshape(Tt, B, h * w, heads, D // heads).transpose(2, 3)
-                       for n in ("q", "k", "v"))                        # [T, B, heads, N, d]
-            a = q @ (k.transpose(-2, -1) @ v)
-            s = self._attention_neuron(a)
+            q, k, v = (self._layer(f"b{b}_{n}", x, trace).reshape(Tt, B, h * w, D) for n in ("q", "k", "v"))
+            a = attention_current(q, k, v, heads)                       # [T, B, N, D]
+            s = attention_neuron(a, self.meta["attention"], self.config.time_steps)
             if trace is not None:
-                trace[f"b{b}_attn"] = {"inputs": a, "spikes": s}
-            s = s.transpose(2, 3).reshape(Tt, B, h * w, 1, D)
+                trace[f"b{b}_attn"] = {"inputs": split(a), "spikes": split(s)}
+            s = s.reshape(Tt, B, h * w, 1, D)
             x = x + self._layer(f"b{b}_proj", s, trace)
             hid = self._layer(f"b{b}_fc1", x, trace)
             x = x + self._layer(f"b{b}_fc2", hid, trace)

@@ -1,0 +1,380 @@
+"""Spiking self-attention unit: ``a = Q·(Kᵀ·V)`` per head, then the attention neuron (§11).
+
+Additions and subtractions only: every product has a narrow factor (a spike, or a few-bit
+activation), and is a sum of conditionally shifted copies of the other factor
+(:func:`_times`); the index arithmetic multiplies and divides by constants with shift-adds.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from amaranth import Cat, Const, Mux, Shape, Signal, signed
+from amaranth.hdl import Module
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..golden.attention import attention_widths
+from ..golden.config import MAX_DEFAULT_LANES
+from .neuron import NeuronLane, spike_shape
+from .pe import _advance, _counter, _index_shape, event_layout
+
+__all__ = ["SpikingAttention", "value_max_abs"]
+
+
+def value_max_abs(shape) -> int:
+    """Largest |value| of a stream value shape: 2^w − 1 unsigned, 2^(w−1) signed (§2)."""
+    shape = Shape.cast(shape)
+    return 2 ** (shape.width - 1) if shape.signed else 2 ** shape.width - 1
+
+
+def _mul_const(x, k: int):
+    """``x·k`` for a constant ``k ≥ 0``: a sum of shifted copies of ``x``."""
+    terms = [x << i for i in range(k.bit_length()) if k >> i & 1]
+    total = terms[0] if terms else Const(0, 1)
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
+def _div_const(x, divisor: int, limit: int):
+    """``x // divisor`` for ``0 ≤ x < limit``: a shift, or ``(x·M) >> s`` with the reciprocal
+    ``M = ⌈2^s / divisor⌉`` (checked exhaustively over the range here)."""
+    if divisor & (divisor - 1) == 0:
+        return x >> (divisor.bit_length() - 1)
+    s = max(limit - 1, 1).bit_length()
+    while True:
+        mult = -(-(1 << s) // divisor)
+        if all((c * mult) >> s == c // divisor for c in range(limit)):
+            return _mul_const(x, mult) >> s
+        s += 1
+
+
+def _as_signed(x):
+    """Zero-extend an unsigned value into a signed one (so negating it is exact)."""
+    return x if x.shape().signed else Cat(x, Const(0, 1)).as_signed()
+
+
+def _times(x, y):
+    """``x·y`` by shift-and-add over the bits of the narrower factor (no multiplier): one
+    conditional add per bit, the sign bit of a signed factor subtracted."""
+    if len(y) > len(x):
+        x, y = y, x
+    x, total = _as_signed(x), None
+    for i in range(len(y)):
+        term = Mux(y[i], x << i, 0)
+        if y.shape().signed and i == len(y) - 1:
+            total = -term if total is None else total - term
+        else:
+            total = term if total is None else total + term
+    return total
+
+
+class SpikingAttention(wiring.Component):
+    """Spiking self-attention over ``tokens`` × ``channels`` with ``heads`` heads (docs/arithmetic.md §11).
+
+    Per time step, ``i_q``, ``i_k`` and ``i_v`` each carry that step's non-zero events
+    ``{y: token, x: 0, c: channel, value}`` in any order, then one token with ``end = 1``. The
+    three streams are accepted concurrently and independently (``ready`` = "this stream's end
+    token of the step has not been seen yet"), one event per stream per cycle: q and k events
+    are appended to event lists, v events are written into a dense V memory. Once all three end
+    tokens are in, the unit stops accepting and computes, with ``L = lanes`` channels of one
+    head in parallel (``N = tokens``, ``d = channels / heads``, ``G = d / L``, ``B = channels / L``):
+
+    1. **KV** (``1 + G·E_k`` cycles, ``E_k`` = k events): for each k event ``(m, i, k)``,
+       ``KV[i, j] += k·v[m, j]`` over the ``d`` channels ``j`` of ``i``'s head, G words of L.
+       A row is overwritten by the first k event of the step that touches it (one "touched"
+       flag per channel), so KV needs no clearing pass.
+    2. **A** (``1 + G·E_q`` cycles): for each q event ``(n, i, q)``,
+       ``A[n, j] += q·KV[i, j]`` over the ``d`` channels of the head (nothing is written when
+       no k event touched row i).
+    3. **Neuron** (``1 + N·B + S`` cycles, ``S`` = output spikes): every ``(token, lane group)``
+       word runs :class:`NeuronLane` with bias 0 and threshold θ (``first_step`` at t = 0,
+       the step counter wraps at ``time_steps``), clears its current and its V word, and each
+       spike is one output event (lowest lane first).
+    4. **End** (1 cycle): the end token.
+
+    So with no output stalls the output end token leaves ``4 + G·(E_k + E_q) + N·B + S`` cycles
+    after the cycle that accepted the last of the three input end tokens
+    (:meth:`cycles_per_step`); input takes one cycle per event per stream, the streams in
+    parallel. The next step's events are accepted after the end token has left.
+
+    At most one event per ``(token, channel)`` and stream per step (the event lists hold
+    ``tokens·channels`` entries); zero-valued events are legal and add nothing.
+
+    Memories: q and k event lists (``N·D`` × {token, channel, value}), V (``N·B`` words of L
+    values), KV (``D·G`` words of L × ``kv_width``), currents and membranes (``N·B`` words of L).
+    """
+
+    def __init__(self, *, tokens: int, channels: int, heads: int, time_steps: int, attention_meta: dict,
+                 q_shape, k_shape, v_shape, lanes: int | None = None):
+        if heads < 1 or channels % heads:
+            raise ValueError(f"Channels ({channels}) must be a positive multiple of heads ({heads})")
+        if attention_meta.get("heads", heads) != heads:
+            raise ValueError(f"attention_meta has {attention_meta['heads']} heads, but heads={heads}")
+        d = channels // heads
+        if lanes is None:
+            lanes = max(l for l in range(1, MAX_DEFAULT_LANES + 1) if d % l == 0)
+        if lanes < 1 or d % lanes:
+            raise ValueError(f"Lanes ({lanes}) must divide the head dimension ({d})")
+        self.tokens, self.channels, self.heads, self.time_steps = tokens, channels, heads, time_steps
+        self.attention_meta, self.lanes, self.head_dim = attention_meta, lanes, d
+        self.shapes = {n: Shape.cast(s) for n, s in (("q", q_shape), ("k", k_shape), ("v", v_shape))}
+        self.widths = attention_widths(tokens=tokens, channels=channels, heads=heads, time_steps=time_steps,
+                                       attention_meta=attention_meta,
+                                       **{f"{n}_max": value_max_abs(s) for n, s in self.shapes.items()})
+        neuron = attention_meta["neuron"]
+        self.neuron_type, self.membrane = neuron["type"], attention_meta["membrane"]
+        self.groups, self.blocks = d // lanes, channels // lanes          # G, B
+        self.list_depth = tokens * channels
+        self.word_depth = tokens * self.blocks                            # (token, block) words: V, A, membranes
+        self.kv_depth = channels * self.groups                            # (channel, group) words
+        self.entry = {n: data.StructLayout({"tok": _index_shape(tokens), "c": _index_shape(channels), "value": s})
+                      for n, s in self.shapes.items()}
+        w = self.widths
+        stored_width = 2 if self.membrane == "ternary" else w.membrane_width
+        self.v_word = data.ArrayLayout(self.shapes["v"], lanes)
+        self.kv_word = data.ArrayLayout(signed(w.kv_width), lanes)
+        self.current_word = data.ArrayLayout(signed(w.current_width), lanes)
+        self.membrane_word = data.ArrayLayout(signed(stored_width), lanes)
+        self.out_layout = event_layout(tokens, 1, channels, spike_shape(self.neuron_type))
+        super().__init__({
+            **{f"i_{n}": In(stream.Signature(event_layout(tokens, 1, channels, s))) for n, s in self.shapes.items()},
+            "o_spikes": Out(stream.Signature(self.out_layout)),
+        })
+
+    def cycles_per_step(self, k_events: int, q_events: int, spikes: int) -> int:
+        """Cycles from the last input end token to the output end token, without stalls."""
+        return 4 + self.groups * (k_events + q_events) + self.word_depth + spikes
+
+    # ---- structure ------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        mem = self._memories(m)
+        lanes = self._lanes(m)
+        st = self._state()
+        self._inputs(m, st, mem)
+        self._accumulate(m, st, mem)
+        self._neuron_update(m, st, mem, lanes)
+        self._spike_output(m, st)
+        self._control(m, st, mem, lanes)
+        return m
+
+    def _memories(self, m) -> SimpleNamespace:
+        """q/k event lists, dense V, KV rows, currents A and membranes, and their ports."""
+        def ram(name, shape, depth):
+            m.submodules[name] = mem = memory.Memory(shape=shape, depth=depth, init=[])
+            return mem
+        q_list = ram("q_list", self.entry["q"], self.list_depth)
+        k_list = ram("k_list", self.entry["k"], self.list_depth)
+        v_mem = ram("v", self.v_word, self.word_depth)
+        kv_mem, a_mem = ram("kv", self.kv_word, self.kv_depth), ram("currents", self.current_word, self.word_depth)
+        membrane_mem = ram("membranes", self.membrane_word, self.word_depth)
+        kv_wr, a_wr = kv_mem.write_port(), a_mem.write_port()
+        return SimpleNamespace(
+            q_wr=q_list.write_port(), q_rd=q_list.read_port(), k_wr=k_list.write_port(), k_rd=k_list.read_port(),
+            v_wr=v_mem.write_port(granularity=1), v_rd=v_mem.read_port(),
+            # transparent: a write-back and a read of the same row in one cycle see the sum
+            kv_wr=kv_wr, kv_rd=kv_mem.read_port(transparent_for=(kv_wr,)),
+            a_wr=a_wr, a_rd=a_mem.read_port(transparent_for=(a_wr,)),
+            membrane_wr=membrane_mem.write_port(), membrane_rd=membrane_mem.read_port())
+
+    def _lanes(self, m) -> list[NeuronLane]:
+        w, neuron = self.widths, self.attention_meta["neuron"]
+        lanes = []
+        for l in range(self.lanes):
+            lanes.append(NeuronLane(
+                neuron_type=self.neuron_type, membrane=self.membrane, reset=neuron["reset"],
+                leak_shift=neuron["leak_shift"], current_width=w.current_width, membrane_width=w.membrane_width,
+                bias_width=w.bias_width, threshold_width=w.threshold_width))
+            m.submodules[f"neuron{l}"] = lanes[l]
+        return lanes
+
+    def _state(self) -> SimpleNamespace:
+        N, D, count = self.tokens, self.channels, _index_shape(self.list_depth + 1)
+        addr = max(_index_shape(self.kv_depth).width, _index_shape(self.word_depth).width)
+        return SimpleNamespace(
+            step=_counter(self.time_steps),
+            done={n: Signal(name=f"done_{n}") for n in "qkv"},          # end token of this step seen
+            accepting=Signal(),                                          # INPUT phase
+            q_count=Signal(count), k_count=Signal(count),
+            ptr=Signal(count), ptr_next=Signal(count),                   # event list read pointer
+            touched=Signal(D),                                           # KV row i written this step
+            kev=Signal(self.entry["k"]), qev=Signal(self.entry["q"]),    # event being scanned
+            live=Signal(),                                               # KV: first of its row; A: row touched
+            group=_counter(self.groups),
+            # write-back stage (the cycle after a scan read)
+            w_kv=Signal(), w_a=Signal(), w_addr=Signal(addr), w_fresh=Signal(),
+            w_k=Signal(self.shapes["k"]), w_q=Signal(self.shapes["q"]),
+            # neuron phase: word = tok·B + blk
+            word=_counter(self.word_depth), rd_word=_counter(self.word_depth),
+            tok=_counter(N), blk=_counter(self.blocks),
+            spikes=Signal(data.ArrayLayout(spike_shape(self.neuron_type), self.lanes)),
+            out_tok=_counter(N), out_blk=_counter(self.blocks),
+        )
+
+    # ---- addressing -----------------------------------------------------------------------
+    def _kv_addr(self, c, group):
+        """KV row word of channel c (its head's j = group·L …), address c·G + group."""
+        return (_mul_const(c, self.groups) + group)[:_index_shape(self.kv_depth).width]
+
+    def _word_addr(self, tok, c, group):
+        """V / current word of token ``tok``, lane group ``group`` of channel c's head."""
+        head = _div_const(c, self.head_dim, self.channels)
+        addr = _mul_const(tok, self.blocks) + _mul_const(head, self.groups) + group
+        return addr[:_index_shape(self.word_depth).width]
+
+    # ---- datapath -------------------------------------------------------------------------
+    def _inputs(self, m, st, mem) -> None:
+        """While accepting: q/k events append to their lists, v events write one V lane."""
+        L, B = self.lanes, self.blocks
+        for n, wr, count in (("q", mem.q_wr, st.q_count), ("k", mem.k_wr, st.k_count)):
+            port = getattr(self, f"i_{n}")
+            event = port.valid & port.ready & ~port.payload.end
+            m.d.comb += [port.ready.eq(st.accepting & ~st.done[n]), wr.addr.eq(count), wr.en.eq(event),
+                         wr.data.tok.eq(port.payload.y), wr.data.c.eq(port.payload.c),
+                         wr.data.value.eq(port.payload.value)]
+            with m.If(event):
+                m.d.sync += count.eq(count + 1)
+        port, wr = self.i_v, mem.v_wr
+        fire = port.valid & port.ready
+        blk = _div_const(port.payload.c, L, self.channels)
+        lane = (port.payload.c - _mul_const(blk, L))[:_index_shape(L).width]
+        m.d.comb += [port.ready.eq(st.accepting & ~st.done["v"]),
+                     wr.addr.eq((_mul_const(port.payload.y, B) + blk)[:len(wr.addr)])]
+        for l in range(L):
+            m.d.comb += [wr.data[l].eq(port.payload.value), wr.en[l].eq(fire & ~port.payload.end & (lane == l))]
+        for n in "qkv":
+            port = getattr(self, f"i_{n}")
+            with m.If(port.valid & port.ready & port.payload.end):
+                m.d.sync += st.done[n].eq(1)
+
+    def _accumulate(self, m, st, mem) -> None:
+        """Write-back stage: KV += k·V row (or = on the row's first event), A += q·KV row."""
+        for l in range(self.lanes):
+            m.d.comb += [
+                mem.kv_wr.data[l].eq(Mux(st.w_fresh, 0, mem.kv_rd.data[l]) + _times(st.w_k, mem.v_rd.data[l])),
+                mem.a_wr.data[l].eq(mem.a_rd.data[l] + _times(st.w_q, mem.kv_rd.data[l])),
+            ]
+        m.d.comb += [mem.kv_wr.addr.eq(st.w_addr), mem.kv_wr.en.eq(st.w_kv),
+                     mem.a_wr.addr.eq(st.w_addr), mem.a_wr.en.eq(st.w_a)]
+        m.d.sync += [st.w_kv.eq(0), st.w_a.eq(0)]
+
+    def _neuron_update(self, m, st, mem, lanes) -> None:
+        for l, lane in enumerate(lanes):
+            m.d.comb += [
+                lane.first_step.eq(st.step == 0),
+                lane.stored.eq(mem.membrane_rd.data[l]),
+                lane.current.eq(mem.a_rd.data[l]),
+                lane.bias.eq(0),
+                lane.threshold.eq(self.widths.threshold),
+                mem.membrane_wr.data[l].eq(lane.store),
+            ]
+        m.d.comb += [st.rd_word.eq(st.word), mem.membrane_rd.addr.eq(st.rd_word), mem.membrane_wr.addr.eq(st.word)]
+
+    def _spike_output(self, m, st) -> None:
+        """o_spikes shows the lowest lane that fired in the latched word."""
+        L = self.lanes
+        fired = Cat(*(st.spikes[l] != 0 for l in range(L)))
+        st.first_lane = _counter(L)
+        for l in reversed(range(L)):
+            with m.If(fired[l]):
+                m.d.comb += st.first_lane.eq(l)
+        st.last_spike = (fired & (fired - 1)) == 0
+        payload = self.o_spikes.payload
+        m.d.comb += [payload.y.eq(st.out_tok), payload.x.eq(0),
+                     payload.c.eq(_mul_const(st.out_blk, L) + st.first_lane),
+                     payload.value.eq(st.spikes[st.first_lane])]
+
+    # ---- control --------------------------------------------------------------------------
+    def _control(self, m, st, mem, lanes) -> None:
+        """Phases INPUT → KV → A → neuron/EMIT → END (see the class docstring)."""
+        G, N, B = self.groups, self.tokens, self.blocks
+        m.d.comb += [st.ptr_next.eq(st.ptr), mem.q_rd.addr.eq(st.ptr_next), mem.k_rd.addr.eq(st.ptr_next)]
+        m.d.sync += st.ptr.eq(st.ptr_next)   # list data of a cycle is always entry ptr
+
+        def next_event(name, count, load, scan, after):
+            """Load list entry ``ptr`` into the scan registers, or leave when the list is done."""
+            with m.If(st.ptr == count):
+                m.d.comb += st.ptr_next.eq(0)
+                m.next = after
+            with m.Else():
+                m.d.comb += st.ptr_next.eq(st.ptr + 1)
+                m.d.sync += st.group.eq(0)
+                load(getattr(mem, f"{name}_rd").data)
+                m.next = scan
+
+        def load_k(entry):
+            m.d.sync += [st.kev.eq(entry), st.live.eq(~st.touched.bit_select(entry.c, 1)),
+                         st.touched.bit_select(entry.c, 1).eq(1)]
+
+        def load_q(entry):
+            m.d.sync += [st.qev.eq(entry), st.live.eq(st.touched.bit_select(entry.c, 1))]
+
+        def next_word():
+            with m.If(st.word == self.word_depth - 1):
+                m.next = "END"
+            with m.Else():
+                m.d.comb += st.rd_word.eq(st.word + 1)
+                m.d.sync += st.word.eq(st.word + 1)
+                _advance(m, [(st.blk, B), (st.tok, N)])
+                m.next = "N_CALC"
+
+        with m.FSM(name="phase"):
+            with m.State("INPUT"):
+                m.d.comb += st.accepting.eq(1)
+                ports = [getattr(self, f"i_{n}") for n in "qkv"]
+                ending = [st.done[n] | (port.valid & port.payload.end) for n, port in zip("qkv", ports)]
+                with m.If(ending[0] & ending[1] & ending[2]):   # the last end token is taken this cycle
+                    m.next = "KV_LOAD"
+            with m.State("KV_LOAD"):
+                next_event("k", st.k_count, load_k, "KV_SCAN", "A_LOAD")
+            with m.State("KV_SCAN"):
+                m.d.comb += [mem.kv_rd.addr.eq(self._kv_addr(st.kev.c, st.group)),
+                             mem.v_rd.addr.eq(self._word_addr(st.kev.tok, st.kev.c, st.group))]
+                m.d.sync += [st.w_kv.eq(1), st.w_addr.eq(self._kv_addr(st.kev.c, st.group)),
+                             st.w_fresh.eq(st.live), st.w_k.eq(st.kev.value)]
+                with m.If(st.group == G - 1):
+                    next_event("k", st.k_count, load_k, "KV_SCAN", "A_LOAD")
+                with m.Else():
+                    m.d.sync += st.group.eq(st.group + 1)
+            with m.State("A_LOAD"):
+                next_event("q", st.q_count, load_q, "A_SCAN", "N_READ")
+            with m.State("A_SCAN"):
+                a_addr = self._word_addr(st.qev.tok, st.qev.c, st.group)
+                m.d.comb += [mem.kv_rd.addr.eq(self._kv_addr(st.qev.c, st.group)), mem.a_rd.addr.eq(a_addr)]
+                m.d.sync += [st.w_a.eq(st.live), st.w_addr.eq(a_addr), st.w_q.eq(st.qev.value)]
+                with m.If(st.group == G - 1):
+                    next_event("q", st.q_count, load_q, "A_SCAN", "N_READ")
+                with m.Else():
+                    m.d.sync += st.group.eq(st.group + 1)
+            with m.State("N_READ"):
+                m.d.comb += mem.a_rd.addr.eq(st.rd_word)
+                m.next = "N_CALC"
+            with m.State("N_CALC"):
+                # read data of the word is valid: store membranes, clear current and V, latch spikes
+                m.d.comb += [mem.a_rd.addr.eq(st.rd_word), mem.membrane_wr.en.eq(1),
+                             mem.a_wr.addr.eq(st.word), mem.a_wr.en.eq(1),
+                             mem.v_wr.addr.eq(st.word), mem.v_wr.en.eq(-1)]
+                for l, lane in enumerate(lanes):
+                    m.d.comb += [mem.a_wr.data[l].eq(0), mem.v_wr.data[l].eq(0)]
+                    m.d.sync += st.spikes[l].eq(lane.spike)
+                m.d.sync += [st.out_tok.eq(st.tok), st.out_blk.eq(st.blk)]
+                with m.If(Cat(*(lane.spike != 0 for lane in lanes)).any()):
+                    m.next = "EMIT"
+                with m.Else():
+                    next_word()
+            with m.State("EMIT"):
+                m.d.comb += [self.o_spikes.valid.eq(1), mem.a_rd.addr.eq(st.rd_word)]
+                with m.If(self.o_spikes.ready):
+                    m.d.sync += st.spikes[st.first_lane].eq(0)
+                    with m.If(st.last_spike):
+                        next_word()
+            with m.State("END"):
+                m.d.comb += [self.o_spikes.valid.eq(1), self.o_spikes.payload.end.eq(1)]
+                with m.If(self.o_spikes.ready):
+                    m.d.sync += [st.step.eq(Mux(st.step == self.time_steps - 1, 0, st.step + 1)),
+                                 st.q_count.eq(0), st.k_count.eq(0), st.touched.eq(0),
+                                 st.word.eq(0), st.tok.eq(0), st.blk.eq(0),
+                                 *(st.done[n].eq(0) for n in "qkv")]
+                    m.next = "INPUT"
