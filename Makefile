@@ -6,11 +6,13 @@ STAMP  := $(VENV)/.installed
 
 CONFIG ?= configs/example_tiny.json
 OUT    ?= build/gen
+LANES  ?= balanced
+SAMPLES ?= 50
 JOBS   ?= 2
 TARGET ?= ecp5
 CLOCK_MHZ ?= 100
 
-.PHONY: help venv gen test test-fast bench search synth clean
+.PHONY: help venv gen test test-fast bench bench-network e2e search synth clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -24,7 +26,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)  ## create .venv and install the project with its pinned dependencies
 
 gen: $(STAMP)  ## write Verilog, manifest and weight init data: make gen CONFIG=path [OUT=dir]
-	$(PY) -m spikehq.rtl.gen --config $(CONFIG) --out $(OUT)
+	$(PY) -m spikehq.rtl.gen --config $(CONFIG) --out $(OUT) --lanes $(LANES)
 
 test: $(STAMP)  ## full regression: unit tests, amaranth.sim tests, cocotb on Verilator
 	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -ra tests
@@ -34,6 +36,12 @@ test-fast: $(STAMP)  ## everything except the Verilator regressions
 
 bench: $(STAMP)  ## cycles per layer-step against input spike density, and generation time
 	$(PY) benchmarks/bench_pe.py
+
+e2e: $(STAMP)  ## whole-network RTL vs golden on digits test samples: make e2e [E2E_CONFIG=path] [SAMPLES=50]
+	$(PY) -m spikehq.sim.e2e --config $(or $(E2E_CONFIG),configs/digits_searched/searched.json) --samples $(SAMPLES)
+
+bench-network: $(STAMP)  ## cycles per inference, SOP/cycle, lane utilization, Verilator speed, lanes sweep
+	$(PY) benchmarks/bench_network.py
 
 search: $(STAMP)  ## SpikeHQ quantization search on the digits (β sweep, report, searched.json): make search [SEARCH_ARGS="--beta 1 --out build/search"]
 	$(PY) -m spikehq.golden.search $(SEARCH_ARGS)

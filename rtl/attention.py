@@ -282,7 +282,10 @@ class SpikingAttention(wiring.Component):
                 m.d.comb += st.first_lane.eq(l)
         st.last_spike = (fired & (fired - 1)) == 0
         payload = self.o_spikes.payload
-        m.d.comb += [payload.y.eq(st.out_tok), payload.x.eq(0),
+        # x is always 0; a register (not a constant) keeps the port bit driven for Verilator lint
+        out_x = Signal(1)
+        m.d.sync += out_x.eq(0)
+        m.d.comb += [payload.y.eq(st.out_tok), payload.x.eq(out_x),
                      payload.c.eq(_mul_const(st.out_blk, L) + st.first_lane),
                      payload.value.eq(st.spikes[st.first_lane])]
 

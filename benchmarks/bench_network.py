@@ -1,0 +1,114 @@
+"""Benchmark of the whole-network core on Verilator (not a test): cycles per inference,
+synaptic operations per cycle, lane utilization per layer, input spike density, Verilator
+speed, and how cycles change with the lanes policy. Run: ``make bench-network``.
+
+Every policy runs the same digits test samples, side by side in one run, with no stalls
+(consumer always ready, producer never idle). Per-layer figures come from the golden trace of
+the same samples: input events, synaptic operations (events × in-bounds taps × C_out), and
+scan cycles from the PE's cycle formula (events × k²·C_out/L; rtl/pe.py), whose lane
+utilization is SOP / (scan cycles × L). Writes build/bench/network.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from spikehq.golden.data import load_dataset
+from spikehq.golden.network import load_network
+from spikehq.rtl.lanes import apply_lanes
+from spikehq.sim.runner import run_network
+
+OUT = Path("build/bench")
+
+
+def _taps(layer, y: int, x: int) -> int:
+    """Output pixels an input pixel (y, x) reaches (stride 1, zero padding)."""
+    k, p = layer.kernel_size, layer.padding
+    ys = sum(0 <= y + p - i < layer.out_height for i in range(k))
+    xs = sum(0 <= x + p - j < layer.out_width for j in range(k))
+    return ys * xs
+
+
+def layer_figures(net, config, samples: list[int]) -> dict:
+    """Per PE layer, mean per inference: input events, SOP, scan cycles, lane utilization."""
+    _, test = load_dataset("digits", time_steps=config.time_steps)
+    _, trace = net.run(test.frames[samples], dump=True)
+    out = {}
+    for layer in config.layers:
+        x = trace[layer.name]["inputs"]                  # [T, B, H, W, C]
+        nz = (x != 0).nonzero().tolist()
+        events = len(nz)
+        sop = sum(_taps(layer, y, xx) for _, _, y, xx, _ in nz) * layer.out_channels
+        scan = events * layer.kernel_size ** 2 * layer.groups
+        n = len(samples)
+        out[layer.name] = {"lanes": layer.lanes, "input_events": events / n,
+                           "input_density": events / (n * x[:, 0].numel()),
+                           "sop": sop / n, "scan_cycles": scan / n,
+                           "lane_utilization": sop / (scan * layer.lanes) if scan else 0.0}
+    return out
+
+
+def run_policy(config_path: str, policy: str, samples: list[int]) -> dict:
+    path = OUT / f"network_{policy.replace(':', '_')}.json"
+    start = time.monotonic()
+    tests, failures = run_network(config_path, samples, stall_seed=1, stall=0.0, lanes=policy, results=path)
+    wall = time.monotonic() - start
+    records = json.loads(path.read_text())["samples"]
+    cycles = [r["cycles"] for r in records]
+    sim_wall = sum(r["wall_s"] for r in records)
+    return {"policy": policy, "passed": failures == 0 and tests == 1, "cycles_mean": statistics.fmean(cycles),
+            "cycles_min": min(cycles), "cycles_max": max(cycles), "sim_cycles_per_s": sum(cycles) / sim_wall,
+            "wall_s_including_build": wall,
+            "input_events_mean": statistics.fmean(r["input_events"] for r in records)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="configs/digits_searched/searched.json")
+    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--policies", nargs="+", default=["balanced", "config", "balanced:16", "balanced:2"],
+                        help="lanes policies to compare (see rtl/lanes.py)")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    samples = list(range(args.samples))
+    net = load_network(args.config)
+    frames_in = net.config.layers[0]
+    report = {"config": args.config, "samples": samples, "policies": [], "layers": {}}
+    print(f"network {net.config.name}: {args.samples} digits test samples, T={net.config.time_steps}")
+    for policy in args.policies:
+        config = apply_lanes(net.config, policy)
+        figures = layer_figures(net, config, samples)
+        result = run_policy(args.config, policy, samples)
+        total_sop = sum(f["sop"] for f in figures.values())
+        result["sop_per_cycle"] = total_sop / result["cycles_mean"]
+        result["total_lanes"] = sum(layer.lanes for layer in config.layers)
+        result["input_spike_density"] = result["input_events_mean"] / (
+            net.config.time_steps * frames_in.num_inputs)
+        report["policies"].append(result)
+        report["layers"][policy] = figures
+        print(f"\nlanes policy {policy!r}: {'0 mismatches' if result['passed'] else 'MISMATCH'}; "
+              f"{result['cycles_mean']:.0f} cycles per inference (min {result['cycles_min']}, "
+              f"max {result['cycles_max']}); {result['sop_per_cycle']:.2f} SOP/cycle; "
+              f"{result['total_lanes']} lanes in all; input spike density {result['input_spike_density']:.3f}; "
+              f"Verilator {result['sim_cycles_per_s'] / 1e3:.0f} k cycles/s (cocotb driving included)")
+        print(f"{'layer':10} {'lanes':>5} {'in events':>10} {'density':>8} {'SOP':>10} {'scan cyc':>10} {'lane util':>9}")
+        for name, f in figures.items():
+            print(f"{name:10} {f['lanes']:5d} {f['input_events']:10.1f} {f['input_density']:8.3f} {f['sop']:10.0f} "
+                  f"{f['scan_cycles']:10.0f} {f['lane_utilization']:9.2f}")
+    print("\ncycles per inference by lanes policy:")
+    for r in report["policies"]:
+        print(f"  {r['policy']:12} {r['total_lanes']:4d} lanes  {r['cycles_mean']:10.0f} cycles  "
+              f"{r['sop_per_cycle']:6.2f} SOP/cycle")
+    (OUT / "network.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\nwrote {OUT / 'network.json'}")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()

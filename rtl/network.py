@@ -1,0 +1,209 @@
+"""Whole-network inference core: one engine per layer, chained by event streams (§12).
+
+The graph is the Spikformer of ``metadata.network`` in searched.json (written by
+:mod:`golden.export`, run in software by :class:`golden.network.IntegerNetwork`)::
+
+    i_events ─▶ tok0 ─▶ tok1 ─▶ [pool] ─▶ … ─▶ tokN ─┬─▶ rpe ─▶ (+) ─▶ x
+                                                     └─────────▶ (+)
+    x ─┬─▶ q ─┐
+       ├─▶ k ─┼─▶ attention ─▶ proj ─▶ (+) ─┬─▶ fc1 ─▶ fc2 ─▶ (+) ─▶ x   (per block)
+       ├─▶ v ─┘                        (+) ◀┘                (+)
+       └────────────────────────────────┘ skip   └─────────────┘ skip
+    x ─▶ head ─▶ readout ─▶ o_result {scores, label}
+
+Every layer is a :class:`SpikingPE` specialized to its scheme, bits and lanes; ``(+)`` is a
+:class:`ResidualAdd` carrying multi-bit integers; forks broadcast a stream. Each engine counts
+its own time steps, so the T steps of a sample flow through as a pipeline. ``i_events``
+takes one sample (T steps, each ending with an end token) and then waits until ``o_result``
+has been taken.
+
+With ``trace=True``, ``o_trace`` holds every traced engine's spike count per time step of
+the last sample (order: :attr:`SpikingNetwork.traced`), valid while ``o_result.valid``.
+"""
+
+from __future__ import annotations
+
+from amaranth import Mux, Signal, unsigned
+from amaranth.hdl import Module
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..golden.config import ConfigError, LayerWeights, NetworkConfig
+from .attention import SpikingAttention
+from .glue import EventFork, ResidualAdd, SpikePool2x2, connect_events
+from .mac import activation_shape
+from .neuron import spike_shape
+from .pe import SpikingPE, _index_shape, event_layout
+from .readout import HeadReadout, result_layout
+
+__all__ = ["SpikingNetwork", "network_graph"]
+
+
+def network_graph(config: NetworkConfig) -> dict:
+    """Check that ``config`` is an exported Spikformer with every layer in hardware; return its
+    graph parameters (tokenizer pooling, depth, heads, attention, token grid)."""
+    meta = config.metadata.get("network")
+    where = f"{config.source or config.name}: metadata.network"
+    if not isinstance(meta, dict) or meta.get("architecture") != "spikformer":
+        raise ConfigError(f"{where}: expected the spikformer graph written by spikehq.golden.export")
+    model = meta["model"]
+    names = [f"tok{i}" for i in range(len(model["pool_after"]))] + ["rpe"]
+    names += [f"b{b}_{n}" for b in range(model["depth"]) for n in ("q", "k", "v", "proj", "fc1", "fc2")] + ["head"]
+    have = {layer.name: layer for layer in config.layers}
+    for name in names:
+        if name not in have:
+            raise ConfigError(f"{where}: layer {name!r} is missing from layers")
+        if not have[name].is_hardware:
+            raise ConfigError(f"{config.source or config.name}: layer {name!r}: scheme fp32 has no hardware; "
+                              "the network top needs every layer quantized (docs/arithmetic.md §9)")
+    for i, pool in enumerate(model["pool_after"]):
+        if pool and have[f"tok{i}"].neuron.type != "lif":
+            raise ConfigError(f"{config.source or config.name}: layer 'tok{i}': 2×2 pooling in hardware needs "
+                              "binary LIF spikes, got neuron type 'ternary'")
+    h, w = meta["token_grid"]
+    return {"pool_after": list(model["pool_after"]), "depth": model["depth"], "token_grid": (h, w),
+            "tokens": h * w, "attention": meta["attention"], "names": names}
+
+
+class SpikingNetwork(wiring.Component):
+    """The inference core of an exported searched.json (see the module docstring)."""
+
+    def __init__(self, *, config: NetworkConfig, weights: dict[str, LayerWeights], trace: bool = False):
+        self.config, self.weights, self.trace = config, weights, trace
+        self.graph = network_graph(config)
+        self.layers = {name: config.layer(name) for name in self.graph["names"]}
+        first, head = self.layers["tok0"], self.layers["head"]
+        self.time_steps = config.time_steps
+        self.traced = self.graph["names"][:]
+        for b in reversed(range(self.graph["depth"])):
+            self.traced.insert(self.traced.index(f"b{b}_proj"), f"b{b}_attn")
+        self.count_width = max(self.layers[n].out_height * self.layers[n].out_width * self.layers[n].out_channels
+                               for n in self.graph["names"]).bit_length()
+        members = {
+            "i_events": In(stream.Signature(event_layout(first.height, first.width, first.in_channels, unsigned(1)))),
+            "o_result": Out(stream.Signature(result_layout(head, weights["head"]))),
+        }
+        if trace:
+            members["o_trace"] = Out(data.ArrayLayout(unsigned(self.count_width), len(self.traced) * self.time_steps))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        self._taps = {}
+        x = self._input_gate(m)
+        x = self._tokenizer(m, x)
+        for b in range(self.graph["depth"]):
+            x = self._block(m, b, x)
+        self._head(m, x)
+        if self.trace:
+            self._trace_counters(m)
+        return m
+
+    # ---- engines ---------------------------------------------------------------------------
+    def _pe(self, m, name: str, src, *, grid_width: int | None = None, probe: bool = False) -> SpikingPE:
+        pe = SpikingPE(layer=self.layers[name], weights=self.weights[name], probe=probe)
+        m.submodules[name] = pe
+        connect_events(m, src, pe.i_spikes, grid_width=grid_width)
+        self._taps[name] = pe.o_spikes
+        return pe
+
+    def _fork(self, m, name: str, src, n: int):
+        """Broadcast ``src`` to n outputs."""
+        m.submodules[name] = fork = EventFork(src.payload.shape(), n)
+        connect_events(m, src, fork.i_events)
+        return list(fork.o_events)
+
+    def _residual(self, m, name: str, skip, branch, *, height: int, width: int, out_bits: int,
+                  grid_width: int | None = None) -> ResidualAdd:
+        channels = self.layers["rpe"].out_channels
+        add = ResidualAdd(height=height, width=width, channels=channels,
+                          skip_shape=skip.payload.shape().members["value"],
+                          branch_shape=branch.payload.shape().members["value"],
+                          out_shape=activation_shape(out_bits))
+        m.submodules[name] = add
+        connect_events(m, skip, add.i_skip, grid_width=grid_width)
+        connect_events(m, branch, add.i_branch, grid_width=grid_width)
+        return add
+
+    # ---- graph -----------------------------------------------------------------------------
+    def _input_gate(self, m):
+        """Admit one sample (T end tokens), then wait for its result to be taken."""
+        gated = stream.Signature(self.i_events.payload.shape()).create()
+        steps = Signal(_index_shape(self.time_steps))
+        waiting = Signal()
+        m.d.comb += [gated.payload.eq(self.i_events.payload), gated.valid.eq(self.i_events.valid & ~waiting),
+                     self.i_events.ready.eq(gated.ready & ~waiting)]
+        with m.If(gated.valid & gated.ready & gated.payload.end):
+            with m.If(steps == self.time_steps - 1):
+                m.d.sync += [steps.eq(0), waiting.eq(1)]
+            with m.Else():
+                m.d.sync += steps.eq(steps + 1)
+        with m.If(self.o_result.valid & self.o_result.ready):
+            m.d.sync += waiting.eq(0)
+        return gated
+
+    def _tokenizer(self, m, x):
+        for i, pool in enumerate(self.graph["pool_after"]):
+            x = self._pe(m, f"tok{i}", x).o_spikes
+            if pool:
+                layer = self.layers[f"tok{i}"]
+                m.submodules[f"pool{i}"] = p = SpikePool2x2(height=layer.out_height, width=layer.out_width,
+                                                            channels=layer.out_channels)
+                connect_events(m, x, p.i_spikes)
+                x = p.o_spikes
+        to_rpe, skip = self._fork(m, "rpe_fork", x, 2)
+        rpe = self._pe(m, "rpe", to_rpe)
+        _, w = self.graph["token_grid"]
+        add = self._residual(m, "rpe_add", skip, rpe.o_spikes, height=self.graph["tokens"], width=1, grid_width=w,
+                             out_bits=self.layers["b0_q" if self.graph["depth"] else "head"].activation_bits)
+        return add.o_sum
+
+    def _block(self, m, b: int, x):
+        tokens, att = self.graph["tokens"], self.graph["attention"]
+        to_q, to_k, to_v, skip = self._fork(m, f"b{b}_fork", x, 4)
+        q, k, v = (self._pe(m, f"b{b}_{n}", s) for n, s in (("q", to_q), ("k", to_k), ("v", to_v)))
+        channels = self.layers[f"b{b}_q"].out_channels
+        attention = SpikingAttention(
+            tokens=tokens, channels=channels, heads=att["heads"], time_steps=self.time_steps, attention_meta=att,
+            q_shape=spike_shape(self.layers[f"b{b}_q"].neuron.type), k_shape=spike_shape(self.layers[f"b{b}_k"].neuron.type),
+            v_shape=spike_shape(self.layers[f"b{b}_v"].neuron.type))
+        m.submodules[f"b{b}_attn"] = attention
+        for port, pe in ((attention.i_q, q), (attention.i_k, k), (attention.i_v, v)):
+            connect_events(m, pe.o_spikes, port)
+        self._taps[f"b{b}_attn"] = attention.o_spikes
+        proj = self._pe(m, f"b{b}_proj", attention.o_spikes)
+        add1 = self._residual(m, f"b{b}_attn_add", skip, proj.o_spikes, height=tokens, width=1,
+                              out_bits=self.layers[f"b{b}_fc1"].activation_bits)
+        to_fc1, skip = self._fork(m, f"b{b}_mlp_fork", add1.o_sum, 2)
+        fc1 = self._pe(m, f"b{b}_fc1", to_fc1)
+        fc2 = self._pe(m, f"b{b}_fc2", fc1.o_spikes)
+        following = f"b{b + 1}_q" if b + 1 < self.graph["depth"] else "head"
+        add2 = self._residual(m, f"b{b}_mlp_add", skip, fc2.o_spikes, height=tokens, width=1,
+                              out_bits=self.layers[following].activation_bits)
+        return add2.o_sum
+
+    def _head(self, m, x):
+        head = self._pe(m, "head", x, probe=True)
+        m.submodules.readout = readout = HeadReadout(layer=self.layers["head"], weights=self.weights["head"],
+                                                     membrane_word=head.membrane_word)
+        connect_events(m, head.o_spikes, readout.i_spikes)
+        m.d.comb += [head.membrane_probe.addr.eq(readout.membrane_probe.addr),
+                     readout.membrane_probe.data.eq(head.membrane_probe.data)]
+        wiring.connect(m, readout.o_result, wiring.flipped(self.o_result))
+
+    def _trace_counters(self, m):
+        """Per traced engine: spikes of the current step, latched per step into o_trace."""
+        T = self.time_steps
+        for i, name in enumerate(self.traced):
+            tap = self._taps[name]
+            fire = tap.valid & tap.ready
+            count = Signal(self.count_width, name=f"trace_{name}_count")
+            step = Signal(_index_shape(T), name=f"trace_{name}_step")
+            with m.If(fire & tap.payload.end):
+                m.d.sync += [count.eq(0), step.eq(Mux(step == T - 1, 0, step + 1))]
+                with m.Switch(step):
+                    for t in range(T):
+                        with m.Case(t):
+                            m.d.sync += self.o_trace[i * T + t].eq(count)
+            with m.Elif(fire):
+                m.d.sync += count.eq(count + 1)

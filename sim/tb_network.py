@@ -1,0 +1,138 @@
+"""cocotb end-to-end testbench of the whole-network core, run by ``sim/runner.py`` under Verilator.
+
+Environment: ``SPIKEHQ_NETWORK`` (searched.json), ``SPIKEHQ_SAMPLES`` (comma-separated
+digits test-set indices), ``SPIKEHQ_STALL_SEED``, ``SPIKEHQ_STALL`` (probability of a
+valid/ready stall on the input and result streams), ``SPIKEHQ_RESULTS`` (JSON written here), ``SPIKEHQ_LANES`` (lanes policy, as ``make gen``).
+
+Per sample the scoreboard compares, against :class:`golden.network.IntegerNetwork`: the
+predicted class, every class score, and every traced engine's spike count at every time
+step (``o_trace``). It records the cycles from the first input event to the result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import cocotb
+import torch
+from cocotb.clock import Clock
+from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+from cocotb.utils import get_sim_time
+
+from ..golden.data import load_dataset
+from ..golden.network import load_network
+from ..rtl.lanes import apply_lanes
+from ..rtl.network import SpikingNetwork
+
+PERIOD_NS = 10
+# no inference of the shipped sizes comes near this; a deadlock must fail, not hang
+TIMEOUT_CYCLES = 20_000_000
+
+
+def frame_events(frame: torch.Tensor) -> list[tuple[int, int, int]]:
+    """(y, x, c) of every non-zero entry of one step's frame [C, H, W], in raster order."""
+    return [(y, x, c) for c, y, x in frame.nonzero().tolist()]
+
+
+def expected_counts(net, trace: dict, traced: list[str]) -> list[int]:
+    """Golden spike counts per traced engine per step, in o_trace order."""
+    out = []
+    for name in traced:
+        spikes = trace[name]["spikes"]                    # [T, 1, ...]
+        out += [int((spikes[t] != 0).sum()) for t in range(spikes.shape[0])]
+    return out
+
+
+@cocotb.test()
+async def network_matches_golden(dut):
+    config = os.environ["SPIKEHQ_NETWORK"]
+    indices = [int(i) for i in os.environ["SPIKEHQ_SAMPLES"].split(",")]
+    stall_seed, stall = int(os.environ["SPIKEHQ_STALL_SEED"]), float(os.environ.get("SPIKEHQ_STALL", "0.2"))
+    net = load_network(config)
+    top = SpikingNetwork(config=apply_lanes(net.config, os.environ.get("SPIKEHQ_LANES", "balanced")),
+                         weights=net.weights, trace=True)
+    T = net.config.time_steps
+    _, test = load_dataset("digits", time_steps=T)
+    dut._log.info(f"{len(indices)} samples, stall seed {stall_seed}, stall probability {stall}")
+    rng_in, rng_out = random.Random(stall_seed), random.Random(stall_seed + 1)
+    clk = dut.clk
+    Clock(clk, PERIOD_NS, unit="ns").start()
+    dut.rst.value = 1
+    dut.i_events__valid.value = 0
+    dut.o_result__ready.value = 0
+    for _ in range(3):
+        await RisingEdge(clk)
+    dut.rst.value = 0
+    in_layout = top.i_events.payload.shape()
+    result_layout = top.o_result.payload.shape()
+    trace_layout = top.o_trace.shape()
+
+    async def send(payload: int):
+        while rng_in.random() < stall:
+            await RisingEdge(clk)
+        dut.i_events__payload.value = payload
+        dut.i_events__valid.value = 1
+        while True:
+            await ReadOnly()
+            accepted = bool(dut.i_events__ready.value)
+            await RisingEdge(clk)
+            if accepted:
+                break
+        dut.i_events__valid.value = 0
+
+    async def receive():
+        while True:
+            await with_timeout(RisingEdge(dut.o_result__valid), TIMEOUT_CYCLES * PERIOD_NS, "ns")
+            while rng_out.random() < stall:
+                await RisingEdge(clk)
+            dut.o_result__ready.value = 1
+            await ReadOnly()
+            result = result_layout.from_bits(dut.o_result__payload.value.to_unsigned())
+            counts = trace_layout.from_bits(dut.o_trace.value.to_unsigned())
+            await RisingEdge(clk)
+            dut.o_result__ready.value = 0
+            return result, counts
+
+    records, mismatches = [], 0
+    for index in indices:
+        frames = test.frames[index:index + 1]
+        scores, trace = net.run(frames, dump=True)
+        want_counts = expected_counts(net, trace, top.traced)
+        start, wall = get_sim_time("ns"), time.monotonic()
+        events = 0
+        for t in range(T):
+            for y, x, c in frame_events(frames[0, t]):
+                await send(in_layout.const({"y": y, "x": x, "c": c, "value": 1, "end": 0}).as_value().value)
+                events += 1
+            await send(in_layout.const({"y": 0, "x": 0, "c": 0, "value": 0, "end": 1}).as_value().value)
+        result, counts = await receive()
+        cycles = int((get_sim_time("ns") - start) // PERIOD_NS)
+        wall = time.monotonic() - wall
+        got_scores = [int(result.scores[c]) for c in range(len(scores[0]))]
+        got_counts = [int(counts[i]) for i in range(len(want_counts))]
+        ok_scores = got_scores == scores[0].tolist()
+        ok_label = int(result.label) == int(scores[0].argmax())
+        ok_counts = got_counts == want_counts
+        if not (ok_scores and ok_label and ok_counts):
+            mismatches += 1
+            bad = [f"{top.traced[i // T]}@t{i % T}: {g} != {w}"
+                   for i, (g, w) in enumerate(zip(got_counts, want_counts)) if g != w]
+            dut._log.error(f"sample {index}: label {int(result.label)} vs {int(scores[0].argmax())}, "
+                           f"scores {got_scores} vs {scores[0].tolist()}, counts differ at {bad[:8]}")
+        records.append({"index": index, "label": int(test.labels[index]), "rtl_label": int(result.label),
+                        "golden_label": int(scores[0].argmax()), "scores_match": ok_scores,
+                        "counts_match": ok_counts, "cycles": cycles, "wall_s": wall, "input_events": events,
+                        "spike_counts": dict(zip(top.traced, (want_counts[i * T:(i + 1) * T]
+                                                              for i in range(len(top.traced)))))})
+        dut._log.info(f"sample {index}: class {int(result.label)} (golden {int(scores[0].argmax())}, "
+                      f"label {int(test.labels[index])}), {cycles} cycles, "
+                      f"{'match' if ok_scores and ok_label and ok_counts else 'MISMATCH'}")
+    if os.environ.get("SPIKEHQ_RESULTS"):
+        path = Path(os.environ["SPIKEHQ_RESULTS"])
+        path.write_text(json.dumps({"config": config, "stall": stall, "stall_seed": stall_seed,
+                                    "traced": top.traced, "samples": records}, indent=1) + "\n")
+    assert mismatches == 0, f"{mismatches} of {len(indices)} samples differ from the golden model (stall seed {stall_seed})"

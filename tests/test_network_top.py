@@ -1,0 +1,119 @@
+"""Whole-network hardware: the generated top, the lanes policy, graph errors, and the end-to-end
+Verilator run on real digits test samples against the golden integer network."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from spikehq.golden.config import ConfigError, load_config
+from spikehq.rtl.gen import generate, main
+from spikehq.rtl.lanes import apply_lanes, balanced_lanes
+from spikehq.rtl.network import network_graph
+from spikehq.sim.runner import run_network, verilator_env
+
+SEARCHED = Path("configs/digits_searched/searched.json")
+WAIVERS = Path("rtl/lint_waivers.vlt")
+# CI-sized subset of the digits test set; `make e2e` runs 50
+E2E_SAMPLES = [0, 1, 2]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gen") / "digits"
+    return out, generate(SEARCHED, out, quiet=True)
+
+
+def test_gen_emits_the_network_top(generated):
+    out, manifest = generated
+    top = manifest["top"]
+    text = (out / top["verilog"]).read_text()
+    assert f"module {top['module']}(" in text
+    ports = {p["name"] for p in top["ports"]}
+    assert {"i_events__valid", "i_events__ready", "i_events__payload",
+            "o_result__valid", "o_result__ready", "o_result__payload"} <= ports
+    assert "o_trace" not in ports
+    config = load_config(SEARCHED)
+    assert top["engines"] == network_graph(config)["names"]
+    assert top["lanes"] == balanced_lanes(list(config.layers))
+    for entry in manifest["layers"]:                     # the per-layer modules use the same lanes
+        assert entry["parameters"]["lanes"] == top["lanes"][entry["name"]]
+
+
+def test_network_top_is_lint_clean(generated):
+    out, manifest = generated
+    result = subprocess.run(["verilator", "--lint-only", "-Wall", str(WAIVERS), str(out / manifest["top"]["verilog"])],
+                            env={**verilator_env(), "HOME": str(Path.home())}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_config_without_graph_gets_layers_only(tmp_path):
+    manifest = generate("configs/example_tiny.json", tmp_path / "out", quiet=True)
+    assert manifest["top"]["module"] is None and "layers only" in manifest["top"]["reason"]
+
+
+def test_balanced_lanes_follow_dense_work():
+    config = load_config(SEARCHED)
+    lanes = balanced_lanes(list(config.layers))
+    assert lanes["rpe"] == 8                             # the heaviest layer gets the ceiling
+    assert lanes["tok1"] == lanes["tok2"] == 4           # half its work
+    assert lanes["b0_q"] == 1 and lanes["b0_fc1"] == 2
+    assert balanced_lanes(list(config.layers), 16)["rpe"] == 16
+    for layer in config.layers:
+        assert layer.out_channels % lanes[layer.name] == 0
+
+
+def test_lanes_policies_and_their_errors():
+    config = load_config(SEARCHED)
+    assert apply_lanes(config, "config") is config
+    explicit = apply_lanes(config, "b0_q=4,head=5")
+    assert explicit.layer("b0_q").lanes == 4 and explicit.layer("head").lanes == 5 and explicit.layer("rpe").lanes == 8
+    for policy, message in [("b0_q=3", "b0_q=3 must divide its 64 output channels"),
+                            ("nope=2", "no layer named 'nope'"),
+                            ("b0_q", "expected balanced[:N], config or NAME=L"),
+                            ("balanced:x", "expected balanced:<positive integer>")]:
+        with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            apply_lanes(config, policy)
+
+
+def test_explicit_json_lanes_are_kept(tmp_path):
+    raw = json.loads(SEARCHED.read_text())
+    raw["layers"][4]["lanes"] = 16
+    for layer in raw["layers"]:
+        layer["weights"] = str((SEARCHED.parent / layer["weights"]).resolve())
+    path = tmp_path / "searched.json"
+    path.write_text(json.dumps(raw))
+    assert apply_lanes(load_config(path)).layer(raw["layers"][4]["name"]).lanes == 16
+
+
+def test_cli_lanes_error_is_one_line(tmp_path, capsys):
+    assert main(["--config", str(SEARCHED), "--out", str(tmp_path / "out"), "--lanes", "b0_q=3", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --lanes: b0_q=3 must divide its 64 output channels"
+    assert not (tmp_path / "out").exists()
+
+
+def test_network_graph_refuses_fp32_and_missing_layers():
+    config = load_config(SEARCHED)
+    fp32 = dataclasses.replace(config, layers=tuple(
+        dataclasses.replace(layer, scheme="fp32", bits=32) if layer.name == "b0_v" else layer for layer in config.layers))
+    with pytest.raises(ConfigError, match="layer 'b0_v': scheme fp32 has no hardware"):
+        network_graph(fp32)
+    missing = dataclasses.replace(config, layers=tuple(layer for layer in config.layers if layer.name != "head"))
+    with pytest.raises(ConfigError, match="layer 'head' is missing"):
+        network_graph(missing)
+
+
+@pytest.mark.verilator
+def test_network_bit_exact_on_verilator(stall_seed, tmp_path):
+    """Class, scores and every engine's spike count per step equal the golden model's."""
+    results = tmp_path / "results.json"
+    tests, failures = run_network(SEARCHED, E2E_SAMPLES, stall_seed=stall_seed, results=results)
+    assert tests == 1 and failures == 0, "see build/sim/network_*/test_*.log"
+    records = json.loads(results.read_text())["samples"]
+    assert [r["index"] for r in records] == E2E_SAMPLES
+    assert all(r["scores_match"] and r["counts_match"] and r["rtl_label"] == r["golden_label"] for r in records)
