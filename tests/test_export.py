@@ -75,3 +75,12 @@ def test_committed_digits_search_output_loads():
         w = load_weights(layer)
         assert w is not None and w.codes.shape[0] == layer.out_channels
         layer.widths(w)
+
+
+def test_committed_digits_search_output_reproduces_its_accuracy():
+    from spikehq.golden.data import load_dataset
+    from spikehq.golden.network import load_network
+    net = load_network(ROOT / "configs" / "digits_searched" / "searched.json")
+    _, test = load_dataset("digits", time_steps=net.config.time_steps)
+    accuracy = float((net.predict(test.frames) == test.labels).float().mean() * 100)
+    assert accuracy == pytest.approx(net.config.metadata["search"]["accuracy"], abs=1e-4)
