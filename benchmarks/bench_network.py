@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/digits_searched/searched.json")
     parser.add_argument("--samples", type=int, default=10)
-    parser.add_argument("--policies", nargs="+", default=["balanced", "config", "balanced:16", "balanced:2"],
+    parser.add_argument("--policies", nargs="+", default=["balanced", "config", "balanced:2"],
                         help="lanes policies to compare (see rtl/lanes.py)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)

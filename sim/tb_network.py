@@ -27,6 +27,7 @@ from ..golden.data import load_dataset
 from ..golden.network import load_network
 from ..rtl.lanes import apply_lanes
 from ..rtl.network import SpikingNetwork
+from .cocotb_streams import send_token
 
 PERIOD_NS = 10
 # no inference of the shipped sizes comes near this; a deadlock must fail, not hang
@@ -71,19 +72,6 @@ async def network_matches_golden(dut):
     result_layout = top.o_result.payload.shape()
     trace_layout = top.o_trace.shape()
 
-    async def send(payload: int):
-        while rng_in.random() < stall:
-            await RisingEdge(clk)
-        dut.i_events__payload.value = payload
-        dut.i_events__valid.value = 1
-        while True:
-            await ReadOnly()
-            accepted = bool(dut.i_events__ready.value)
-            await RisingEdge(clk)
-            if accepted:
-                break
-        dut.i_events__valid.value = 0
-
     async def receive():
         while True:
             await with_timeout(RisingEdge(dut.o_result__valid), TIMEOUT_CYCLES * PERIOD_NS, "ns")
@@ -105,10 +93,10 @@ async def network_matches_golden(dut):
         start, wall = get_sim_time("ns"), time.monotonic()
         events = 0
         for t in range(T):
-            for y, x, c in frame_events(frames[0, t]):
-                await send(in_layout.const({"y": y, "x": x, "c": c, "value": 1, "end": 0}).as_value().value)
-                events += 1
-            await send(in_layout.const({"y": 0, "x": 0, "c": 0, "value": 0, "end": 1}).as_value().value)
+            tokens = [{"y": y, "x": x, "c": c, "value": 1, "end": 0} for y, x, c in frame_events(frames[0, t])]
+            events += len(tokens)
+            for token in tokens + [{"y": 0, "x": 0, "c": 0, "value": 0, "end": 1}]:
+                await send_token(dut, "i_events", in_layout.const(token).as_value().value, rng=rng_in, stall=stall)
         result, counts = await receive()
         cycles = int((get_sim_time("ns") - start) // PERIOD_NS)
         wall = time.monotonic() - wall

@@ -20,6 +20,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 
 from ..rtl.pe import SpikingPE, weight_rows
+from .cocotb_streams import send_token
 from .vectors import CaseParams, events_of_step, expected_events, make_case
 
 
@@ -76,17 +77,7 @@ async def pe_matches_golden(dut):
                         await step_probed[step - 1].wait()
                         await RisingEdge(clk)  # leave the read-only phase the event was set in
                         payload = pack(y=0, x=0, c=0, value=0, end=1)
-                    while rng_in.random() < stall:
-                        await RisingEdge(clk)
-                    dut.i_spikes__payload.value = payload
-                    dut.i_spikes__valid.value = 1
-                    while True:
-                        await ReadOnly()
-                        accepted = bool(dut.i_spikes__ready.value)
-                        await RisingEdge(clk)
-                        if accepted:
-                            break
-                    dut.i_spikes__valid.value = 0
+                    await send_token(dut, "i_spikes", payload, rng=rng_in, stall=stall)
                 step += 1
 
     async def receive_step() -> list[tuple[int, int, int, int]]:
