@@ -30,13 +30,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="input event density for the activity run: probability that an input fires per step (default 0.15)")
     parser.add_argument("--samples", type=int, default=2, help="samples of T steps in the activity run (default 2)")
     parser.add_argument("--seed", type=int, default=1, help="seed of nextpnr and of the activity stimulus (default 1)")
+    parser.add_argument("--lanes", default="balanced",
+                        help="lanes policy, as make gen: balanced[:N] (default), config, or NAME=L[,NAME=L...]")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     from .config_flow import synth_config
     try:
         report = synth_config(Path(args.config), target=args.target, device=args.device, clock_mhz=args.clock_mhz,
                               out_dir=Path(args.out), power=not args.no_power, density=args.density,
-                              samples=args.samples, seed=args.seed, quiet=args.quiet)
+                              samples=args.samples, seed=args.seed, lanes=args.lanes, quiet=args.quiet)
     except (ConfigError, ToolError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ activations (128-bit membrane words) read 0.141, 4-bit PoT (152-bit words) 0.336
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -176,8 +177,12 @@ def _verilator_version() -> str:
 
 
 def run_activity(config_path: Path, layer_name: str, *, seed: int = 1, density: float = 0.15, samples: int = 2,
-                 cache_dir: Path = Path("build/synth/activity")) -> dict:
-    """Simulate one layer's PE on seeded inputs and return its switching activity (cached)."""
+                 cache_dir: Path = Path("build/synth/activity"), lanes: int | None = None) -> dict:
+    """Simulate one layer's PE on seeded inputs and return its switching activity (cached).
+
+    ``lanes``: the lanes the PE was generated with, when a lanes policy (``make gen``'s default
+    ``balanced``) changed them from the config's; the simulated PE must be the synthesized one.
+    """
     if not 0 < density <= 1:
         raise ValueError(f"Input density must be in (0, 1], not {density}")
     from amaranth.back import verilog
@@ -188,6 +193,11 @@ def run_activity(config_path: Path, layer_name: str, *, seed: int = 1, density: 
 
     config_path = Path(config_path).resolve()
     layer = load_config(config_path).layer(layer_name)
+    if lanes is not None and lanes != layer.lanes:
+        if lanes < 1 or layer.out_channels % lanes:
+            raise ValueError(f"layer {layer_name!r}: {lanes} lanes must divide its {layer.out_channels} output channels")
+        # the testbench's PE (config lanes) only supplies the stream layouts, which lanes do not change
+        layer = dataclasses.replace(layer, lanes=lanes)
     weights = load_weights(layer)
     pe = SpikingPE(layer=layer, weights=weights)
     text = verilog.convert(pe, name=TOPLEVEL, emit_src=False)
@@ -233,7 +243,7 @@ def run_activity(config_path: Path, layer_name: str, *, seed: int = 1, density: 
     mac_bits = sum(stats.scopes[f"mac{l}."]["bits"] for l in range(lanes))
     mac_toggles = sum(stats.scopes[f"mac{l}."]["toggles"] for l in range(lanes))
     result = {
-        "layer": layer_name, "seed": seed, "density": density, "samples": samples,
+        "layer": layer_name, "lanes": layer.lanes, "seed": seed, "density": density, "samples": samples,
         "time_steps": layer.time_steps, "steps": run.get("steps"), "input_events": run.get("events"),
         "cycles": stats.cycles, "traced_bits": stats.bits, "toggles": stats.toggles,
         "memories": memories, "excluded_memory_bits": stats.excluded_bits,

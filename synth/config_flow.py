@@ -30,13 +30,14 @@ _SUM_KEYS = ("lut", "lut_equiv", "carry", "mux", "ff", "dsp", "dsp_alu", "bram",
 
 def synth_config(config_path: Path, *, target: str, device: str | None = None, clock_mhz: float = 100.0,
                  out_dir: Path = Path("build/synth"), power: bool = True, density: float = 0.15,
-                 samples: int = 2, seed: int = 1, quiet: bool = False) -> dict:
+                 samples: int = 2, seed: int = 1, lanes: str = "balanced", quiet: bool = False) -> dict:
+    """``lanes``: the lanes policy of ``make gen`` (``balanced``, ``config``, ``NAME=L,...``)."""
     tgt, dev = get_target(target, device)
     network = load_config(config_path)
     out_dir = Path(out_dir)
     run_dir = out_dir / f"{network.name}_{tgt.name}_{dev.name}"
     gen_dir = run_dir / "gen"
-    manifest = generate(config_path, gen_dir, quiet=True)
+    manifest = generate(config_path, gen_dir, lanes=lanes, quiet=True)
     shapes = {s.name: s for s in shapes_from_config(network)}
     layers = []
     hw = [entry for entry in manifest["layers"] if entry["hardware"]]
@@ -55,7 +56,7 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
                            "energy_per_inference_nj": round(analytic * 1e-3, 3)}
         if power:
             act = run_activity(Path(config_path), layer.name, seed=seed, density=density, samples=samples,
-                               cache_dir=out_dir / "activity")
+                               cache_dir=out_dir / "activity", lanes=entry["parameters"]["lanes"])
             f = res["pnr"]["fmax_mhz"] if res["pnr"] else clock_mhz
             f = min(f, clock_mhz)
             row["activity"] = {k: act[k] for k in ("density", "samples", "cycles", "cycles_per_sample",
@@ -70,7 +71,7 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
     report = {
         "format": REPORT_FORMAT, "version": 1, "network": network.name, "config": str(config_path),
         "config_sha256": manifest["config_sha256"], "target": tgt.name, "family": tgt.family,
-        "device": dev.part, "clock_target_mhz": clock_mhz, "layers": layers, "skipped": skipped,
+        "device": dev.part, "clock_target_mhz": clock_mhz, "lanes_policy": lanes, "layers": layers, "skipped": skipped,
         "total": {"area": total, "capacity": dev.capacity,
                   "utilization_pct": {k: round(100.0 * total[k] / dev.capacity[k], 2)
                                       for k in ("lut", "ff", "dsp", "bram") if dev.capacity.get(k)},
@@ -104,7 +105,7 @@ def render_markdown(report: dict) -> str:
     has_power = any("power" in l for l in report["layers"])
     lines = [f"# Synthesis report: {report['network']} on {report['family']} {report['device']}", "",
              f"Config `{report['config']}` (sha256 {report['config_sha256'][:12]}), clock target "
-             f"{report['clock_target_mhz']:g} MHz. Area: out-of-context yosys synthesis of each layer's PE. "
+             f"{report['clock_target_mhz']:g} MHz, lanes policy `{report.get('lanes_policy', 'config')}`. Area: out-of-context yosys synthesis of each layer's PE. "
              + ("Fmax: nextpnr, PE inside a pin-limited harness (docs/synthesis.md). " if has_pnr else
                 "No place and route for this target: no Fmax. ")
              + ("Power: **estimate** from Verilator switching activity and the coefficients listed below." if has_power else ""),

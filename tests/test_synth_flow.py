@@ -293,3 +293,40 @@ def test_comparison_configs_are_valid_searched_json(tmp_path, scheme, bits, act)
     assert len(set(weights.codes.reshape(-1).tolist())) > 2          # seeded random codes, not constant
     again = write_case_config(tmp_path / "again", scheme, bits, act, seed=3)
     assert again.read_text() == path.read_text()                      # deterministic
+
+
+def test_make_synth_simulates_the_pe_it_synthesizes(tmp_path, monkeypatch):
+    """The lanes policy (make gen's default 'balanced') reaches both the synthesized Verilog and
+    the activity run: the example's proj layer has 8 lanes in its config and 4 balanced."""
+    from spikehq.synth import config_flow
+    root = Path(__file__).resolve().parents[1]
+    synthesized, simulated = {}, {}
+
+    def fake_synth(verilog, top, ports, **kw):
+        synthesized[top] = verilog
+        area = {k: 1 for k in config_flow._SUM_KEYS}
+        return {"area": dict(area, cells={}), "pnr": None, "key": "k", "cached": True, "dir": str(tmp_path)}
+
+    def fake_activity(config_path, layer, *, lanes=None, **kw):
+        simulated[layer] = lanes
+        return {"density": 0.15, "samples": 2, "cycles": 100, "cycles_per_sample": 50.0, "input_events": 10,
+                "toggle_rate": 0.2, "mac_active_fraction": 0.5, "memory_active_fraction": 0.5,
+                "traced_bits": 100, "excluded_memory_bits": 0}
+
+    monkeypatch.setattr(config_flow, "synth_module", fake_synth)
+    monkeypatch.setattr(config_flow, "run_activity", fake_activity)
+    report = config_flow.synth_config(root / "configs" / "example_tiny.json", target="ecp5", out_dir=tmp_path,
+                                      quiet=True)
+    lanes = {l["name"]: l["lanes"] for l in report["layers"]}
+    assert lanes == {"tokenizer": 4, "proj": 4, "mlp_residual": 8} and simulated == lanes
+    assert report["lanes_policy"] == "balanced" and "lanes policy `balanced`" in (Path(report["report_dir"]) / "report.md").read_text()
+    config_lanes = config_flow.synth_config(root / "configs" / "example_tiny.json", target="ecp5", lanes="config",
+                                            out_dir=tmp_path / "config", quiet=True)
+    assert {l["name"]: l["lanes"] for l in config_lanes["layers"]}["proj"] == 8 and simulated["proj"] == 8
+
+
+def test_activity_lanes_override_is_checked(tmp_path):
+    from spikehq.synth.activity import run_activity
+    root = Path(__file__).resolve().parents[1]
+    with pytest.raises(ValueError, match="3 lanes must divide its 16 output channels"):
+        run_activity(root / "configs" / "example_tiny.json", "proj", lanes=3, cache_dir=tmp_path)
