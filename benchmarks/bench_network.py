@@ -3,7 +3,8 @@ synaptic operations per cycle, lane utilization per layer, input spike density, 
 speed, and how cycles change with the lanes policy. Run: ``make bench-network``.
 
 Every policy runs the same digits test samples, side by side in one run, with no stalls
-(consumer always ready, producer never idle). Per-layer figures come from the golden trace of
+(consumer always ready, producer never idle): first one sample at a time (latency), then
+back to back (throughput: the steady-state interval between results). Per-layer figures come from the golden trace of
 the same samples: input events, synaptic operations (events × in-bounds taps × C_out), and
 scan cycles from the PE's cycle formula (events × k²·C_out/L; rtl/pe.py), whose lane
 utilization is SOP / (scan cycles × L). Writes build/bench/network.json.
@@ -59,13 +60,16 @@ def run_policy(config_path: str, policy: str, samples: list[int]) -> dict:
     start = time.monotonic()
     tests, failures = run_network(config_path, samples, stall_seed=1, stall=0.0, lanes=policy, results=path)
     wall = time.monotonic() - start
-    records = json.loads(path.read_text())["samples"]
+    results = json.loads(path.read_text())
+    records = results["samples"]
     cycles = [r["cycles"] for r in records]
     sim_wall = sum(r["wall_s"] for r in records)
     return {"policy": policy, "passed": failures == 0 and tests == 1, "cycles_mean": statistics.fmean(cycles),
             "cycles_min": min(cycles), "cycles_max": max(cycles), "sim_cycles_per_s": sum(cycles) / sim_wall,
             "wall_s_including_build": wall,
-            "input_events_mean": statistics.fmean(r["input_events"] for r in records)}
+            "input_events_mean": statistics.fmean(r["input_events"] for r in records),
+            "back_to_back_cycles": results["back_to_back"]["cycles_between_results"],
+            "back_to_back_passed": results["back_to_back"]["mismatching_samples"] == 0}
 
 
 def main() -> None:
@@ -92,19 +96,23 @@ def main() -> None:
             net.config.time_steps * frames_in.num_inputs)
         report["policies"].append(result)
         report["layers"][policy] = figures
-        print(f"\nlanes policy {policy!r}: {'0 mismatches' if result['passed'] else 'MISMATCH'}; "
+        result["back_to_back_sop_per_cycle"] = total_sop / result["back_to_back_cycles"]
+        ok = result["passed"] and result["back_to_back_passed"]
+        print(f"\nlanes policy {policy!r}: {'0 mismatches' if ok else 'MISMATCH'}; latency "
               f"{result['cycles_mean']:.0f} cycles per inference (min {result['cycles_min']}, "
-              f"max {result['cycles_max']}); {result['sop_per_cycle']:.2f} SOP/cycle; "
+              f"max {result['cycles_max']}), back to back one result every {result['back_to_back_cycles']:.0f} cycles; "
+              f"{result['sop_per_cycle']:.2f} SOP/cycle one at a time, "
+              f"{result['back_to_back_sop_per_cycle']:.2f} back to back; "
               f"{result['total_lanes']} lanes in all; input spike density {result['input_spike_density']:.3f}; "
               f"Verilator {result['sim_cycles_per_s'] / 1e3:.0f} k cycles/s (cocotb driving included)")
         print(f"{'layer':10} {'lanes':>5} {'in events':>10} {'density':>8} {'SOP':>10} {'scan cyc':>10} {'lane util':>9}")
         for name, f in figures.items():
             print(f"{name:10} {f['lanes']:5d} {f['input_events']:10.1f} {f['input_density']:8.3f} {f['sop']:10.0f} "
                   f"{f['scan_cycles']:10.0f} {f['lane_utilization']:9.2f}")
-    print("\ncycles per inference by lanes policy:")
+    print("\ncycles per inference by lanes policy (latency one at a time | interval back to back):")
     for r in report["policies"]:
-        print(f"  {r['policy']:12} {r['total_lanes']:4d} lanes  {r['cycles_mean']:10.0f} cycles  "
-              f"{r['sop_per_cycle']:6.2f} SOP/cycle")
+        print(f"  {r['policy']:12} {r['total_lanes']:4d} lanes  {r['cycles_mean']:10.0f} | {r['back_to_back_cycles']:8.0f} cycles  "
+              f"{r['sop_per_cycle']:6.2f} | {r['back_to_back_sop_per_cycle']:6.2f} SOP/cycle")
     (OUT / "network.json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"\nwrote {OUT / 'network.json'}")
 

@@ -13,12 +13,13 @@ The graph is the Spikformer of ``metadata.network`` in searched.json (written by
 
 Every layer is a :class:`SpikingPE` specialized to its scheme, bits and lanes; ``(+)`` is a
 :class:`ResidualAdd` carrying multi-bit integers; forks broadcast a stream. Each engine counts
-its own time steps, so the T steps of a sample flow through as a pipeline. ``i_events``
-takes one sample (T steps, each ending with an end token) and then waits until ``o_result``
-has been taken.
+its own time steps, so the T steps of a sample, and consecutive samples, flow through as a
+pipeline: ``i_events`` takes samples back to back (T steps each, every step closed by an end
+token); only the head's input pauses while the readout reads the head's membranes.
 
 With ``trace=True``, ``o_trace`` holds every traced engine's spike count per time step of
-the last sample (order: :attr:`SpikingNetwork.traced`), valid while ``o_result.valid``.
+the last sample that engine finished (order: :attr:`SpikingNetwork.traced`); it describes the
+sample in ``o_result`` when no later sample has been sent yet.
 """
 
 from __future__ import annotations
@@ -90,8 +91,7 @@ class SpikingNetwork(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         self._taps = {}
-        x = self._input_gate(m)
-        x = self._tokenizer(m, x)
+        x = self._tokenizer(m, self.i_events)
         for b in range(self.graph["depth"]):
             x = self._block(m, b, x)
         self._head(m, x)
@@ -126,22 +126,6 @@ class SpikingNetwork(wiring.Component):
         return add
 
     # ---- graph -----------------------------------------------------------------------------
-    def _input_gate(self, m):
-        """Admit one sample (T end tokens), then wait for its result to be taken."""
-        gated = stream.Signature(self.i_events.payload.shape()).create()
-        steps = Signal(_index_shape(self.time_steps))
-        waiting = Signal()
-        m.d.comb += [gated.payload.eq(self.i_events.payload), gated.valid.eq(self.i_events.valid & ~waiting),
-                     self.i_events.ready.eq(gated.ready & ~waiting)]
-        with m.If(gated.valid & gated.ready & gated.payload.end):
-            with m.If(steps == self.time_steps - 1):
-                m.d.sync += [steps.eq(0), waiting.eq(1)]
-            with m.Else():
-                m.d.sync += steps.eq(steps + 1)
-        with m.If(self.o_result.valid & self.o_result.ready):
-            m.d.sync += waiting.eq(0)
-        return gated
-
     def _tokenizer(self, m, x):
         for i, pool in enumerate(self.graph["pool_after"]):
             x = self._pe(m, f"tok{i}", x).o_spikes
@@ -183,9 +167,14 @@ class SpikingNetwork(wiring.Component):
         return add2.o_sum
 
     def _head(self, m, x):
-        head = self._pe(m, "head", x, probe=True)
+        """Head PE and readout; the head's input waits while the readout reads its membranes
+        (so a following sample cannot update them before they are read)."""
+        gated = stream.Signature(x.payload.shape()).create()
+        head = self._pe(m, "head", gated, probe=True)
         m.submodules.readout = readout = HeadReadout(layer=self.layers["head"], weights=self.weights["head"],
                                                      membrane_word=head.membrane_word)
+        m.d.comb += [gated.payload.eq(x.payload), gated.valid.eq(x.valid & ~readout.busy),
+                     x.ready.eq(gated.ready & ~readout.busy)]
         connect_events(m, head.o_spikes, readout.i_spikes)
         m.d.comb += [head.membrane_probe.addr.eq(readout.membrane_probe.addr),
                      readout.membrane_probe.data.eq(head.membrane_probe.data)]

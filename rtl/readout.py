@@ -10,6 +10,8 @@ pooling without the division, which argmax does not need) that is each class sco
 step the membranes are read through the head PE's ``membrane_probe`` port (``tokens·G``
 cycles, one lane group per cycle), then the argmax takes one cycle per class (ties go to the
 lowest class, as ``torch.argmax``). Then ``o_result`` holds the scores and the class.
+``busy`` is high from the last end token until the result is taken: the head's membranes
+must not change meanwhile, so the network holds the head's input back.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class HeadReadout(wiring.Component):
                 addr_width=_index_shape(layer.out_height * layer.out_width * layer.groups).width,
                 word_shape=membrane_word)),
             "o_result": Out(stream.Signature(self.layout)),
+            "busy": Out(1),             # reading membranes or holding a result: keep the head's input back
         })
 
     def elaborate(self, platform):
@@ -74,7 +77,7 @@ class HeadReadout(wiring.Component):
         i = self.i_spikes
         m.d.comb += [self.o_result.payload.scores.eq(scores), self.o_result.payload.label.eq(label),
                      self.membrane_probe.addr.eq(addr)]
-        with m.FSM(name="readout"):
+        with m.FSM(name="readout") as fsm:
             with m.State("SPIKES"):
                 m.d.comb += i.ready.eq(1)
                 with m.If(i.valid & ~i.payload.end):
@@ -117,4 +120,5 @@ class HeadReadout(wiring.Component):
                 with m.If(self.o_result.ready):
                     m.d.sync += [s.eq(0) for s in scores]
                     m.next = "SPIKES"
+        m.d.comb += self.busy.eq(~fsm.ongoing("SPIKES"))
         return m

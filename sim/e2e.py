@@ -31,6 +31,8 @@ def summarize(results: dict) -> dict:
         "rtl_accuracy": 100.0 * sum(s["rtl_label"] == s["label"] for s in samples) / n,
         "golden_accuracy": 100.0 * sum(s["golden_label"] == s["label"] for s in samples) / n,
         "cycles_mean": statistics.fmean(cycles), "cycles_min": min(cycles), "cycles_max": max(cycles),
+        "back_to_back_mismatching_samples": results["back_to_back"]["mismatching_samples"],
+        "back_to_back_cycles_between_results": results["back_to_back"]["cycles_between_results"],
     }
 
 
@@ -64,10 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(json.loads(out.read_text()))
     summary["wall_s"] = round(wall, 1)
     print(json.dumps(summary, indent=1))
-    ok = failures == 0 and tests == 1 and summary["mismatching_samples"] == 0
-    print(f"e2e: {'PASS' if ok else 'FAIL'}: {summary['mismatching_samples']} of {summary['samples']} samples mismatch; "
+    ok = (failures == 0 and tests == 1 and summary["mismatching_samples"] == 0
+          and summary["back_to_back_mismatching_samples"] == 0)
+    interval = summary["back_to_back_cycles_between_results"]
+    print(f"e2e: {'PASS' if ok else 'FAIL'}: {summary['mismatching_samples']} of {summary['samples']} samples mismatch "
+          f"(one at a time), {summary['back_to_back_mismatching_samples']} back to back; "
           f"RTL accuracy {summary['rtl_accuracy']:.1f} %, golden {summary['golden_accuracy']:.1f} %; "
-          f"{summary['cycles_mean']:.0f} cycles per inference; {wall:.0f} s")
+          f"latency {summary['cycles_mean']:.0f} cycles per inference"
+          + (f", back to back one result every {interval:.0f} cycles" if interval else "") + f"; {wall:.0f} s")
     return 0 if ok else 1
 
 

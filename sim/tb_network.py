@@ -4,9 +4,12 @@ Environment: ``SPIKEHQ_NETWORK`` (searched.json), ``SPIKEHQ_SAMPLES`` (comma-sep
 digits test-set indices), ``SPIKEHQ_STALL_SEED``, ``SPIKEHQ_STALL`` (probability of a
 valid/ready stall on the input and result streams), ``SPIKEHQ_RESULTS`` (JSON written here), ``SPIKEHQ_LANES`` (lanes policy, as ``make gen``).
 
-Per sample the scoreboard compares, against :class:`golden.network.IntegerNetwork`: the
-predicted class, every class score, and every traced engine's spike count at every time
-step (``o_trace``). It records the cycles from the first input event to the result.
+Phase 1, one sample at a time: the scoreboard compares, against
+:class:`golden.network.IntegerNetwork`, the predicted class, every class score, and every
+traced engine's spike count at every time step (``o_trace``), and records the cycles from the
+first input event to the result (latency). Phase 2 sends the same samples back to back, so
+several are in flight, compares classes and scores again and records the steady-state
+cycles between results (throughput).
 """
 
 from __future__ import annotations
@@ -72,18 +75,31 @@ async def network_matches_golden(dut):
     result_layout = top.o_result.payload.shape()
     trace_layout = top.o_trace.shape()
 
+    async def send_sample(frames) -> int:
+        events = 0
+        for t in range(T):
+            tokens = [{"y": y, "x": x, "c": c, "value": 1, "end": 0} for y, x, c in frame_events(frames[0, t])]
+            events += len(tokens)
+            for token in tokens + [{"y": 0, "x": 0, "c": 0, "value": 0, "end": 1}]:
+                await send_token(dut, "i_events", in_layout.const(token).as_value().value, rng=rng_in, stall=stall)
+        return events
+
     async def receive():
-        while True:
+        """Take the next result (after a random stall); return it with o_trace of that cycle."""
+        await ReadOnly()
+        if not dut.o_result__valid.value:
             await with_timeout(RisingEdge(dut.o_result__valid), TIMEOUT_CYCLES * PERIOD_NS, "ns")
-            while rng_out.random() < stall:
-                await RisingEdge(clk)
-            dut.o_result__ready.value = 1
-            await ReadOnly()
-            result = result_layout.from_bits(dut.o_result__payload.value.to_unsigned())
-            counts = trace_layout.from_bits(dut.o_trace.value.to_unsigned())
+        else:
             await RisingEdge(clk)
-            dut.o_result__ready.value = 0
-            return result, counts
+        while rng_out.random() < stall:
+            await RisingEdge(clk)
+        dut.o_result__ready.value = 1
+        await ReadOnly()
+        result = result_layout.from_bits(dut.o_result__payload.value.to_unsigned())
+        counts = trace_layout.from_bits(dut.o_trace.value.to_unsigned())
+        await RisingEdge(clk)
+        dut.o_result__ready.value = 0
+        return result, counts
 
     records, mismatches = [], 0
     for index in indices:
@@ -91,12 +107,7 @@ async def network_matches_golden(dut):
         scores, trace = net.run(frames, dump=True)
         want_counts = expected_counts(net, trace, top.traced)
         start, wall = get_sim_time("ns"), time.monotonic()
-        events = 0
-        for t in range(T):
-            tokens = [{"y": y, "x": x, "c": c, "value": 1, "end": 0} for y, x, c in frame_events(frames[0, t])]
-            events += len(tokens)
-            for token in tokens + [{"y": 0, "x": 0, "c": 0, "value": 0, "end": 1}]:
-                await send_token(dut, "i_events", in_layout.const(token).as_value().value, rng=rng_in, stall=stall)
+        events = await send_sample(frames)
         result, counts = await receive()
         cycles = int((get_sim_time("ns") - start) // PERIOD_NS)
         wall = time.monotonic() - wall
@@ -112,15 +123,41 @@ async def network_matches_golden(dut):
             dut._log.error(f"sample {index}: label {int(result.label)} vs {int(scores[0].argmax())}, "
                            f"scores {got_scores} vs {scores[0].tolist()}, counts differ at {bad[:8]}")
         records.append({"index": index, "label": int(test.labels[index]), "rtl_label": int(result.label),
-                        "golden_label": int(scores[0].argmax()), "scores_match": ok_scores,
+                        "golden_label": int(scores[0].argmax()), "golden_scores": scores[0].tolist(),
+                        "scores_match": ok_scores,
                         "counts_match": ok_counts, "cycles": cycles, "wall_s": wall, "input_events": events,
                         "spike_counts": dict(zip(top.traced, (want_counts[i * T:(i + 1) * T]
                                                               for i in range(len(top.traced)))))})
         dut._log.info(f"sample {index}: class {int(result.label)} (golden {int(scores[0].argmax())}, "
                       f"label {int(test.labels[index])}), {cycles} cycles, "
                       f"{'match' if ok_scores and ok_label and ok_counts else 'MISMATCH'}")
+
+    # Phase 2: the same samples back to back (several in flight): classes and scores again,
+    # and the steady-state interval between results (throughput).
+    golden = {r["index"]: r["golden_scores"] for r in records}
+
+    async def send_all():
+        for index in indices:
+            await send_sample(test.frames[index:index + 1])
+
+    producer = cocotb.start_soon(send_all())
+    stream_mismatches, times = 0, []
+    for index in indices:
+        result, _ = await receive()
+        times.append(get_sim_time("ns"))
+        got = [int(result.scores[c]) for c in range(len(golden[index]))]
+        if got != golden[index] or int(result.label) != records[indices.index(index)]["golden_label"]:
+            stream_mismatches += 1
+            dut._log.error(f"back to back, sample {index}: scores {got} vs {golden[index]}")
+    await producer
+    interval = (times[-1] - times[0]) / (len(times) - 1) / PERIOD_NS if len(times) > 1 else None
+    dut._log.info(f"back to back: {len(indices) - stream_mismatches} of {len(indices)} match; "
+                  f"{interval if interval is None else round(interval)} cycles between results")
     if os.environ.get("SPIKEHQ_RESULTS"):
         path = Path(os.environ["SPIKEHQ_RESULTS"])
         path.write_text(json.dumps({"config": config, "stall": stall, "stall_seed": stall_seed,
-                                    "traced": top.traced, "samples": records}, indent=1) + "\n")
+                                    "traced": top.traced, "samples": records,
+                                    "back_to_back": {"mismatching_samples": stream_mismatches,
+                                                     "cycles_between_results": interval}}, indent=1) + "\n")
     assert mismatches == 0, f"{mismatches} of {len(indices)} samples differ from the golden model (stall seed {stall_seed})"
+    assert stream_mismatches == 0, f"{stream_mismatches} samples differ when sent back to back (stall seed {stall_seed})"

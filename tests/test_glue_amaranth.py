@@ -190,7 +190,9 @@ def test_readout_scores_and_label_from_head_pe(seed):
         def elaborate(self, platform):
             m = Module()
             m.submodules.pe, m.submodules.readout = self.pe, self.readout
-            wiring.connect(m, wiring.flipped(self.i_spikes), self.pe.i_spikes)
+            m.d.comb += [self.pe.i_spikes.payload.eq(self.i_spikes.payload),      # held back while busy
+                         self.pe.i_spikes.valid.eq(self.i_spikes.valid & ~self.readout.busy),
+                         self.i_spikes.ready.eq(self.pe.i_spikes.ready & ~self.readout.busy)]
             wiring.connect(m, self.pe.o_spikes, self.readout.i_spikes)
             m.d.comb += [self.pe.membrane_probe.addr.eq(self.readout.membrane_probe.addr),
                          self.readout.membrane_probe.data.eq(self.pe.membrane_probe.data)]

@@ -121,6 +121,8 @@ def test_network_bit_exact_on_verilator(stall_seed, tmp_path):
     results = tmp_path / "results.json"
     tests, failures = run_network(SEARCHED, E2E_SAMPLES, stall_seed=stall_seed, results=results)
     assert tests == 1 and failures == 0, "see build/sim/network_*/test_*.log"
-    records = json.loads(results.read_text())["samples"]
+    doc = json.loads(results.read_text())
+    assert doc["back_to_back"]["mismatching_samples"] == 0
+    records = doc["samples"]
     assert [r["index"] for r in records] == E2E_SAMPLES
     assert all(r["scores_match"] and r["counts_match"] and r["rtl_label"] == r["golden_label"] for r in records)
