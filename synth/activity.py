@@ -8,7 +8,7 @@ a hash of the Verilog, the stimulus spec and the Verilator version.
 Memory contents (the words of ``reg [..] name [..];`` arrays: weights, currents, membranes,
 parameters) are left out of the toggle rate. They are block RAM or LUT RAM, not LUT/FF outputs
 (the power model charges memories through ``memory_active_fraction``), and Verilator traces an
-array only for some word widths (in this PE under verilator 5.48, 104- and 128-bit words are
+array only for some word widths (in this PE under verilator 5.48, words of up to 128 bits are
 traced, 136- to 160-bit words are not). Counted in, their mostly idle bits diluted the mean
 rate of one design and not of another of nearly the same logic: 4-bit uniform with 4-bit
 activations (128-bit membrane words) read 0.141, 4-bit PoT (152-bit words) 0.336, from only

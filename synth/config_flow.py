@@ -3,8 +3,8 @@
 Per layer: the generated PE (``make gen``'s Verilog, byte for byte) synthesized out of context
 (area), its harness placed and routed (Fmax, utilization; iCE40 and ECP5), a Verilator run for
 switching activity and the power estimate, beside the search's analytical energy. "Total" sums
-the per-layer figures (there is no network top yet; the PEs are not chained) and takes the
-lowest Fmax.
+the per-layer figures and takes the lowest Fmax: the PEs are synthesized one by one, the
+whole-network top (``rtl/network.py``: the PEs chained by streams, glue, readout) is not.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
                   "utilization_pct": {k: round(100.0 * total[k] / dev.capacity[k], 2)
                                       for k in ("lut", "ff", "dsp", "bram") if dev.capacity.get(k)},
                   "fmax_mhz": min(p["fmax_mhz"] for p in pnrs) if pnrs else None,
-                  "note": "sum of per-layer out-of-context figures; the PEs are not chained into one top yet"},
+                  "note": "sum of per-layer out-of-context figures; the network top (rtl/network.py) is not synthesized"},
     }
     if power and layers:
         report["total"]["power"] = {
@@ -124,7 +124,8 @@ def render_markdown(report: dict) -> str:
                  f"{t['area']['dsp']} | {_fmt(t['area']['bram'])} | {_fmt(t['fmax_mhz'])} | "
                  f"{_fmt(tp.get('dynamic_mw'), 2)} | {_fmt(tp.get('energy_per_sample_nj'), 1)} | "
                  f"{_fmt(tp.get('analytic_energy_per_inference_nj'), 1)} |")
-    lines += ["", "Total = sum of the layers (the PEs are not chained into one top yet); total Fmax = the slowest layer.",
+    lines += ["", "Total = sum of the layers (each PE alone; the network top, rtl/network.py, is not synthesized); "
+              "total Fmax = the slowest layer.",
               "Device utilization of the total: " + ", ".join(
                   f"{k.upper()} {v:g} %" for k, v in t["utilization_pct"].items()) + "."]
     for s in report["skipped"]:
