@@ -36,19 +36,36 @@ def summarize(results: dict) -> dict:
     }
 
 
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {value}")
+        return value
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="spikehq-e2e", description=__doc__.split("\n\n")[1].replace("\n", " "))
     parser.add_argument("--config", default="configs/digits_searched/searched.json",
                         help="an exported searched.json (default: the committed digits search output)")
-    parser.add_argument("--samples", type=int, default=50, help="number of digits test samples (default 50)")
-    parser.add_argument("--first", type=int, default=0, help="index of the first test sample (default 0)")
+    parser.add_argument("--samples", type=_at_least(1), default=50, help="number of digits test samples (default 50)")
+    parser.add_argument("--first", type=_at_least(0), default=0, help="index of the first test sample (default 0)")
     parser.add_argument("--seed", type=int, default=20261123, help="seed of the random valid/ready stalls")
     parser.add_argument("--stall", type=float, default=0.2, help="stall probability on input and result streams")
     parser.add_argument("--out", default="build/e2e/results.json", help="per-sample results (JSON)")
     args = parser.parse_args(argv)
     from ..golden.config import ConfigError
+    from ..golden.data import load_dataset
     from .runner import run_network
+    _, test = load_dataset("digits", time_steps=1)
+    if args.first + args.samples > len(test.labels):
+        parser.error(f"--first + --samples: the digits test set has {len(test.labels)} samples, "
+                     f"asked for #{args.first} to #{args.first + args.samples - 1}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     print(f"e2e: {args.samples} samples from #{args.first}, stall seed {args.seed}, stall {args.stall}", flush=True)

@@ -126,3 +126,16 @@ def test_network_bit_exact_on_verilator(stall_seed, tmp_path):
     records = doc["samples"]
     assert [r["index"] for r in records] == E2E_SAMPLES
     assert all(r["scores_match"] and r["counts_match"] and r["rtl_label"] == r["golden_label"] for r in records)
+
+
+def test_e2e_cli_errors_are_one_line(capsys):
+    from spikehq.sim.e2e import main as e2e_main
+    assert e2e_main(["--config", "configs/example_tiny.json", "--samples", "1", "--out", "build/e2e/never.json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: configs/example_tiny.json: metadata.network: expected the spikformer graph")
+    assert "\n" not in err
+    for args, message in [(["--samples", "0"], "--samples: expected at least 1, got 0"),
+                          (["--first", "355", "--samples", "10"], "the digits test set has 360 samples")]:
+        with pytest.raises(SystemExit) as exit_info:
+            e2e_main(args)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
