@@ -46,8 +46,8 @@ bench-network: $(STAMP)  ## cycles per inference, SOP/cycle, lane utilization, V
 search: $(STAMP)  ## SpikeHQ quantization search on the digits (β sweep, report, searched.json): make search [SEARCH_ARGS="--beta 1 --out build/search"]
 	$(PY) -m spikehq.golden.search $(SEARCH_ARGS)
 
-synth: $(STAMP)  ## area, Fmax, power estimates per layer: make synth CONFIG=path TARGET=ice40|ecp5|xilinx [DEVICE=85k] [CLOCK_MHZ=100]
-	$(PY) -m spikehq.synth --config $(CONFIG) --target $(TARGET) --clock-mhz $(CLOCK_MHZ) $(if $(DEVICE),--device $(DEVICE))
+synth: $(STAMP)  ## area, Fmax, power estimates per layer: make synth CONFIG=path TARGET=ice40|ecp5|xilinx [DEVICE=85k] [CLOCK_MHZ=100] [LANES=balanced]
+	$(PY) -m spikehq.synth --config $(CONFIG) --target $(TARGET) --clock-mhz $(CLOCK_MHZ) --lanes $(LANES) $(if $(DEVICE),--device $(DEVICE))
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build sim_build
