@@ -185,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="spikehq-gen",
         description="Generate Verilog for every layer of a searched.json: one processing element "
                     "module per conv/linear layer (fp32 layers are skipped and listed in the "
-                    "manifest), manifest.json (modules, ports, parameters, widths, memories) and "
-                    "weight init data ($readmemh hex). Output is byte-identical on rerun.")
+                    "manifest), for a network exported by the search also the whole-network top "
+                    "spikehq_<net>_top.v (event frames in, class scores out), manifest.json "
+                    "(modules, ports, parameters, widths, memories, lanes) and weight init data "
+                    "($readmemh hex). Output is byte-identical on rerun.")
     parser.add_argument("--config", required=True, help="path to searched.json (see golden/searched.schema.json)")
     parser.add_argument("--out", default="build/gen", help="output folder, replaced atomically (default: build/gen)")
     parser.add_argument("--probe", action="store_true",
