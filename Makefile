@@ -15,7 +15,7 @@ CLOCK_MHZ ?= 100
 .PHONY: help venv gen test test-fast bench bench-network e2e search synth clean
 
 help:  ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create .venv and install the project with its pinned dependencies
 
-gen: $(STAMP)  ## write Verilog, manifest and weight init data: make gen CONFIG=path [OUT=dir]
+gen: $(STAMP)  ## Verilog per layer (+ the network top for a search export), manifest, weight init data: make gen CONFIG=path [OUT=dir] [LANES=balanced]
 	$(PY) -m spikehq.rtl.gen --config $(CONFIG) --out $(OUT) --lanes $(LANES)
 
 test: $(STAMP)  ## full regression: unit tests, amaranth.sim tests, cocotb on Verilator
