@@ -14,7 +14,8 @@ from .tools import ToolError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m spikehq.synth",
-        description="Synthesize every hardware layer's processing element of a searched.json with yosys "
+        description="Synthesize every hardware layer's processing element (and the network top of an exported "
+                    "Spikformer) of a searched.json with yosys "
                     "(yowasp), place and route it with nextpnr (iCE40 UP5K, ECP5 25k/85k) for Fmax, and "
                     "estimate power from Verilator switching activity. Writes report.json and report.md "
                     "under OUT/<network>_<target>_<device>/. Results are cached by content hash. "
@@ -32,13 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="seed of nextpnr and of the activity stimulus (default 1)")
     parser.add_argument("--lanes", default="balanced",
                         help="lanes policy, as make gen: balanced[:N] (default), config, or NAME=L[,NAME=L...]")
+    parser.add_argument("--top", action=argparse.BooleanOptionalAction, default=True,
+                        help="also synthesize the whole-network top of an exported Spikformer, out of context "
+                             "(yosys only; default on; the digits top takes minutes, see docs/synthesis.md)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     from .config_flow import synth_config
     try:
         report = synth_config(Path(args.config), target=args.target, device=args.device, clock_mhz=args.clock_mhz,
                               out_dir=Path(args.out), power=not args.no_power, density=args.density,
-                              samples=args.samples, seed=args.seed, lanes=args.lanes, quiet=args.quiet)
+                              samples=args.samples, seed=args.seed, lanes=args.lanes, quiet=args.quiet,
+                              top=args.top)
     except (ConfigError, ToolError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

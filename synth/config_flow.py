@@ -3,13 +3,18 @@
 Per layer: the generated PE (``make gen``'s Verilog, byte for byte) synthesized out of context
 (area), its harness placed and routed (Fmax, utilization; iCE40 and ECP5), a Verilator run for
 switching activity and the power estimate, beside the search's analytical energy. "Total" sums
-the per-layer figures and takes the lowest Fmax: the PEs are synthesized one by one, the
-whole-network top (``rtl/network.py``: the PEs chained by streams, glue, readout) is not.
+the per-layer figures and takes the lowest Fmax: the PEs are synthesized one by one.
+
+For an exported Spikformer (``metadata.network``), ``make gen`` also emits the whole-network
+top (``rtl/network.py``: the PEs chained by streams, glue, attention, readout). With ``top``
+on, that top is synthesized too, out of context (yosys only, no place and route: it has far
+more ports than any package has pins), and reported as its own row with device utilization.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -18,11 +23,11 @@ from ..golden.config import load_config
 from ..golden.cost import candidate_name, layer_energy_pj, layer_ops, shapes_from_config
 from ..rtl.gen import generate
 from .activity import run_activity
-from .flow import synth_module, write_atomic
+from .flow import synth_module, synth_top, write_atomic
 from .power import COEFFICIENT_SOURCES, estimate_power
 from .targets import get_target
 
-__all__ = ["synth_config", "render_markdown", "REPORT_FORMAT"]
+__all__ = ["synth_config", "render_markdown", "top_utilization", "REPORT_FORMAT"]
 
 REPORT_FORMAT = "spikehq-synth-report"
 _SUM_KEYS = ("lut", "lut_equiv", "carry", "mux", "ff", "dsp", "dsp_alu", "bram", "lutram", "spram")
@@ -30,8 +35,10 @@ _SUM_KEYS = ("lut", "lut_equiv", "carry", "mux", "ff", "dsp", "dsp_alu", "bram",
 
 def synth_config(config_path: Path, *, target: str, device: str | None = None, clock_mhz: float = 100.0,
                  out_dir: Path = Path("build/synth"), power: bool = True, density: float = 0.15,
-                 samples: int = 2, seed: int = 1, lanes: str = "balanced", quiet: bool = False) -> dict:
-    """``lanes``: the lanes policy of ``make gen`` (``balanced``, ``config``, ``NAME=L,...``)."""
+                 samples: int = 2, seed: int = 1, lanes: str = "balanced", quiet: bool = False,
+                 top: bool = True) -> dict:
+    """``lanes``: the lanes policy of ``make gen`` (``balanced``, ``config``, ``NAME=L,...``).
+    ``top``: also synthesize the whole-network top when the config has one."""
     tgt, dev = get_target(target, device)
     network = load_config(config_path)
     out_dir = Path(out_dir)
@@ -76,7 +83,8 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
                   "utilization_pct": {k: round(100.0 * total[k] / dev.capacity[k], 2)
                                       for k in ("lut", "ff", "dsp", "bram") if dev.capacity.get(k)},
                   "fmax_mhz": min(p["fmax_mhz"] for p in pnrs) if pnrs else None,
-                  "note": "sum of per-layer out-of-context figures; the network top (rtl/network.py) is not synthesized"},
+                  "note": "sum of per-layer out-of-context figures, each PE alone"},
+        "top": _top_row(manifest, gen_dir, tgt, dev, top, out_dir / "cache", quiet),
     }
     if power and layers:
         report["total"]["power"] = {
@@ -92,6 +100,62 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
     return report
 
 
+def top_utilization(tgt, dev, area: dict) -> tuple[dict, list[str]]:
+    """Percent of the device's LUT, FF, DSP, BRAM (and, on ECP5, LUT sites = LUT eq.: a carry
+    cell holds two LUT4s) used by ``area``; and the resources over 100 %."""
+    keys = ("lut", "lut_equiv", "ff", "dsp", "bram") if tgt.name == "ecp5" else ("lut", "ff", "dsp", "bram")
+    util = {k: round(100.0 * area[k] / dev.capacity[k.replace("_equiv", "")], 2) for k in keys
+            if dev.capacity.get(k.replace("_equiv", ""))}
+    return util, sorted(k for k, v in util.items() if v > 100.0)
+
+
+def _top_row(manifest: dict, gen_dir: Path, tgt, dev, enabled: bool, cache_dir: Path, quiet: bool) -> dict:
+    """The network top's report entry: synthesized, skipped (``--no-top``) or absent (and why)."""
+    info = manifest["top"]
+    if info["module"] is None:
+        return {"module": None, "synthesized": False, "reason": info["reason"]}
+    row = {"module": info["module"], "engines": len(info["engines"]), "lanes": info["lanes"]}
+    if not enabled:
+        return dict(row, synthesized=False, reason="not synthesized (--no-top)")
+    if not quiet:
+        print(f"synthesizing the network top {info['module']} with yosys (out of context; no place and route)",
+              file=sys.stderr)
+    res = synth_top((gen_dir / info["verilog"]).read_text(), info["module"], target=tgt.name, cache_dir=cache_dir)
+    area = {k: res["area"][k] for k in _SUM_KEYS}
+    util, over = top_utilization(tgt, dev, area)
+    return dict(row, synthesized=True, area=area, cells=res["area"]["cells"],
+                unknown_cells=res["area"].get("unknown_cells", {}), utilization_pct=util,
+                fits=not over, over_capacity=over, yosys_wall_s=res.get("yosys_wall_s"),
+                cache_key=res["key"], cached=res["cached"], logs=res["dir"],
+                note="out-of-context yosys synthesis of the whole top, cell counts before packing; no place "
+                     "and route, no Fmax")
+
+
+def _top_markdown(report: dict) -> list[str]:
+    top = report.get("top")
+    if not top:
+        return []
+    if not top.get("synthesized"):
+        name = f"`{top['module']}` " if top.get("module") else ""
+        return ["", f"Network top {name}: {top['reason']}."]
+    util = top["utilization_pct"]
+    verdict = ("fits the device by these counts (before packing and routing)" if top["fits"] else
+               "**does not fit the device**: " + ", ".join(f"{k.upper().replace('_EQUIV', ' eq.')} {util[k]:g} %"
+                                                          for k in top["over_capacity"]))
+    wall = f"{top['yosys_wall_s']:g} s" if top.get("yosys_wall_s") is not None else "unknown"
+    return ["", "## Network top", "",
+            f"The whole network as one design (`{top['module']}`, {top['engines']} engines chained by streams, "
+            "with glue, attention and readout), synthesized out of context with yosys (`synth_*` + `stat`) under the "
+            "same lanes policy as the PEs; no place and route (its stream ports are not pinned out and a large "
+            "top may exceed the device), so no Fmax. LUT RAM cells are not counted in LUT or LUT eq.", "",
+            "| design | LUT | LUT eq. | FF | DSP | BRAM | LUT RAM |", "|---|---|---|---|---|---|---|",
+            f"| **network top** | {top['area']['lut']} | {top['area']['lut_equiv']} | {top['area']['ff']} | "
+            f"{top['area']['dsp']} | {_fmt(top['area']['bram'])} | {top['area']['lutram']} |", "",
+            f"Device utilization of the top on {report['device']}: " + ", ".join(
+                f"{k.upper().replace('_EQUIV', ' eq.')} {v:g} %" for k, v in util.items()) + f"; it {verdict}.",
+            f"yosys wall time of the run that produced it: {wall}" + (" (read from the cache now)." if top["cached"] else ".")]
+
+
 def _fmt(v, nd=1):
     if v is None:
         return "—"
@@ -105,7 +169,8 @@ def render_markdown(report: dict) -> str:
     has_power = any("power" in l for l in report["layers"])
     lines = [f"# Synthesis report: {report['network']} on {report['family']} {report['device']}", "",
              f"Config `{report['config']}` (sha256 {report['config_sha256'][:12]}), clock target "
-             f"{report['clock_target_mhz']:g} MHz, lanes policy `{report.get('lanes_policy', 'config')}`. Area: out-of-context yosys synthesis of each layer's PE. "
+             f"{report['clock_target_mhz']:g} MHz, lanes policy `{report.get('lanes_policy', 'config')}`. Area: out-of-context yosys synthesis of each layer's PE"
+             + (" and of the network top. " if (report.get("top") or {}).get("synthesized") else ". ")
              + ("Fmax: nextpnr, PE inside a pin-limited harness (docs/synthesis.md). " if has_pnr else
                 "No place and route for this target: no Fmax. ")
              + ("Power: **estimate** from Verilator switching activity and the coefficients listed below." if has_power else ""),
@@ -124,12 +189,19 @@ def render_markdown(report: dict) -> str:
                  f"{t['area']['dsp']} | {_fmt(t['area']['bram'])} | {_fmt(t['fmax_mhz'])} | "
                  f"{_fmt(tp.get('dynamic_mw'), 2)} | {_fmt(tp.get('energy_per_sample_nj'), 1)} | "
                  f"{_fmt(tp.get('analytic_energy_per_inference_nj'), 1)} |")
-    lines += ["", "Total = sum of the layers (each PE alone; the network top, rtl/network.py, is not synthesized); "
-              "total Fmax = the slowest layer.",
+    top = report.get("top") or {}
+    if top.get("synthesized"):
+        ta = top["area"]
+        lines.append(f"| **network top** (one design) | | | | {ta['lut']} | {ta['lut_equiv']} | {ta['ff']} | {ta['dsp']} | "
+                     f"{_fmt(ta['bram'])} | — | | | |")
+    lines += ["", "Total = sum of the layers (each PE alone); total Fmax = the slowest layer. "
+              + ("Network top = the whole network synthesized as one design (section below)." if top.get("synthesized")
+                 else "The network top is not synthesized (section below)." if top.get("module") else ""),
               "Device utilization of the total: " + ", ".join(
                   f"{k.upper()} {v:g} %" for k, v in t["utilization_pct"].items()) + "."]
     for s in report["skipped"]:
         lines.append(f"Layer `{s['name']}` has no hardware: {s['reason']}.")
+    lines += _top_markdown(report)
     if has_pnr:
         lines += ["", "## Place and route", "",
                   "| layer | Fmax MHz | meets target | harness FF overhead | used (harness) |", "|---|---|---|---|---|"]

