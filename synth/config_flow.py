@@ -7,8 +7,9 @@ the per-layer figures and takes the lowest Fmax: the PEs are synthesized one by 
 
 For an exported Spikformer (``metadata.network``), ``make gen`` also emits the whole-network
 top (``rtl/network.py``: the PEs chained by streams, glue, attention, readout). With ``top``
-on, that top is synthesized too, out of context (yosys only, no place and route: it has far
-more ports than any package has pins), and reported as its own row with device utilization.
+on, that top is synthesized too, out of context (yosys only, no place and route: its stream
+ports are not pinned out, and a large top exceeds small devices), and reported as its own row
+with device utilization against the chosen device.
 """
 
 from __future__ import annotations
@@ -136,8 +137,8 @@ def _top_markdown(report: dict) -> list[str]:
     if not top:
         return []
     if not top.get("synthesized"):
-        name = f"`{top['module']}` " if top.get("module") else ""
-        return ["", f"Network top {name}: {top['reason']}."]
+        name = f" `{top['module']}`" if top.get("module") else ""
+        return ["", f"Network top{name}: {top['reason']}."]
     util = top["utilization_pct"]
     verdict = ("fits the device by these counts (before packing and routing)" if top["fits"] else
                "**does not fit the device**: " + ", ".join(f"{k.upper().replace('_EQUIV', ' eq.')} {util[k]:g} %"
