@@ -25,7 +25,7 @@ from .attention import attention_current, attention_neuron
 from .config import ConfigError, LayerWeights, NetworkConfig, load_config, load_weights
 from .reference import neuron_step, synaptic_current
 
-__all__ = ["IntegerNetwork", "load_network"]
+__all__ = ["IntegerNetwork", "load_network", "network_from_config"]
 
 
 @dataclass
@@ -107,16 +107,22 @@ class IntegerNetwork:
 
 def load_network(path: str | Path) -> IntegerNetwork:
     """Load searched.json and every layer's weights; refuses fp32 layers and unknown graphs."""
-    config = load_config(path)
+    return network_from_config(load_config(path))
+
+
+def network_from_config(config: NetworkConfig) -> IntegerNetwork:
+    """The integer network of a loaded config (its weights files read); refuses fp32 layers and
+    unknown graphs."""
+    where = config.source or config.name
     net = config.metadata.get("network")
     if not isinstance(net, dict) or net.get("architecture") != "spikformer":
-        raise ConfigError(f"{path}: metadata.network: expected the spikformer graph written by spikehq.golden.export")
+        raise ConfigError(f"{where}: metadata.network: expected the spikformer graph written by spikehq.golden.export")
     weights = {}
     for layer in config.layers:
         if not layer.is_hardware:
-            raise ConfigError(f"{path}: layer {layer.name!r}: scheme fp32 has no integer reference")
+            raise ConfigError(f"{where}: layer {layer.name!r}: scheme fp32 has no integer reference")
         w = load_weights(layer)
         if w is None:
-            raise ConfigError(f"{path}: layer {layer.name!r}: no weights file")
+            raise ConfigError(f"{where}: layer {layer.name!r}: no weights file")
         weights[layer.name] = w
     return IntegerNetwork(config, weights)

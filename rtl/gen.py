@@ -115,16 +115,13 @@ def top_manifest(network: NetworkConfig, top) -> dict:
 
 def _network_top(network: NetworkConfig, trace: bool):
     """The whole-network core when ``network`` is an exported Spikformer, else (None, reason)."""
+    from ..golden.network import network_from_config
     from .network import SpikingNetwork, network_graph
     meta = network.metadata.get("network")
     if not isinstance(meta, dict) or meta.get("architecture") != "spikformer":
         return None, "no metadata.network graph (not a spikehq search export): layers only"
     network_graph(network)                  # clear ConfigError if the graph is incomplete
-    weights = {}
-    for layer in network.layers:
-        weights[layer.name] = load_weights(layer)
-        if weights[layer.name] is None:
-            raise ConfigError(f"{network.source}: layer {layer.name!r}: the network top needs its weights file")
+    weights = network_from_config(network).weights
     return SpikingNetwork(config=network, weights=weights, trace=trace), None
 
 
@@ -196,9 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", action="store_true",
                         help="add o_trace (spike counts per engine per step) to the network top (for verification)")
     parser.add_argument("--lanes", default="balanced", metavar="POLICY",
-                        help="lanes per layer: 'balanced' (default: proportional to each layer's dense work, "
-                             "ceiling 8; 'balanced:16' for another ceiling), 'config' (the config's lanes), "
-                             "or NAME=L[,NAME=L...] (the rest balanced); layers with lanes in the JSON keep them")
+                        help="lanes per layer: 'balanced' (default: proportional to each layer's work, i.e. input "
+                             "events x k^2 x C_out, events measured by the golden network on digits training "
+                             "samples for a digits search export, else every input counted; ceiling 8, "
+                             "'balanced:16' for another), 'config' (the config's lanes), or NAME=L[,NAME=L...] "
+                             "(the rest balanced); layers with lanes in the JSON keep them")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:

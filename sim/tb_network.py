@@ -42,7 +42,7 @@ def frame_events(frame: torch.Tensor) -> list[tuple[int, int, int]]:
     return [(y, x, c) for c, y, x in frame.nonzero().tolist()]
 
 
-def expected_counts(net, trace: dict, traced: list[str]) -> list[int]:
+def expected_counts(trace: dict, traced: list[str]) -> list[int]:
     """Golden spike counts per traced engine per step, in o_trace order."""
     out = []
     for name in traced:
@@ -105,7 +105,7 @@ async def network_matches_golden(dut):
     for index in indices:
         frames = test.frames[index:index + 1]
         scores, trace = net.run(frames, dump=True)
-        want_counts = expected_counts(net, trace, top.traced)
+        want_counts = expected_counts(trace, top.traced)
         start, wall = get_sim_time("ns"), time.monotonic()
         events = await send_sample(frames)
         result, counts = await receive()
@@ -134,7 +134,7 @@ async def network_matches_golden(dut):
 
     # Phase 2: the same samples back to back (several in flight): classes and scores again,
     # and the steady-state interval between results (throughput).
-    golden = {r["index"]: r["golden_scores"] for r in records}
+    golden = {r["index"]: (r["golden_scores"], r["golden_label"]) for r in records}
 
     async def send_all():
         for index in indices:
@@ -145,10 +145,12 @@ async def network_matches_golden(dut):
     for index in indices:
         result, _ = await receive()
         times.append(get_sim_time("ns"))
-        got = [int(result.scores[c]) for c in range(len(golden[index]))]
-        if got != golden[index] or int(result.label) != records[indices.index(index)]["golden_label"]:
+        want_scores, want_label = golden[index]
+        got = [int(result.scores[c]) for c in range(len(want_scores))]
+        if got != want_scores or int(result.label) != want_label:
             stream_mismatches += 1
-            dut._log.error(f"back to back, sample {index}: scores {got} vs {golden[index]}")
+            dut._log.error(f"back to back, sample {index}: class {int(result.label)} vs {want_label}, "
+                           f"scores {got} vs {want_scores}")
     await producer
     interval = (times[-1] - times[0]) / (len(times) - 1) / PERIOD_NS if len(times) > 1 else None
     dut._log.info(f"back to back: {len(indices) - stream_mismatches} of {len(indices)} match; "
