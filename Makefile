@@ -44,7 +44,7 @@ bench-network: $(STAMP)  ## cycles per inference, SOP/cycle, lane utilization, V
 	$(PY) benchmarks/bench_network.py
 
 search: $(STAMP)  ## SpikeHQ quantization search on the digits (β sweep, report, searched.json): make search [SEARCH_ARGS="--beta 1 --out build/search"]
-	$(PY) -m spikehq.golden.search $(SEARCH_ARGS)
+	$(PY) -m spikehq.search $(SEARCH_ARGS)
 
 synth: $(STAMP)  ## area, Fmax, power estimates per layer: make synth CONFIG=path TARGET=ice40|ecp5|xilinx [DEVICE=85k] [CLOCK_MHZ=100] [LANES=balanced]
 	$(PY) -m spikehq.synth --config $(CONFIG) --target $(TARGET) --clock-mhz $(CLOCK_MHZ) --lanes $(LANES) $(if $(DEVICE),--device $(DEVICE))

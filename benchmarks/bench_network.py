@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from spikehq.golden.data import load_dataset
+from spikehq.search.data import load_dataset
 from spikehq.golden.network import load_network
 from spikehq.rtl.lanes import apply_lanes
 from spikehq.sim.runner import run_network

@@ -2,7 +2,7 @@
 
     .venv/bin/python configs/make_example.py
 
-Random float weights are quantized with spikehq's own quantizers (golden/quantize.py), so the
+Random float weights are quantized with spikehq's own quantizers (search/quantize.py), so the
 example exercises the same export path as a search result: a PoT-4 conv tokenizer on 8×8
 ON/OFF event frames, a uniform-2 linear layer over its 64 tokens, a PoT-4 linear layer fed by
 a multi-bit residual path with ternary neurons and a ternary membrane, and an fp32 head that
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from spikehq.golden import quantize
+from spikehq.search import quantize
 
 HERE = Path(__file__).parent
 LAYERS = [

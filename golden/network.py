@@ -6,7 +6,7 @@ exact integer operations: 2×2 max pooling of spikes, residual additions, the at
 ``Q·(Kᵀ·V)`` per head (int64 matmul) feeding an integer attention neuron (both in
 :mod:`golden.attention`), and the readout (the head's accumulated current ``h_T + θ·Σ_t S_t`` of
 its soft-reset, leak-free neuron, summed over tokens, argmax). The graph comes from
-``metadata.network`` of searched.json (written by :mod:`golden.export`).
+``metadata.network`` of searched.json (written by :mod:`search.export`).
 
 Tensors are channel-last as in the reference: a conv layer's input is ``[T, B, H, W, C]``, a
 linear layer's ``[T, B, tokens, 1, C]``. ``run(..., dump=True)`` returns every layer's integer
@@ -116,7 +116,7 @@ def network_from_config(config: NetworkConfig) -> IntegerNetwork:
     where = config.source or config.name
     net = config.metadata.get("network")
     if not isinstance(net, dict) or net.get("architecture") != "spikformer":
-        raise ConfigError(f"{where}: metadata.network: expected the spikformer graph written by spikehq.golden.export")
+        raise ConfigError(f"{where}: metadata.network: expected the spikformer graph written by spikehq.search.export")
     weights = {}
     for layer in config.layers:
         if not layer.is_hardware:

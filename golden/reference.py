@@ -49,7 +49,10 @@ def synaptic_current(layer: LayerConfig, weights: LayerWeights, inputs: torch.Te
     w = integer_weights(layer, weights)                                  # [O, C, k, k]
     k, p = layer.kernel_size, layer.padding
     x = inputs.to(torch.int64).permute(0, 3, 1, 2)                        # [T, C, H, W]
-    x = torch.nn.functional.pad(x, (p, p, p, p))
+    T, C, H, W = x.shape
+    padded = x.new_zeros(T, C, H + 2 * p, W + 2 * p)                      # zero padding
+    padded[:, :, p:p + H, p:p + W] = x
+    x = padded
     patches = x.unfold(2, k, 1).unfold(3, k, 1)                          # [T, C, H', W', k, k]
     return torch.einsum("tcyxij,ocij->tyxo", patches, w)
 

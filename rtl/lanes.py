@@ -37,7 +37,7 @@ def measured_events(config: NetworkConfig) -> dict[str, float] | None:
         return None
     import torch
 
-    from ..golden.data import load_dataset
+    from ..search.data import load_dataset
     from ..golden.network import load_network
     net = load_network(config.source)
     train, _ = load_dataset("digits", time_steps=config.time_steps)

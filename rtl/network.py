@@ -1,7 +1,7 @@
 """Whole-network inference core: one engine per layer, chained by event streams (§12).
 
 The graph is the Spikformer of ``metadata.network`` in searched.json (written by
-:mod:`golden.export`, run in software by :class:`golden.network.IntegerNetwork`)::
+:mod:`search.export`, run in software by :class:`golden.network.IntegerNetwork`)::
 
     i_events ─▶ tok0 ─▶ tok1 ─▶ [pool] ─▶ … ─▶ tokN ─┬─▶ rpe ─▶ (+) ─▶ x
                                                      └─────────▶ (+)
@@ -46,7 +46,7 @@ def network_graph(config: NetworkConfig) -> dict:
     meta = config.metadata.get("network")
     where = f"{config.source or config.name}: metadata.network"
     if not isinstance(meta, dict) or meta.get("architecture") != "spikformer":
-        raise ConfigError(f"{where}: expected the spikformer graph written by spikehq.golden.export")
+        raise ConfigError(f"{where}: expected the spikformer graph written by spikehq.search.export")
     model = meta["model"]
     names = [f"tok{i}" for i in range(len(model["pool_after"]))] + ["rpe"]
     names += [f"b{b}_{n}" for b in range(model["depth"]) for n in ("q", "k", "v", "proj", "fc1", "fc2")] + ["head"]

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="build/e2e/results.json", help="per-sample results (JSON)")
     args = parser.parse_args(argv)
     from ..golden.config import ConfigError
-    from ..golden.data import load_dataset
+    from ..search.data import load_dataset
     from .runner import run_network
     _, test = load_dataset("digits", time_steps=1)
     if args.first + args.samples > len(test.labels):

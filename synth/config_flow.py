@@ -21,7 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..golden.config import load_config
-from ..golden.cost import candidate_name, layer_energy_pj, layer_ops, shapes_from_config
+from ..search.cost import candidate_name, layer_energy_pj, layer_ops, shapes_from_config
 from ..rtl.gen import generate
 from .activity import run_activity
 from .flow import synth_module, synth_top, write_atomic
@@ -223,7 +223,7 @@ def render_markdown(report: dict) -> str:
         l0 = report["layers"][0]["activity"]
         lines += ["", f"Activity: Verilator run of seeded input events (density {l0['density']}, {l0['samples']} samples of "
                   f"T steps per layer, consumer always ready). *Analytic* is the search's cost model "
-                  "(golden/cost.py: dense MAC count × 45 nm energy + weight DRAM traffic); the RTL estimate is "
+                  "(search/cost.py: dense MAC count × 45 nm energy + weight DRAM traffic); the RTL estimate is "
                   "event-driven and keeps weights on chip, so the two answer different questions.", "",
                   "Coefficient sources:", ""]
         lines += [f"- `{k}`: {v}" for k, v in report.get("power_sources", {}).items()]

@@ -1,21 +1,22 @@
-"""Cost model figures (golden/cost.py): paper eq. 7–9, Table 1, storage of the paper model."""
+"""Cost model figures (search/cost.py): paper eq. 7–9, Table 1, storage of the paper model."""
 
 import pytest
 
-from spikehq.golden import cost
+from spikehq.search import cost
+from spikehq.search.model import paper_layers
 from spikehq.golden.config import config_from_dict
 
 
 def test_paper_fp32_storage():
     for classes, mb in ((11, 10.21), (101, 10.30)):
-        c = cost.network_cost(cost.paper_layers(classes), "fp32", 16)
+        c = cost.network_cost(paper_layers(classes), "fp32", 16)
         assert round(c["storage_mb"], 2) == mb
         assert c["avg_bits"] == 32
-    assert cost.network_cost(cost.paper_layers(11), "fp32", 16)["params"] == 2_553_152
+    assert cost.network_cost(paper_layers(11), "fp32", 16)["params"] == 2_553_152
 
 
 def test_paper_structure_and_groups():
-    layers = cost.paper_layers(11)
+    layers = paper_layers(11)
     names = [l.name for l in layers]
     assert names[:5] == ["tok0", "tok1", "tok2", "tok3", "rpe"] and names[-1] == "head" and len(names) == 18
     c = cost.network_cost(layers, "uni4", 16)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikehq.golden import data
+from spikehq.search import data
 
 
 def test_digits_conversion_semantics():

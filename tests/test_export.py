@@ -10,8 +10,8 @@ import torch
 
 from spikehq.golden import codes
 from spikehq.golden.config import ConfigError, load_config, load_weights
-from spikehq.golden.cost import candidate_scheme
-from spikehq.golden.export import ExportError, export_network
+from spikehq.search.cost import candidate_scheme
+from spikehq.search.export import ExportError, export_network
 
 from test_network import calibrated_model
 
@@ -78,7 +78,7 @@ def test_committed_digits_search_output_loads():
 
 
 def test_committed_digits_search_output_reproduces_its_accuracy():
-    from spikehq.golden.data import load_dataset
+    from spikehq.search.data import load_dataset
     from spikehq.golden.network import load_network
     net = load_network(ROOT / "configs" / "digits_searched" / "searched.json")
     _, test = load_dataset("digits", time_steps=net.config.time_steps)

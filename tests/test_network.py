@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from spikehq.golden import reference
-from spikehq.golden.export import export_network
-from spikehq.golden.model import SpikingTransformer, preset_config
+from spikehq.search.export import export_network
+from spikehq.search.model import SpikingTransformer, preset_config
 from spikehq.golden.network import load_network
 
 SMALL = dict(time_steps=3, tokenizer_channels=(8, 16), pool_after=(True, False), depth=2, heads=2,

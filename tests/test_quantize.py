@@ -1,12 +1,13 @@
-"""Quantizer levels and codes, STE gradients, surrogate gradients (golden/quantize.py, golden/model.py)."""
+"""Quantizer levels and codes, STE gradients, surrogate gradients (search/quantize.py, search/model.py)."""
 
 import numpy as np
 import pytest
 import torch
 
-from spikehq.golden import codes, quantize
-from spikehq.golden.model import (ceil_ste, exact_round_ste, floor_ste, gumbel_softmax_sample, spike_fn,
-                                  ternary_membrane)
+from spikehq.golden import codes
+from spikehq.search import quantize
+from spikehq.search.quantize import (ceil_ste, exact_round_ste, floor_ste, gumbel_softmax_sample, spike_fn,
+                                     ternary_membrane)
 
 CASES = [("uniform", 2), ("uniform", 4), ("pot", 2), ("pot", 4)]
 

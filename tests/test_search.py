@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from spikehq.golden import search
+from spikehq.search import cli as search
+from spikehq.search.trainer import temperature
 from spikehq.golden.config import load_config
 from spikehq.golden.network import load_network
 
@@ -20,13 +21,13 @@ SMOKE = ["--limit-train", "96", "--limit-test", "40", "--warmup-epochs", "1", "-
 
 
 def test_temperature_annealing():
-    taus = [search.temperature(i, 11, 5.0, 0.2) for i in range(11)]
+    taus = [temperature(i, 11, 5.0, 0.2) for i in range(11)]
     assert taus[0] == 5.0 and taus[-1] == pytest.approx(0.2)
     assert all(a > b for a, b in zip(taus, taus[1:]))
     ratios = [b / a for a, b in zip(taus, taus[1:])]
     assert max(ratios) == pytest.approx(min(ratios))          # exponential
-    assert search.temperature(50, 11, 5.0, 0.2) == pytest.approx(0.2)
-    assert search.temperature(0, 1, 5.0, 0.2) == 0.2
+    assert temperature(50, 11, 5.0, 0.2) == pytest.approx(0.2)
+    assert temperature(0, 1, 5.0, 0.2) == 0.2
 
 
 def test_help(capsys):
@@ -96,7 +97,7 @@ def test_torchrun_ddp_two_processes(tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "spikehq.golden.search", *SMOKE,
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "spikehq.search", *SMOKE,
            "--beta", "5", "--out", str(out), "--no-plots"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikehq.golden.cost import CANDIDATES, LayerShape
-from spikehq.golden.model import (ModelConfig, Neuron, QuantLayer, SpikingTransformer, bits_for_range,
+from spikehq.search.cost import CANDIDATES, LayerShape
+from spikehq.search.model import (ModelConfig, Neuron, QuantLayer, SpikingTransformer, bits_for_range,
                                   preset_config)
 
 
@@ -92,7 +92,8 @@ def test_activation_bits_and_presets():
 
 
 def test_paper_preset_runs_and_matches_the_cost_model():
-    from spikehq.golden.cost import network_cost, paper_layers
+    from spikehq.search.cost import network_cost
+    from spikehq.search.model import paper_layers
     cfg = preset_config("paper", time_steps=1)
     m = SpikingTransformer(cfg)
     assert [s.name for s in m.layer_shapes()] == [s.name for s in paper_layers(11)]

@@ -340,8 +340,8 @@ def _tiny_exported_network(out: Path) -> Path:
     """The smallest exported Spikformer: one 2→4 tokenizer conv on 4×4, one block of width 4, 2
     classes, T = 2; every layer 2-bit PoT or uniform. Its top synthesizes in about 20 s."""
     import torch
-    from spikehq.golden.export import export_network
-    from spikehq.golden.model import SpikingTransformer, preset_config
+    from spikehq.search.export import export_network
+    from spikehq.search.model import SpikingTransformer, preset_config
     torch.manual_seed(0)
     cfg = preset_config("tiny", time_steps=2, image_size=(4, 4), tokenizer_channels=(4,), pool_after=(False,),
                         depth=1, heads=1, mlp_hidden=4, classes=2)

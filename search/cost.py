@@ -39,11 +39,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .codes import pot_max_exponent
+from ..golden.codes import pot_max_exponent
 
 __all__ = ["ENERGY_PJ", "CANDIDATES", "GROUPS", "LayerShape", "candidate_scheme", "candidate_name",
            "op_energy_pj", "dram_energy_per_bit_pj", "layer_ops", "layer_params", "storage_bits",
-           "layer_energy_pj", "network_cost", "paper_layers", "shapes_from_config"]
+           "layer_energy_pj", "network_cost", "shapes_from_config"]
 
 ENERGY_PJ = {
     "fp32": {"mult": 3.7, "add": 1.1, "shift": 0.13, "dram": 650.0, "word_bits": 32},
@@ -158,15 +158,6 @@ def network_cost(layers, choices: dict[str, str] | str, time_steps: int) -> dict
     return {"storage_mb": bits_total / 8e6, "energy_mj": energy_total,
             "avg_bits": bits_total / params_total if params_total else 0.0,
             "params": params_total, "ops": ops_total, "groups": groups, "layers": per_layer}
-
-
-def paper_layers(classes: int = 11, image_size: int = 128) -> list[LayerShape]:
-    """Spikformer-2-256 for DVS as in the paper: tokenizer 2→32→64→128→256 (3×3 convs, each
-    followed by 2×2 max pooling), 256→256 3×3 relative-position conv on the 8×8 tokens,
-    2 blocks of SSA (q, k, v, proj 256×256) and MLP 256→1024→256, head 256→classes."""
-    from .model import preset_config, SpikingTransformer  # local import: model needs torch
-    cfg = preset_config("paper", classes=classes, image_size=image_size)
-    return SpikingTransformer.layer_shapes_for(cfg)
 
 
 def shapes_from_config(config) -> list[LayerShape]:

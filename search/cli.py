@@ -1,4 +1,4 @@
-"""SpikeHQ heterogeneous quantization search: ``python -m spikehq.golden.search`` / ``spikehq-search``.
+"""SpikeHQ heterogeneous quantization search: ``python -m spikehq.search`` / ``spikehq-search``.
 
 Pipeline (docs/search.md):
 
@@ -25,18 +25,23 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-__all__ = ["main", "parse_args", "temperature", "run", "SearchError"]
+from ..atomic import write_atomic
+from ..golden.network import load_network
+from . import report as report_mod
+from .cost import CANDIDATES, layer_energy_pj, network_cost
+from .data import load_dataset
+from .export import export_network
+from .model import SpikingTransformer, paper_layers, preset_config
+from .trainer import Distributed, Trainer, evaluate, save_checkpoint, temperature
+
+__all__ = ["main", "parse_args", "build_parser", "run", "SearchError"]
 
 DEFAULT_BETAS = (0.1, 0.5, 2.0)
 
@@ -86,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "against the QAT model and writes report.md/report.json and plots.",
         epilog="Outputs in OUT: report.md, report.json, plots/*.png, beta_<β>/searched.json (+ weights/), "
                "searched.json + weights/ of the selected β, checkpoints/*.pt. Multi-process: "
-               "torchrun --nproc_per_node 2 -m spikehq.golden.search ... (gloo on CPU, nccl on GPU).")
+               "torchrun --nproc_per_node 2 -m spikehq.search ... (gloo on CPU, nccl on GPU).")
     g = p.add_argument_group("model and data")
     g.add_argument("--preset", default="tiny", choices=("tiny", "paper"),
                    help="tiny: CPU-sized for the 8×8 digits (default); paper: Spikformer-2-256 for DVS, T=16")
@@ -155,207 +160,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-# ---- helpers -----------------------------------------------------------------------------------
-
-def temperature(step: int, total: int, start: float, end: float) -> float:
-    """Exponential annealing from ``start`` (step 0) to ``end`` (step total-1)."""
-    if total <= 1:
-        return end
-    return start * (end / start) ** (min(step, total - 1) / (total - 1))
-
-
-def _cosine(opt, steps: int):
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / max(steps, 1))) * 0.95 + 0.05)
-
-
-class _Dist:
-    def __init__(self):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        if self.world > 1:
-            import torch.distributed as dist
-            if not dist.is_initialized():
-                dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        self.main = self.rank == 0
-
-    def barrier(self):
-        if self.world > 1:
-            import torch.distributed as dist
-            dist.barrier()
-
-    def close(self):
-        if self.world > 1:
-            import torch.distributed as dist
-            if dist.is_initialized():
-                dist.destroy_process_group()
-
-
-class _Runner(nn.Module):
-    """Everything one training step needs inside a single forward, so DDP sees the whole graph."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, frames, integer: bool = False, tau: float | None = None, hard: bool = False, generator=None):
-        m = self.model
-        if tau is not None:
-            m.set_samples(tau, hard, generator)
-        logits = m(frames, integer=integer)
-        return logits, m.hardware_loss()
-
-
-def _batches(n: int, batch: int, gen: torch.Generator, dist: _Dist):
-    perm = torch.randperm(n, generator=gen)
-    per_step = batch * dist.world
-    steps = max(1, n // per_step) if n >= per_step else 1
-    for i in range(steps):
-        chunk = perm[i * per_step:(i + 1) * per_step]
-        yield chunk[dist.rank::dist.world]
-
-
-def _save_atomic(obj, path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-@torch.no_grad()
-def evaluate(model, data, integer: bool = False, batch: int = 256) -> tuple[float, torch.Tensor]:
-    model.eval()
-    preds = []
-    for i in range(0, len(data), batch):
-        preds.append(model(data.frames[i:i + batch].float(), integer=integer).argmax(dim=1))
-    preds = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.int64)
-    acc = float((preds == data.labels).float().mean() * 100) if len(data) else 0.0
-    return acc, preds
-
-
-# ---- phases ------------------------------------------------------------------------------------
-
-class Trainer:
-    def __init__(self, args, dist: _Dist, train, test):
-        self.args, self.dist, self.train, self.test = args, dist, train, test
-        n_alpha = max(1, int(round(len(train) * args.alpha_fraction)))
-        split = torch.randperm(len(train), generator=torch.Generator().manual_seed(1234))
-        self.alpha_idx, self.w_idx = split[:n_alpha], split[n_alpha:]
-        self.progress = not args.no_progress and dist.main
-
-    def _wrap(self, model):
-        if self.dist.world > 1:
-            return nn.parallel.DistributedDataParallel(_Runner(model), find_unused_parameters=True)
-        return _Runner(model)
-
-    def _bar(self, total, desc):
-        from tqdm import tqdm
-        return tqdm(total=total, desc=desc, disable=not self.progress, leave=False, dynamic_ncols=True)
-
-    def train_epochs(self, model, epochs: int, desc: str, *, integer: bool = False, seed: int = 0,
-                     on_epoch=None) -> list[float]:
-        """Plain (fp32 or fixed-choice QAT) training; returns the loss per epoch."""
-        if epochs == 0:
-            return []
-        args = self.args
-        runner = self._wrap(model)
-        params = [p for p in model.weight_params() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
-        steps_per_epoch = max(1, len(self.train) // (args.batch_size * self.dist.world))
-        sched = _cosine(opt, epochs * steps_per_epoch)
-        gen = torch.Generator().manual_seed(seed)
-        losses = []
-        with self._bar(epochs * steps_per_epoch, desc) as bar:
-            for epoch in range(epochs):
-                model.train()
-                total, count = 0.0, 0
-                for idx in _batches(len(self.train), args.batch_size, gen, self.dist):
-                    x, y = self.train.frames[idx].float(), self.train.labels[idx]
-                    logits, _ = runner(x, integer=integer)
-                    loss = F.cross_entropy(logits, y)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    value = float(loss.detach())
-                    total, count = total + value, count + 1
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{value:.3f}")
-                losses.append(total / max(count, 1))
-                if on_epoch is not None:
-                    on_epoch(epoch)
-        return losses
-
-    def search(self, model, beta: float, seed: int) -> dict:
-        """Bi-level search; returns the probability history and the argmax choices."""
-        args = self.args
-        model.init_scales()
-        model.set_choices(None)
-        runner = self._wrap(model)
-        w_opt = torch.optim.AdamW([p for p in model.weight_params()], lr=args.lr * 0.5, weight_decay=1e-2)
-        a_opt = torch.optim.Adam(model.alphas(), lr=args.alpha_lr, betas=(0.5, 0.999))
-        per_step = args.batch_size * self.dist.world
-        steps_per_epoch = max(1, len(self.w_idx) // per_step)
-        total_steps = args.search_epochs * steps_per_epoch
-        sched = _cosine(w_opt, total_steps)
-        gen = torch.Generator().manual_seed(seed)
-        gumbel = torch.Generator().manual_seed(seed * 1000 + 17 + self.dist.rank)
-        history = {"step": [], "tau": [], "loss": [], "probs": {l.name: [] for l in model.quant_layers()}}
-        record_every = max(1, total_steps // 200)
-        step = 0
-        alpha_stream = self._alpha_stream(gen)
-        with self._bar(total_steps, f"search β={beta:g}") as bar:
-            for _ in range(args.search_epochs):
-                model.train()
-                perm = self.w_idx[torch.randperm(len(self.w_idx), generator=gen)]
-                for i in range(steps_per_epoch):
-                    tau = temperature(step, total_steps, args.tau_start, args.tau_end)
-                    # Step 1: selection logits, hard one-hot Gumbel sample, CE + β·hardware
-                    idx = next(alpha_stream)
-                    logits, hw = runner(self.train.frames[idx].float(), tau=tau, hard=True, generator=gumbel)
-                    loss_a = F.cross_entropy(logits, self.train.labels[idx]) + beta * hw
-                    a_opt.zero_grad(set_to_none=True)
-                    w_opt.zero_grad(set_to_none=True)
-                    loss_a.backward()
-                    a_opt.step()
-                    # Step 2: weights, soft Gumbel sample
-                    chunk = perm[i * per_step:(i + 1) * per_step][self.dist.rank::self.dist.world]
-                    logits, _ = runner(self.train.frames[chunk].float(), tau=tau, hard=False, generator=gumbel)
-                    loss_w = F.cross_entropy(logits, self.train.labels[chunk])
-                    a_opt.zero_grad(set_to_none=True)
-                    w_opt.zero_grad(set_to_none=True)
-                    loss_w.backward()
-                    w_opt.step()
-                    sched.step()
-                    if step % record_every == 0 or step == total_steps - 1:
-                        history["step"].append(step)
-                        history["tau"].append(tau)
-                        history["loss"].append(float(loss_a.detach()))
-                        for name, p in model.probabilities().items():
-                            history["probs"][name].append(p)
-                    step += 1
-                    bar.update(1)
-                    bar.set_postfix(tau=f"{tau:.2f}", loss=f"{float(loss_a.detach()):.3f}")
-        for layer in model.quant_layers():
-            layer.sample = None
-        choices = {layer.name: CANDIDATES[int(layer.alpha.detach().argmax())] for layer in model.quant_layers()}
-        return {"history": history, "choices": choices, "probabilities": model.probabilities()}
-
-    def _alpha_stream(self, gen):
-        per_step = self.args.batch_size * self.dist.world
-        while True:
-            perm = self.alpha_idx[torch.randperm(len(self.alpha_idx), generator=gen)]
-            for i in range(max(1, len(perm) // per_step)):
-                yield perm[i * per_step:(i + 1) * per_step][self.dist.rank::self.dist.world]
-
-
-from .cost import CANDIDATES  # noqa: E402  (after the class bodies that use it at run time)
-
 
 # ---- the whole run -----------------------------------------------------------------------------
 
@@ -372,14 +176,8 @@ def _beta_tag(beta: float) -> str:
 
 
 def run(args) -> dict:
-    from .cost import layer_energy_pj, network_cost
-    from .data import load_dataset
-    from .export import export_network
-    from .model import SpikingTransformer, preset_config
-    from .network import load_network
-    from . import report as report_mod
 
-    dist = _Dist()
+    dist = Distributed()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     out = Path(args.out)
@@ -437,7 +235,7 @@ def run(args) -> dict:
         base_losses = trainer.train_epochs(model, budget, "fp32 baseline", seed=args.seed, on_epoch=keep_warm)
         warm_state = snapshot.get("warm") or {k: v.detach().clone() for k, v in new_model().state_dict().items()}
         if dist.main:
-            _save_atomic({"hash": h_base, "state": model.state_dict(), "warm": warm_state, "losses": base_losses},
+            save_checkpoint({"hash": h_base, "state": model.state_dict(), "warm": warm_state, "losses": base_losses},
                          base_ckpt)
     model.set_choices("fp32")
     base_acc, _ = evaluate(model, test)
@@ -474,7 +272,7 @@ def run(args) -> dict:
                 trainer.train_epochs(model, args.int_epochs, f"integer QAT β={beta:g}", integer=True,
                                      seed=args.seed + 3)
             if dist.main:
-                _save_atomic({"hash": h_run, "state": model.state_dict(), "choices": found["choices"],
+                save_checkpoint({"hash": h_run, "state": model.state_dict(), "choices": found["choices"],
                               "search": found, "integer": integer}, ck_path)
         if integer:
             model.freeze_bn(True)
@@ -518,7 +316,6 @@ def run(args) -> dict:
     results["config"] = {k: v for k, v in vars(args).items()}
     results["model"] = cfg.to_dict()
     results["world_size"] = dist.world
-    from .cost import paper_layers
     results["paper_preset"] = {
         "storage_mb_11": network_cost(paper_layers(11), "fp32", 16)["storage_mb"],
         "storage_mb_101": network_cost(paper_layers(101), "fp32", 16)["storage_mb"],
@@ -528,9 +325,7 @@ def run(args) -> dict:
         results["selected_beta"] = selected["beta"] if selected else None
         if selected and selected.get("export"):
             src = Path(selected["export"]).parent
-            for name in ("searched.json",):
-                shutil.copy2(src / name, out / f".{name}.tmp")
-                os.replace(out / f".{name}.tmp", out / name)
+            write_atomic(out / "searched.json", (src / "searched.json").read_bytes())
             if (out / "weights").exists():
                 shutil.rmtree(out / "weights")
             shutil.copytree(src / "weights", out / "weights")

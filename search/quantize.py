@@ -1,7 +1,10 @@
-"""Weight quantizers for training and export: float → integer value/code, code → float, and
-straight-through fake quantization for QAT and the search supernet.
+"""Quantizers and every straight-through estimator of the training side, in one module.
 
-One implementation, shared by the search (issue 3) and the golden model. A quantized weight is
+Weights: float → integer value/code, code → float, and straight-through fake quantization for
+QAT and the search supernet; the export writes ``to_codes`` into the weights files that the
+golden model (``golden/``) reads. Spikes and membranes: the Heaviside spike with a triangle
+surrogate, the SpQuant ternary membrane with the stacked sigmoid surrogate, floor/ceil/round
+with identity gradients, and the Gumbel-softmax sample of the search. A quantized weight is
 always ``scale × v`` with ``v`` the integer the hardware computes with (docs/arithmetic.md §1):
 
 * ``uniform``: ``v = clamp(round(w / scale), -2^(b-1), 2^(b-1) - 1)`` (symmetric, zero-point 0).
@@ -18,10 +21,12 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
-from . import codes as _codes
+from ..golden import codes as _codes
 
-__all__ = ["init_scale", "to_int", "to_codes", "from_codes", "fake_quant", "round_ste"]
+__all__ = ["init_scale", "to_int", "to_codes", "from_codes", "fake_quant", "round_ste", "floor_ste", "ceil_ste",
+           "exact_round_ste", "spike_fn", "ternary_membrane", "gumbel_softmax_sample"]
 
 
 def _check(scheme: str, bits: int) -> None:
@@ -95,3 +100,83 @@ def fake_quant(w: torch.Tensor, scheme: str, bits: int, scale: float | torch.Ten
     e, nonzero = _pot_exponent(clipped.detach(), bits)
     q = torch.sign(clipped.detach()) * torch.where(nonzero, torch.pow(2.0, e), torch.zeros_like(e))
     return (clipped + (q - clipped).detach()) * scale
+
+
+# ---- straight-through helpers (forward exact, identity gradient) -------------------------------
+
+def _ste(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    # y.detach() + 0 is exactly y in the forward pass (x - x.detach() is exactly zero)
+    return y.detach() + (x - x.detach())
+
+
+def floor_ste(x):
+    return _ste(x, torch.floor(x))
+
+
+def ceil_ste(x):
+    return _ste(x, torch.ceil(x))
+
+
+def exact_round_ste(x):
+    return _ste(x, torch.round(x))
+
+
+class _SpikeFn(torch.autograd.Function):
+    """Heaviside ``[u ≥ θ]`` forward; triangle surrogate of half-width θ backward."""
+
+    @staticmethod
+    def forward(ctx, u, threshold):
+        ctx.save_for_backward(u, threshold)
+        return (u >= threshold).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        u, threshold = ctx.saved_tensors
+        surrogate = (1 - (u - threshold).abs() / threshold).clamp_min(0) / threshold
+        g = grad * surrogate
+        return g, None
+
+
+def spike_fn(u: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    return _SpikeFn.apply(u, torch.as_tensor(threshold, dtype=u.dtype).expand_as(u))
+
+
+class _TernaryMembrane(torch.autograd.Function):
+    """SpQuant ternary membrane: h → q·θ with q = round-half-up(h/θ) clipped to [-1, 1]
+    (docs/arithmetic.md §6). Backward: stacked sigmoid surrogate (SpQuant eq. 11–13), one
+    sigmoid-derivative bump of smoothness ``k`` at each level boundary ±θ/2."""
+
+    SMOOTHNESS = 4.0
+
+    @staticmethod
+    def forward(ctx, h, threshold):
+        ctx.save_for_backward(h, threshold)
+        q = torch.where(2 * h >= threshold, 1.0, torch.where(2 * h < -threshold, -1.0, 0.0)).to(h.dtype)
+        return q * threshold
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, threshold = ctx.saved_tensors
+        x, k = h / threshold, _TernaryMembrane.SMOOTHNESS
+        surrogate = torch.zeros_like(x)
+        for shift in (-0.5, 0.5):
+            s = torch.sigmoid(k * (x - shift))
+            surrogate = surrogate + k * s * (1 - s)
+        return grad * surrogate, None
+
+
+def ternary_membrane(h: torch.Tensor, threshold) -> torch.Tensor:
+    return _TernaryMembrane.apply(h, torch.as_tensor(threshold, dtype=h.dtype).expand_as(h))
+
+
+def gumbel_softmax_sample(logits: torch.Tensor, tau: float, hard: bool, generator=None) -> torch.Tensor:
+    """Gumbel-softmax over the last dim (Jang et al.); ``hard``: one-hot forward with the soft
+    sample's gradient (straight through)."""
+    u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype).clamp(1e-10, 1 - 1e-10)
+    g = -torch.log(-torch.log(u))
+    soft = F.softmax((logits + g) / tau, dim=-1)
+    if not hard:
+        return soft
+    index = soft.argmax(dim=-1, keepdim=True)
+    one_hot = torch.zeros_like(soft).scatter_(-1, index, 1.0)
+    return one_hot - soft.detach() + soft

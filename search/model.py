@@ -1,6 +1,7 @@
 """Spikformer-style spiking vision transformer with per-layer quantization candidates.
 
-Training/autograd side of spikehq (the bit-exact integer side is ``golden/network.py``).
+Training/autograd side of spikehq (the bit-exact integer side is ``golden/network.py``); the
+quantizers and straight-through estimators it uses live in :mod:`spikehq.search.quantize`.
 
 Architecture (Zhou et al., Spikformer; SpikeHQ paper Fig. 1)::
 
@@ -17,7 +18,7 @@ Architecture (Zhou et al., Spikformer; SpikeHQ paper Fig. 1)::
 
 Every conv/linear is a :class:`QuantLayer` whose weight is one of the 5 candidates
 (``fp32, pot2, pot4, uni2, uni4``) or, during the search, a Gumbel-softmax mixture of all of
-them. Quantization uses ``golden/quantize.py`` (the one implementation).
+them. Quantization uses ``search/quantize.py`` (the one implementation).
 
 Neurons: binary LIF or ternary spiking neuron; membrane full precision (``float``) or SpQuant
 ternary (``ternary``, stacked sigmoid surrogate). ``integer`` mode simulates the hardware's
@@ -36,13 +37,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..golden.codes import weight_max_abs
 from . import quantize
-from .codes import weight_max_abs
 from .cost import CANDIDATES, LayerShape, candidate_scheme
+from .quantize import ceil_ste, exact_round_ste, floor_ste, gumbel_softmax_sample, spike_fn, ternary_membrane
 
 __all__ = ["ModelConfig", "preset_config", "PRESETS", "QuantLayer", "Neuron", "SpikingTransformer",
-           "spike_fn", "ternary_membrane", "floor_ste", "ceil_ste", "exact_round_ste", "bits_for_range",
-           "gumbel_softmax_sample"]
+           "bits_for_range", "paper_layers"]
 
 
 # ---- configuration -----------------------------------------------------------------------------
@@ -151,86 +152,6 @@ def bits_for_range(lo: int, hi: int) -> int:
     while not (-(2 ** (a - 1)) <= lo and hi <= 2 ** (a - 1) - 1):
         a += 1
     return a
-
-
-# ---- straight-through helpers (forward exact, identity gradient) -------------------------------
-
-def _ste(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    # y.detach() + 0 is exactly y in the forward pass (x - x.detach() is exactly zero)
-    return y.detach() + (x - x.detach())
-
-
-def floor_ste(x):
-    return _ste(x, torch.floor(x))
-
-
-def ceil_ste(x):
-    return _ste(x, torch.ceil(x))
-
-
-def exact_round_ste(x):
-    return _ste(x, torch.round(x))
-
-
-class _SpikeFn(torch.autograd.Function):
-    """Heaviside ``[u ≥ θ]`` forward; triangle surrogate of half-width θ backward."""
-
-    @staticmethod
-    def forward(ctx, u, threshold):
-        ctx.save_for_backward(u, threshold)
-        return (u >= threshold).to(u.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        u, threshold = ctx.saved_tensors
-        surrogate = (1 - (u - threshold).abs() / threshold).clamp_min(0) / threshold
-        g = grad * surrogate
-        return g, None
-
-
-def spike_fn(u: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
-    return _SpikeFn.apply(u, torch.as_tensor(threshold, dtype=u.dtype).expand_as(u))
-
-
-class _TernaryMembrane(torch.autograd.Function):
-    """SpQuant ternary membrane: h → q·θ with q = round-half-up(h/θ) clipped to [-1, 1]
-    (docs/arithmetic.md §6). Backward: stacked sigmoid surrogate (SpQuant eq. 11–13), one
-    sigmoid-derivative bump of smoothness ``k`` at each level boundary ±θ/2."""
-
-    SMOOTHNESS = 4.0
-
-    @staticmethod
-    def forward(ctx, h, threshold):
-        ctx.save_for_backward(h, threshold)
-        q = torch.where(2 * h >= threshold, 1.0, torch.where(2 * h < -threshold, -1.0, 0.0)).to(h.dtype)
-        return q * threshold
-
-    @staticmethod
-    def backward(ctx, grad):
-        h, threshold = ctx.saved_tensors
-        x, k = h / threshold, _TernaryMembrane.SMOOTHNESS
-        surrogate = torch.zeros_like(x)
-        for shift in (-0.5, 0.5):
-            s = torch.sigmoid(k * (x - shift))
-            surrogate = surrogate + k * s * (1 - s)
-        return grad * surrogate, None
-
-
-def ternary_membrane(h: torch.Tensor, threshold) -> torch.Tensor:
-    return _TernaryMembrane.apply(h, torch.as_tensor(threshold, dtype=h.dtype).expand_as(h))
-
-
-def gumbel_softmax_sample(logits: torch.Tensor, tau: float, hard: bool, generator=None) -> torch.Tensor:
-    """Gumbel-softmax over the last dim (Jang et al.); ``hard``: one-hot forward with the soft
-    sample's gradient (straight through)."""
-    u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype).clamp(1e-10, 1 - 1e-10)
-    g = -torch.log(-torch.log(u))
-    soft = F.softmax((logits + g) / tau, dim=-1)
-    if not hard:
-        return soft
-    index = soft.argmax(dim=-1, keepdim=True)
-    one_hot = torch.zeros_like(soft).scatter_(-1, index, 1.0)
-    return one_hot - soft.detach() + soft
 
 
 # ---- neurons -----------------------------------------------------------------------------------
@@ -642,3 +563,11 @@ class SpikingTransformer(nn.Module):
         """Exact integer class scores Σ_t Σ_tokens I of the integer-mode forward."""
         x = self.features(frames, integer=True)
         return self.head(x, integer=True).sum(dim=(0, 2))
+
+
+def paper_layers(classes: int = 11, image_size: int = 128) -> list[LayerShape]:
+    """Spikformer-2-256 for DVS as in the paper: tokenizer 2→32→64→128→256 (3×3 convs, each
+    followed by 2×2 max pooling), 256→256 3×3 relative-position conv on the 8×8 tokens,
+    2 blocks of SSA (q, k, v, proj 256×256) and MLP 256→1024→256, head 256→classes."""
+    cfg = preset_config("paper", classes=classes, image_size=image_size)
+    return SpikingTransformer.layer_shapes_for(cfg)

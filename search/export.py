@@ -3,7 +3,7 @@
 Format: ``golden/searched.schema.json`` (read back with :func:`golden.config.load_config` and
 :func:`golden.config.load_weights`). Every conv/linear layer is one layer entry:
 
-* codes: ``golden.quantize.to_codes`` of the layer's weights with its scale (the same integers
+* codes: ``search.quantize.to_codes`` of the layer's weights with its scale (the same integers
   the integer-mode forward uses);
 * bias / threshold per output channel: BatchNorm and scales folded as docs/arithmetic.md §8,
   ``b = round(c/g)``, ``θ = max(1, ceil(V_th/g))``, ``g = a·s_w`` (activations are integers,
@@ -23,39 +23,22 @@ neuron's integer threshold) goes into ``metadata.network`` for :mod:`golden.netw
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ..atomic import write_json_atomic
+from ..golden.codes import weight_max_abs
+from ..golden.config import FORMAT, VERSION, WEIGHTS_FORMAT, ConfigError
 from . import quantize
-from .codes import weight_max_abs
-from .config import FORMAT, VERSION, WEIGHTS_FORMAT, ConfigError
 from .cost import candidate_scheme
 
-__all__ = ["export_network", "write_json_atomic", "network_metadata", "ExportError"]
+__all__ = ["export_network", "network_metadata", "ExportError"]
 
 
 class ExportError(ConfigError):
     """The model cannot be expressed in the integer contract."""
-
-
-def write_json_atomic(path: Path, obj, *, indent: int | None = None) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=indent)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def network_metadata(model) -> dict:
@@ -143,7 +126,7 @@ def export_network(model, out_dir: str | Path, *, name: str = "spikehq_searched"
     meta = {"network": network_metadata(model)}
     meta.update(metadata or {})
     doc = {"format": FORMAT, "version": VERSION, "name": name, "time_steps": T,
-           "description": description or "SpikeHQ search result (spikehq.golden.search)",
+           "description": description or "SpikeHQ search result (spikehq.search)",
            "metadata": meta, "layers": entries}
     path = out_dir / "searched.json"
     write_json_atomic(path, doc, indent=1)

@@ -11,13 +11,10 @@ Plots (``plots/``):
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
+from ..atomic import atomic_path, write_atomic, write_json_atomic
 from .cost import CANDIDATES, GROUPS
-from .export import write_json_atomic
 
 __all__ = ["select_run", "write_report", "markdown"]
 
@@ -118,11 +115,9 @@ def _plots(results: dict, out: Path) -> list[str]:
 
     def save(fig, name):
         path = pdir / name
-        fd, tmp = tempfile.mkstemp(dir=pdir, prefix=f".{name}.", suffix=".png")
-        os.close(fd)
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
         plt.close(fig)
-        os.replace(tmp, path)
         written.append(str(path))
 
     base, runs = results["baseline"], results["runs"]
@@ -200,9 +195,5 @@ def write_report(results: dict, out: str | Path, plots: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     results["plots"] = _plots(results, out) if plots else []
     write_json_atomic(out / "report.json", results, indent=1)
-    text = markdown(results)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".report.md.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, out / "report.md")
+    write_atomic(out / "report.md", markdown(results))
     return results
