@@ -2,7 +2,7 @@
 
 Per time step and head, ``a = Q·(Kᵀ·V)`` in int64 (channel ``c`` belongs to head
 ``c // (D / heads)``), then the attention neuron of §4 with bias 0 and the scalar threshold of
-``metadata.network.attention``. :class:`golden.network.IntegerNetwork` uses these functions, and
+``metadata.network.attention`` (an :class:`golden.config.AttentionConfig`). :class:`golden.network.IntegerNetwork` uses these functions, and
 the RTL (:class:`rtl.attention.SpikingAttention`) is checked against :func:`run_attention`.
 
 The width rule (:func:`attention_widths`) is torch-free, like :mod:`golden.config`, so the RTL
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .config import LayerConfig, NeuronConfig, signed_width
+from .config import AttentionConfig, LayerConfig, signed_width
 
 if TYPE_CHECKING:
     import torch
@@ -39,22 +39,23 @@ class AttentionWidths:
     bias_width: int = 2      # the bias is 0: signed_width(0)
 
 
-def attention_widths(*, tokens: int, channels: int, heads: int, time_steps: int, attention_meta: dict,
+def attention_widths(*, tokens: int, channels: int, time_steps: int, attention: AttentionConfig,
                      q_max: int, k_max: int, v_max: int) -> AttentionWidths:
     """Bound |a| and derive every width from the largest |q|, |k|, |v| a step can carry.
 
     ``(Kᵀ·V)[i, j] = Σ_m k[m, i]·v[m, j]`` sums N products, ``a[n, j] = Σ_i q[n, i]·(Kᵀ·V)[i, j]``
     sums d of them; the neuron follows §5 with ``B_I = B_A`` and ``B_b = 0``.
     """
+    heads = attention.heads
     if channels % heads:
         raise ValueError(f"channels ({channels}) must be a multiple of heads ({heads})")
     d = channels // heads
-    theta = int(attention_meta["threshold"])
+    theta = attention.threshold
     if theta < 1:
         raise ValueError(f"attention threshold must be >= 1, got {theta}")
     kv = tokens * k_max * v_max
     current = d * q_max * kv
-    membrane = time_steps * current if attention_meta["membrane"] == "integer" else theta + current
+    membrane = time_steps * current if attention.membrane == "integer" else theta + current
     return AttentionWidths(head_dim=d, kv_bound=kv, current_bound=current, membrane_bound=membrane, threshold=theta,
                            kv_width=signed_width(kv), current_width=signed_width(current),
                            membrane_width=signed_width(membrane), threshold_width=theta.bit_length())
@@ -75,18 +76,15 @@ def attention_current(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: 
     return a.transpose(-3, -2).reshape(*lead, n, D)
 
 
-def attention_layer_config(attention_meta: dict, time_steps: int) -> LayerConfig:
+def attention_layer_config(attention: AttentionConfig, time_steps: int) -> LayerConfig:
     """The neuron of the attention unit as a one-neuron layer (only ``neuron``, ``membrane`` and
     ``time_steps`` matter to :func:`golden.reference.neuron_step`)."""
-    neuron = attention_meta["neuron"]
     return LayerConfig(name="attention", kind="linear", in_channels=1, out_channels=1, kernel_size=1, padding=0,
                        height=1, width=1, scheme="uniform", bits=2, activation_bits=8, lanes=1,
-                       neuron=NeuronConfig(type=neuron["type"], threshold=attention_meta["threshold"],
-                                           leak_shift=neuron["leak_shift"], reset=neuron["reset"]),
-                       membrane=attention_meta["membrane"], time_steps=time_steps)
+                       neuron=attention.neuron, membrane=attention.membrane, time_steps=time_steps)
 
 
-def attention_neuron(a: torch.Tensor, attention_meta: dict, time_steps: int,
+def attention_neuron(a: torch.Tensor, attention: AttentionConfig, time_steps: int,
                      membrane_bound: int | None = None) -> torch.Tensor:
     """Run the attention neuron over ``a`` int [T, ...] (membranes start at 0) → spikes [T, ...].
 
@@ -94,8 +92,8 @@ def attention_neuron(a: torch.Tensor, attention_meta: dict, time_steps: int,
     import torch
 
     from .reference import neuron_step
-    cfg = attention_layer_config(attention_meta, time_steps)
-    th = torch.tensor(attention_meta["threshold"], dtype=torch.int64)
+    cfg = attention_layer_config(attention, time_steps)
+    th = torch.tensor(attention.threshold, dtype=torch.int64)
     state, out = torch.zeros_like(a[0]), []
     for t in range(a.shape[0]):
         s, state, u = neuron_step(cfg, state, a[t], torch.zeros((), dtype=torch.int64), th, first_step=(t == 0))
@@ -105,15 +103,15 @@ def attention_neuron(a: torch.Tensor, attention_meta: dict, time_steps: int,
     return torch.stack(out)
 
 
-def run_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, attention_meta: dict,
+def run_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attention: AttentionConfig,
                   time_steps: int) -> torch.Tensor:
     """One sample: q, k, v int [T, N, D] → spikes int64 [T, N, D] (0/1, or -1/0/+1 for ternary)."""
     if q.dim() != 3 or q.shape[0] != time_steps:
         raise ValueError(f"q: expected [T={time_steps}, N, D], got {list(q.shape)}")
-    a = attention_current(q, k, v, heads)
+    a = attention_current(q, k, v, attention.heads)
     largest = lambda z: max(1, int(z.abs().max())) if z.numel() else 1
-    w = attention_widths(tokens=q.shape[1], channels=q.shape[2], heads=heads, time_steps=time_steps,
-                         attention_meta=attention_meta, q_max=largest(q), k_max=largest(k), v_max=largest(v))
+    w = attention_widths(tokens=q.shape[1], channels=q.shape[2], time_steps=time_steps,
+                         attention=attention, q_max=largest(q), k_max=largest(k), v_max=largest(v))
     if a.numel() and a.abs().max() > w.current_bound:      # the derivation says this cannot happen
         raise AssertionError(f"attention: |a| exceeded the derived bound {w.current_bound}")
-    return attention_neuron(a, attention_meta, time_steps, membrane_bound=w.membrane_bound)
+    return attention_neuron(a, attention, time_steps, membrane_bound=w.membrane_bound)

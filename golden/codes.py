@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SCHEMES", "weight_max_abs", "pot_max_exponent", "decode", "encode", "check_codes", "levels"]
+__all__ = ["SCHEMES", "weight_max_abs", "pot_max_exponent", "decode", "encode", "check_codes", "levels",
+           "activation_range", "activation_max_abs"]
 
 SCHEMES = {"pot": (2, 4), "uniform": (2, 4)}
 
@@ -25,6 +26,20 @@ def pot_max_exponent(bits: int) -> int:
 def weight_max_abs(scheme: str, bits: int) -> int:
     """Largest |integer weight| a code can stand for."""
     return 2 ** pot_max_exponent(bits) if scheme == "pot" else 2 ** (bits - 1)
+
+
+def activation_range(bits: int) -> tuple[int, int]:
+    """Integers an activation of ``bits`` bits carries (docs/arithmetic.md §2): [0, 1] for binary
+    spikes (1 bit), two's complement [-2^(a-1), 2^(a-1) - 1] otherwise."""
+    if bits < 1:
+        raise ValueError(f"Activation bits must be >= 1, not {bits}")
+    return (0, 1) if bits == 1 else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
+def activation_max_abs(bits: int) -> int:
+    """Largest |activation| of ``bits`` bits: 1 for spikes, 2^(a-1) otherwise."""
+    lo, hi = activation_range(bits)
+    return max(-lo, hi)
 
 
 def check_codes(codes: np.ndarray, bits: int):

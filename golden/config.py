@@ -17,11 +17,11 @@ from typing import Literal
 import jsonschema
 import numpy as np
 
-from .codes import SCHEMES, check_codes, weight_max_abs
+from .codes import SCHEMES, activation_max_abs, check_codes, weight_max_abs
 
 __all__ = [
-    "ConfigError", "NeuronConfig", "LayerConfig", "LayerWeights", "LayerWidths",
-    "NetworkConfig", "load_config", "config_from_dict", "load_weights", "signed_width",
+    "ConfigError", "NeuronConfig", "LayerConfig", "LayerWeights", "LayerWidths", "AttentionConfig",
+    "NetworkGraph", "NetworkConfig", "load_config", "config_from_dict", "load_weights", "signed_width",
     "FORMAT", "VERSION", "WEIGHTS_FORMAT",
 ]
 
@@ -100,6 +100,7 @@ class LayerConfig:
     weight_scale: float | None = None
     group: str | None = None
     lanes_explicit: bool = False        # lanes came from the JSON (not the default)
+    input_events: float | None = None   # measured mean input events per sample (lanes policy)
 
     # ---- geometry -------------------------------------------------------------------------
     @property
@@ -141,12 +142,15 @@ class LayerConfig:
         return self.neuron.type == "ternary"
 
     # ---- widths ---------------------------------------------------------------------------
-    def widths(self, weights: LayerWeights | None = None) -> LayerWidths:
-        """Derive every bound and width; biases/thresholds come from ``weights`` when given."""
+    def widths(self, weights: LayerWeights | None = None, *, weight_bound: int | None = None) -> LayerWidths:
+        """Derive every bound and width; biases/thresholds come from ``weights`` when given.
+
+        ``weight_bound`` replaces the scheme's largest |weight| (area experiments only: with a
+        bound below the codes' the datapath can overflow)."""
         if not self.is_hardware:
             raise ConfigError(f"layer {self.name!r}: scheme fp32 has no integer widths")
-        w_max = weight_max_abs(self.scheme, self.bits)
-        x_max = 1 if self.activation_bits == 1 else 2 ** (self.activation_bits - 1)
+        w_max = weight_max_abs(self.scheme, self.bits) if weight_bound is None else weight_bound
+        x_max = activation_max_abs(self.activation_bits)
         current = self.fan_in * w_max * x_max
         if weights is None:
             bias_bound, thr_max = 0, self.neuron.threshold
@@ -166,12 +170,65 @@ class LayerConfig:
 
 
 @dataclass(frozen=True)
+class AttentionConfig:
+    """The spiking self-attention unit of every block (docs/arithmetic.md §11):
+    ``metadata.network.attention``. ``neuron.threshold`` is the unit's scalar threshold."""
+
+    variant: Literal["ssa"]
+    heads: int
+    neuron: NeuronConfig
+    membrane: Literal["integer", "ternary"]
+
+    @property
+    def threshold(self) -> int:
+        return self.neuron.threshold
+
+
+@dataclass(frozen=True)
+class NetworkGraph:
+    """The graph around the layers (``metadata.network``, written by the search's export):
+    a Spikformer with ``len(pool_after)`` tokenizer convs ``tok0…`` (2×2 max pooling after
+    those marked), the relative-position conv ``rpe``, ``depth`` blocks of ``b<i>_{q,k,v,proj,
+    fc1,fc2}`` with one attention unit each, and the ``head`` with its readout
+    (docs/arithmetic.md §12)."""
+
+    architecture: Literal["spikformer"]
+    pool_after: tuple[bool, ...]
+    depth: int
+    token_grid: tuple[int, int]
+    attention: AttentionConfig
+    readout: str = ""
+    model: dict = field(default_factory=dict, compare=False)   # the exporter's training settings
+
+    @property
+    def tokens(self) -> int:
+        return self.token_grid[0] * self.token_grid[1]
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        """Every conv/linear layer of the graph, in dataflow order."""
+        names = [f"tok{i}" for i in range(len(self.pool_after))] + ["rpe"]
+        names += [f"b{b}_{n}" for b in range(self.depth) for n in ("q", "k", "v", "proj", "fc1", "fc2")]
+        return tuple(names + ["head"])
+
+    def after_block(self, b: int) -> str:
+        """The layer that consumes block ``b``'s output (``b = -1``: the rpe residual's)."""
+        return f"b{b + 1}_q" if b + 1 < self.depth else "head"
+
+
+@dataclass(frozen=True)
 class NetworkConfig:
     name: str
     time_steps: int
     layers: tuple[LayerConfig, ...]
     source: Path | None = None
     metadata: dict = field(default_factory=dict, compare=False)
+    graph: NetworkGraph | None = None    # metadata.network, parsed and checked by load_config
+
+    @property
+    def where(self) -> str:
+        """How errors name this config: its file, else its name."""
+        return str(self.source or self.name)
 
     def layer(self, name: str) -> LayerConfig:
         for layer in self.layers:
@@ -281,7 +338,36 @@ def _layer(raw: dict, where: str, time_steps: int, base_dir: Path | None) -> Lay
         name=raw["name"], kind=kind, **geometry, scheme=scheme, bits=bits,
         activation_bits=raw.get("activation_bits", 1), lanes=lanes, neuron=neuron,
         membrane=membrane, time_steps=time_steps, weights_path=weights_path,
-        weight_scale=raw.get("weight_scale"), group=raw.get("group"), lanes_explicit="lanes" in raw)
+        weight_scale=raw.get("weight_scale"), group=raw.get("group"), lanes_explicit="lanes" in raw,
+        input_events=raw.get("input_events"))
+
+
+def _graph(raw: dict, where: str, layers: dict[str, LayerConfig]) -> NetworkGraph:
+    """``metadata.network`` (already schema-checked) → :class:`NetworkGraph`, checked against
+    the layers it names."""
+    model, att = raw["model"], raw["attention"]
+    neuron = att["neuron"]
+    graph = NetworkGraph(
+        architecture=raw["architecture"], pool_after=tuple(model["pool_after"]), depth=model["depth"],
+        token_grid=tuple(raw["token_grid"]),
+        attention=AttentionConfig(variant=att["variant"], heads=att["heads"], membrane=att["membrane"],
+                                  neuron=NeuronConfig(type=neuron["type"], threshold=att["threshold"],
+                                                      leak_shift=neuron["leak_shift"], reset=neuron["reset"])),
+        readout=raw.get("readout", ""), model=model)
+    if "tokens" in raw and raw["tokens"] != graph.tokens:
+        h, w = graph.token_grid
+        raise ConfigError(f"{where}.tokens: expected token_grid {h}×{w} = {graph.tokens}, got {raw['tokens']}")
+    for name in graph.layer_names:
+        if name not in layers:
+            raise ConfigError(f"{where}: layer {name!r} of the graph is missing from layers")
+    rpe = layers["rpe"]
+    if (rpe.height, rpe.width) != graph.token_grid:
+        raise ConfigError(f"{where}.token_grid: expected the rpe layer's [{rpe.height}, {rpe.width}], "
+                          f"got {list(graph.token_grid)}")
+    channels = rpe.out_channels
+    if channels % graph.attention.heads:
+        raise ConfigError(f"{where}.attention.heads: must divide the {channels} channels, got {graph.attention.heads}")
+    return graph
 
 
 def config_from_dict(raw: dict, *, source: str | Path = "<config>", base_dir: Path | None = None) -> NetworkConfig:
@@ -299,9 +385,13 @@ def config_from_dict(raw: dict, *, source: str | Path = "<config>", base_dir: Pa
             raise ConfigError(f"{where}.name: duplicate layer name {raw_layer['name']!r}")
         seen.add(raw_layer["name"])
         layers.append(_layer(raw_layer, where, raw["time_steps"], base_dir))
+    metadata = raw.get("metadata", {})
+    graph = None
+    if "network" in metadata:
+        graph = _graph(metadata["network"], f"{source}: metadata.network", {l.name: l for l in layers})
     return NetworkConfig(name=raw["name"], time_steps=raw["time_steps"], layers=tuple(layers),
                          source=Path(source) if source != "<config>" else None,
-                         metadata=raw.get("metadata", {}))
+                         metadata=metadata, graph=graph)
 
 
 def load_config(path: str | Path) -> NetworkConfig:

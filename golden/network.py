@@ -5,8 +5,9 @@ Built layer by layer from :func:`golden.reference.synaptic_current` and
 exact integer operations: 2×2 max pooling of spikes, residual additions, the attention product
 ``Q·(Kᵀ·V)`` per head (int64 matmul) feeding an integer attention neuron (both in
 :mod:`golden.attention`), and the readout (the head's accumulated current ``h_T + θ·Σ_t S_t`` of
-its soft-reset, leak-free neuron, summed over tokens, argmax). The graph comes from
-``metadata.network`` of searched.json (written by :mod:`search.export`).
+its soft-reset, leak-free neuron, summed over tokens, argmax). The graph is the config's
+:class:`golden.config.NetworkGraph` (``metadata.network`` of searched.json, written by
+:mod:`spikehq.search.export`).
 
 Tensors are channel-last as in the reference: a conv layer's input is ``[T, B, H, W, C]``, a
 linear layer's ``[T, B, tokens, 1, C]``. ``run(..., dump=True)`` returns every layer's integer
@@ -22,7 +23,8 @@ from pathlib import Path
 import torch
 
 from .attention import attention_current, attention_neuron
-from .config import ConfigError, LayerWeights, NetworkConfig, load_config, load_weights
+from .codes import activation_range
+from .config import ConfigError, LayerWeights, NetworkConfig, NetworkGraph, load_config, load_weights
 from .reference import neuron_step, synaptic_current
 
 __all__ = ["IntegerNetwork", "load_network", "network_from_config"]
@@ -34,8 +36,8 @@ class IntegerNetwork:
     weights: dict[str, LayerWeights]
 
     @property
-    def meta(self) -> dict:
-        return self.config.metadata["network"]
+    def graph(self) -> NetworkGraph:
+        return self.config.graph
 
     # -- one layer over a batch -------------------------------------------------------------
     def _layer(self, name: str, x: torch.Tensor, trace: dict | None, *, final_state: bool = False):
@@ -43,7 +45,7 @@ class IntegerNetwork:
         w = self.weights[name]
         T, B = x.shape[:2]
         a = layer.activation_bits
-        lo, hi = (0, 1) if a == 1 else (-(2 ** (a - 1)), 2 ** (a - 1) - 1)
+        lo, hi = activation_range(a)
         if x.numel() and (x.min() < lo or x.max() > hi):
             raise ValueError(f"layer {name!r}: {a}-bit activations must lie in [{lo}, {hi}], "
                              f"got [{int(x.min())}, {int(x.max())}]")
@@ -66,7 +68,7 @@ class IntegerNetwork:
     # -- the network -------------------------------------------------------------------------
     def run(self, frames: torch.Tensor, dump: bool = False):
         """frames int [B, T, C, H, W] (0/1) → (scores int64 [B, classes], trace or None)."""
-        model = self.meta["model"]
+        graph = self.graph
         T = self.config.time_steps
         if frames.dim() != 5 or frames.shape[1] != T:
             raise ValueError(f"frames: expected [B, {T}, C, H, W], got {list(frames.shape)}")
@@ -74,7 +76,7 @@ class IntegerNetwork:
             frames = frames.round()
         trace = {} if dump else None
         x = frames.to(torch.int64).permute(1, 0, 3, 4, 2)            # [T, B, H, W, C]
-        for i, pool in enumerate(model["pool_after"]):
+        for i, pool in enumerate(graph.pool_after):
             x = self._layer(f"tok{i}", x, trace)
             if pool:
                 Tt, B, H, W, C = x.shape
@@ -82,12 +84,12 @@ class IntegerNetwork:
         x = x + self._layer("rpe", x, trace)
         Tt, B, h, w, D = x.shape
         x = x.reshape(Tt, B, h * w, 1, D)                               # tokens, channel-last
-        heads = self.meta["attention"]["heads"]
+        heads = graph.attention.heads
         split = lambda z: z.reshape(Tt, B, h * w, heads, D // heads).transpose(2, 3)   # [T, B, heads, N, d]
-        for b in range(model["depth"]):
+        for b in range(graph.depth):
             q, k, v = (self._layer(f"b{b}_{n}", x, trace).reshape(Tt, B, h * w, D) for n in ("q", "k", "v"))
             a = attention_current(q, k, v, heads)                       # [T, B, N, D]
-            s = attention_neuron(a, self.meta["attention"], self.config.time_steps)
+            s = attention_neuron(a, graph.attention, self.config.time_steps)
             if trace is not None:
                 trace[f"b{b}_attn"] = {"inputs": split(a), "spikes": split(s)}
             s = s.reshape(Tt, B, h * w, 1, D)
@@ -99,6 +101,13 @@ class IntegerNetwork:
         # soft reset, no leak, no bias: Σ_t I_t = h_T + θ·Σ_t S_t (the membrane alone if it never fired)
         scores = (membrane + theta * spikes.sum(dim=0)).sum(dim=(1, 2))  # over tokens: [B, classes]
         return scores, trace
+
+    def input_events(self, frames: torch.Tensor) -> dict[str, float]:
+        """Mean input events (non-zero activations) per sample of every layer on ``frames``:
+        what the balanced lanes policy weighs layers by (``input_events`` in searched.json)."""
+        _, trace = self.run(frames, dump=True)
+        n = len(frames)
+        return {layer.name: float((trace[layer.name]["inputs"] != 0).sum()) / n for layer in self.config.layers}
 
     def predict(self, frames: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         out = [self.run(frames[i:i + batch_size])[0].argmax(dim=1) for i in range(0, len(frames), batch_size)]
@@ -113,10 +122,9 @@ def load_network(path: str | Path) -> IntegerNetwork:
 def network_from_config(config: NetworkConfig) -> IntegerNetwork:
     """The integer network of a loaded config (its weights files read); refuses fp32 layers and
     unknown graphs."""
-    where = config.source or config.name
-    net = config.metadata.get("network")
-    if not isinstance(net, dict) or net.get("architecture") != "spikformer":
-        raise ConfigError(f"{where}: metadata.network: expected the spikformer graph written by spikehq.search.export")
+    where = config.where
+    if config.graph is None:
+        raise ConfigError(f"{where}: metadata.network: missing (the graph written by spikehq.search.export)")
     weights = {}
     for layer in config.layers:
         if not layer.is_hardware:

@@ -15,7 +15,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.attention import attention_widths
-from ..golden.config import MAX_DEFAULT_LANES
+from ..golden.config import MAX_DEFAULT_LANES, AttentionConfig
 from .neuron import NeuronLane, spike_shape
 from .pe import _advance, _counter, _index_shape, event_layout
 
@@ -106,25 +106,22 @@ class SpikingAttention(wiring.Component):
     values), KV (``D·G`` words of L × ``kv_width``), currents and membranes (``N·B`` words of L).
     """
 
-    def __init__(self, *, tokens: int, channels: int, heads: int, time_steps: int, attention_meta: dict,
+    def __init__(self, *, tokens: int, channels: int, time_steps: int, attention: AttentionConfig,
                  q_shape, k_shape, v_shape, lanes: int | None = None):
+        heads = attention.heads
         if heads < 1 or channels % heads:
             raise ValueError(f"Channels ({channels}) must be a positive multiple of heads ({heads})")
-        if attention_meta.get("heads", heads) != heads:
-            raise ValueError(f"attention_meta has {attention_meta['heads']} heads, but heads={heads}")
         d = channels // heads
         if lanes is None:
             lanes = max(l for l in range(1, MAX_DEFAULT_LANES + 1) if d % l == 0)
         if lanes < 1 or d % lanes:
             raise ValueError(f"Lanes ({lanes}) must divide the head dimension ({d})")
         self.tokens, self.channels, self.heads, self.time_steps = tokens, channels, heads, time_steps
-        self.attention_meta, self.lanes, self.head_dim = attention_meta, lanes, d
+        self.attention, self.lanes, self.head_dim = attention, lanes, d
         self.shapes = {n: Shape.cast(s) for n, s in (("q", q_shape), ("k", k_shape), ("v", v_shape))}
-        self.widths = attention_widths(tokens=tokens, channels=channels, heads=heads, time_steps=time_steps,
-                                       attention_meta=attention_meta,
+        self.widths = attention_widths(tokens=tokens, channels=channels, time_steps=time_steps, attention=attention,
                                        **{f"{n}_max": value_max_abs(s) for n, s in self.shapes.items()})
-        neuron = attention_meta["neuron"]
-        self.neuron_type, self.membrane = neuron["type"], attention_meta["membrane"]
+        self.neuron_type, self.membrane = attention.neuron.type, attention.membrane
         self.groups, self.blocks = d // lanes, channels // lanes          # G, B
         self.list_depth = tokens * channels
         self.word_depth = tokens * self.blocks                            # (token, block) words: V, A, membranes
@@ -180,12 +177,12 @@ class SpikingAttention(wiring.Component):
             membrane_wr=membrane_mem.write_port(), membrane_rd=membrane_mem.read_port())
 
     def _lanes(self, m) -> list[NeuronLane]:
-        w, neuron = self.widths, self.attention_meta["neuron"]
+        w, neuron = self.widths, self.attention.neuron
         lanes = []
         for l in range(self.lanes):
             lanes.append(NeuronLane(
-                neuron_type=self.neuron_type, membrane=self.membrane, reset=neuron["reset"],
-                leak_shift=neuron["leak_shift"], current_width=w.current_width, membrane_width=w.membrane_width,
+                neuron_type=self.neuron_type, membrane=self.membrane, reset=neuron.reset,
+                leak_shift=neuron.leak_shift, current_width=w.current_width, membrane_width=w.membrane_width,
                 bias_width=w.bias_width, threshold_width=w.threshold_width))
             m.submodules[f"neuron{l}"] = lanes[l]
         return lanes

@@ -12,10 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from amaranth import Shape
@@ -23,8 +20,10 @@ from amaranth.back import verilog
 from amaranth.lib import data
 from tqdm import tqdm
 
+from ..atomic import atomic_directory
 from ..golden.config import ConfigError, LayerConfig, LayerWeights, NetworkConfig, load_config, load_weights
 from .lanes import apply_lanes
+from .network import SpikingNetwork, check_hardware
 from .pe import SpikingPE, param_rows, weight_rows
 
 __all__ = ["generate", "main", "module_name", "port_list", "layer_manifest"]
@@ -102,9 +101,13 @@ def layer_manifest(network: NetworkConfig, layer: LayerConfig, pe: SpikingPE | N
     return entry
 
 
-def top_manifest(network: NetworkConfig, top) -> dict:
+def top_manifest(network: NetworkConfig, top: SpikingNetwork) -> dict:
+    att = top.graph.attention
+    attention = {"variant": att.variant, "heads": att.heads, "threshold": att.threshold,
+                 "neuron": {"type": att.neuron.type, "leak_shift": att.neuron.leak_shift, "reset": att.neuron.reset},
+                 "membrane": att.membrane}
     return {"module": f"spikehq_{network.name}_top", "verilog": f"spikehq_{network.name}_top.v",
-            "engines": top.graph["names"], "attention": top.graph["attention"],
+            "engines": list(top.graph.layer_names), "attention": attention,
             "trace": top.traced if top.trace else None,
             "lanes": {name: layer.lanes for name, layer in top.layers.items()},
             "input": "i_events: one sample = T steps of frame events (y, x, c=polarity, value=1) each "
@@ -113,15 +116,14 @@ def top_manifest(network: NetworkConfig, top) -> dict:
             "ports": port_list(top)}
 
 
-def _network_top(network: NetworkConfig, trace: bool):
-    """The whole-network core when ``network`` is an exported Spikformer, else (None, reason)."""
-    from ..golden.network import network_from_config
-    from .network import SpikingNetwork, network_graph
-    meta = network.metadata.get("network")
-    if not isinstance(meta, dict) or meta.get("architecture") != "spikformer":
+def _network_top(network: NetworkConfig, weights: dict[str, LayerWeights], trace: bool):
+    """The whole-network core when ``network`` has a graph, else (None, reason)."""
+    if network.graph is None:
         return None, "no metadata.network graph (not a spikehq search export): layers only"
-    network_graph(network)                  # clear ConfigError if the graph is incomplete
-    weights = network_from_config(network).weights
+    check_hardware(network)                 # clear ConfigError before any weights are missing
+    for name in network.graph.layer_names:
+        if weights.get(name) is None:
+            raise ConfigError(f"{network.where}: layer {name!r}: no weights file")
     return SpikingNetwork(config=network, weights=weights, trace=trace), None
 
 
@@ -129,11 +131,8 @@ def generate(config_path: str | Path, out_dir: str | Path, *, probe: bool = Fals
              lanes: str = "balanced", quiet: bool = False) -> dict:
     """Generate everything for ``config_path`` into ``out_dir`` (replaced atomically)."""
     network = apply_lanes(load_config(config_path), lanes)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    staging.chmod(0o755)
-    try:
+    weights: dict[str, LayerWeights] = {}
+    with atomic_directory(out_dir) as staging:
         manifest = {"format": MANIFEST_FORMAT, "version": 1, "network": network.name,
                     "time_steps": network.time_steps,
                     "config_sha256": hashlib.sha256(Path(config_path).read_bytes()).hexdigest(),
@@ -144,29 +143,23 @@ def generate(config_path: str | Path, out_dir: str | Path, *, probe: bool = Fals
                       file=sys.stderr)
                 manifest["layers"].append(layer_manifest(network, layer, None))
                 continue
-            weights = load_weights(layer)
-            pe = SpikingPE(layer=layer, weights=weights, probe=probe)
+            weights[layer.name] = layer_weights = load_weights(layer)
+            pe = SpikingPE(layer=layer, weights=layer_weights, probe=probe)
             manifest["layers"].append(layer_manifest(network, layer, pe))
             text = verilog.convert(pe, name=module_name(network, layer), emit_src=False)
             (staging / f"{module_name(network, layer)}.v").write_text(text)
-            if weights is not None:
-                _write_init(staging, layer, weights)
-        top, reason = _network_top(network, trace)
+            if layer_weights is not None:
+                _write_init(staging, layer, layer_weights)
+        top, reason = _network_top(network, weights, trace)
         if top is None:
             manifest["top"] = {"module": None, "reason": reason}
         else:
             if not quiet:
-                print(f"generating the network top ({len(top.graph['names'])} engines)", file=sys.stderr)
+                print(f"generating the network top ({len(top.graph.layer_names)} engines)", file=sys.stderr)
             manifest["top"] = top_manifest(network, top)
             (staging / manifest["top"]["verilog"]).write_text(
                 verilog.convert(top, name=manifest["top"]["module"], emit_src=False))
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return manifest
 
 

@@ -4,15 +4,17 @@ Policies (``make gen LANES=...`` / ``spikehq-gen --lanes ...``):
 
 * ``balanced`` (default, ``balanced:16`` for another ceiling): layers whose JSON gives no
   ``lanes`` get lanes in proportion to their work. A PE spends ``k²·C_out/L`` cycles per input
-  event, so a layer's work is ``E·k²·C_out`` with ``E`` its input events per sample. For a
-  network exported by the search on the embedded digits data, ``E`` is measured by the golden
-  integer network on the first 32 training samples (deterministic); otherwise every input is
+  event, so a layer's work is ``E·k²·C_out`` with ``E`` its input events per sample: the
+  layers' ``input_events`` when every hardware layer has one (the search's export measures
+  them with the golden integer network on training samples), otherwise every input is
   assumed equally likely to fire, ``E ∝ H·W·C_in``. Each layer gets the smallest divisor of
   ``C_out`` at least ``ceiling·work/max_work``, so every stage of the chain takes about as long
   per step as the heaviest one with the ceiling (8 by default), and lighter layers do not
   spend area on speed the pipeline cannot use.
 * ``config``: the config's lanes (its default is the largest divisor of C_out up to 8).
 * ``NAME=L[,NAME=L…]``: explicit lanes for the named layers, the rest balanced.
+
+Every policy is a pure function of the config: nothing is simulated, trained or loaded.
 """
 
 from __future__ import annotations
@@ -26,44 +28,23 @@ __all__ = ["apply_lanes", "balanced_lanes", "DEFAULT_CEILING"]
 DEFAULT_CEILING = 8
 
 
-ACTIVITY_SAMPLES = 32
-
-
-def measured_events(config: NetworkConfig) -> dict[str, float] | None:
-    """Mean input events per sample of every layer, from the golden integer network on the
-    first digits training samples; None when the config is not a digits search export."""
-    meta = config.metadata
-    if meta.get("search", {}).get("dataset") != "digits" or config.source is None:
-        return None
-    import torch
-
-    from ..search.data import load_dataset
-    from ..golden.network import load_network
-    net = load_network(config.source)
-    train, _ = load_dataset("digits", time_steps=config.time_steps)
-    with torch.no_grad():
-        _, trace = net.run(train.frames[:ACTIVITY_SAMPLES], dump=True)
-    n = min(ACTIVITY_SAMPLES, len(train.frames))
-    return {layer.name: float((trace[layer.name]["inputs"] != 0).sum()) / n for layer in config.layers}
-
-
-def _work(layer: LayerConfig, events: dict[str, float] | None) -> float:
+def _work(layer: LayerConfig, measured: bool) -> float:
     per_event = layer.kernel_size ** 2 * layer.out_channels
-    return per_event * (events[layer.name] if events is not None else layer.num_inputs)
+    return per_event * (layer.input_events if measured else layer.num_inputs)
 
 
-def balanced_lanes(layers: list[LayerConfig], ceiling: int = DEFAULT_CEILING,
-                   events: dict[str, float] | None = None) -> dict[str, int]:
-    """Lanes per hardware layer for the ``balanced`` policy (explicit JSON lanes kept);
-    ``events``: input events per sample by layer (else every input counts)."""
+def balanced_lanes(layers: list[LayerConfig], ceiling: int = DEFAULT_CEILING) -> dict[str, int]:
+    """Lanes per hardware layer for the ``balanced`` policy (explicit JSON lanes kept); work
+    from the layers' measured ``input_events`` when all have one, else from every input."""
     hardware = [layer for layer in layers if layer.is_hardware]
-    top = max((_work(layer, events) for layer in hardware), default=1) or 1
+    measured = bool(hardware) and all(layer.input_events is not None for layer in hardware)
+    top = max((_work(layer, measured) for layer in hardware), default=1) or 1
     out = {}
     for layer in hardware:
         if layer.lanes_explicit:
             out[layer.name] = layer.lanes
             continue
-        need = ceiling * _work(layer, events) / top
+        need = ceiling * _work(layer, measured) / top
         divisors = [d for d in range(1, layer.out_channels + 1) if layer.out_channels % d == 0]
         out[layer.name] = next((d for d in divisors if d >= need), layer.out_channels)
     return out
@@ -90,7 +71,7 @@ def apply_lanes(config: NetworkConfig, policy: str = "balanced") -> NetworkConfi
             if name not in names:
                 raise ConfigError(f"--lanes: no layer named {name!r} (layers: {', '.join(sorted(names))})")
             explicit[name] = int(value)
-    plan = balanced_lanes(list(config.layers), ceiling, measured_events(config))
+    plan = balanced_lanes(list(config.layers), ceiling)
     plan.update(explicit)
     layers = []
     for layer in config.layers:

@@ -29,7 +29,7 @@ from amaranth.hdl import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..golden.config import ConfigError, LayerWeights, NetworkConfig
+from ..golden.config import ConfigError, LayerWeights, NetworkConfig, NetworkGraph
 from .attention import SpikingAttention
 from .glue import EventFork, ResidualAdd, SpikePool2x2, connect_events
 from .mac import activation_shape
@@ -37,33 +37,24 @@ from .neuron import spike_shape
 from .pe import SpikingPE, _index_shape, event_layout
 from .readout import HeadReadout, result_layout
 
-__all__ = ["SpikingNetwork", "network_graph"]
+__all__ = ["SpikingNetwork", "check_hardware"]
 
 
-def network_graph(config: NetworkConfig) -> dict:
-    """Check that ``config`` is an exported Spikformer with every layer in hardware; return its
-    graph parameters (tokenizer pooling, depth, heads, attention, token grid)."""
-    meta = config.metadata.get("network")
-    where = f"{config.source or config.name}: metadata.network"
-    if not isinstance(meta, dict) or meta.get("architecture") != "spikformer":
-        raise ConfigError(f"{where}: expected the spikformer graph written by spikehq.search.export")
-    model = meta["model"]
-    names = [f"tok{i}" for i in range(len(model["pool_after"]))] + ["rpe"]
-    names += [f"b{b}_{n}" for b in range(model["depth"]) for n in ("q", "k", "v", "proj", "fc1", "fc2")] + ["head"]
-    have = {layer.name: layer for layer in config.layers}
-    for name in names:
-        if name not in have:
-            raise ConfigError(f"{where}: layer {name!r} is missing from layers")
-        if not have[name].is_hardware:
-            raise ConfigError(f"{config.source or config.name}: layer {name!r}: scheme fp32 has no hardware; "
+def check_hardware(config: NetworkConfig) -> NetworkGraph:
+    """The config's graph, when every engine of it can be built: raise :class:`ConfigError` for
+    a config without a graph, an fp32 layer or ternary spikes into pooling."""
+    graph = config.graph
+    if graph is None:
+        raise ConfigError(f"{config.where}: metadata.network: missing (the graph written by spikehq.search.export)")
+    for name in graph.layer_names:
+        if not config.layer(name).is_hardware:
+            raise ConfigError(f"{config.where}: layer {name!r}: scheme fp32 has no hardware; "
                               "the network top needs every layer quantized (docs/arithmetic.md §9)")
-    for i, pool in enumerate(model["pool_after"]):
-        if pool and have[f"tok{i}"].neuron.type != "lif":
-            raise ConfigError(f"{config.source or config.name}: layer 'tok{i}': 2×2 pooling in hardware needs "
+    for i, pool in enumerate(graph.pool_after):
+        if pool and config.layer(f"tok{i}").neuron.type != "lif":
+            raise ConfigError(f"{config.where}: layer 'tok{i}': 2×2 pooling in hardware needs "
                               "binary LIF spikes, got neuron type 'ternary'")
-    h, w = meta["token_grid"]
-    return {"pool_after": list(model["pool_after"]), "depth": model["depth"], "token_grid": (h, w),
-            "tokens": h * w, "attention": meta["attention"], "names": names}
+    return graph
 
 
 class SpikingNetwork(wiring.Component):
@@ -71,15 +62,15 @@ class SpikingNetwork(wiring.Component):
 
     def __init__(self, *, config: NetworkConfig, weights: dict[str, LayerWeights], trace: bool = False):
         self.config, self.weights, self.trace = config, weights, trace
-        self.graph = network_graph(config)
-        self.layers = {name: config.layer(name) for name in self.graph["names"]}
+        self.graph = check_hardware(config)
+        self.layers = {name: config.layer(name) for name in self.graph.layer_names}
         first, head = self.layers["tok0"], self.layers["head"]
         self.time_steps = config.time_steps
-        self.traced = self.graph["names"][:]
-        for b in reversed(range(self.graph["depth"])):
+        self.traced = list(self.graph.layer_names)
+        for b in reversed(range(self.graph.depth)):
             self.traced.insert(self.traced.index(f"b{b}_proj"), f"b{b}_attn")
         self.count_width = max(self.layers[n].out_height * self.layers[n].out_width * self.layers[n].out_channels
-                               for n in self.graph["names"]).bit_length()
+                               for n in self.graph.layer_names).bit_length()
         members = {
             "i_events": In(stream.Signature(event_layout(first.height, first.width, first.in_channels, unsigned(1)))),
             "o_result": Out(stream.Signature(result_layout(head, weights["head"]))),
@@ -92,7 +83,7 @@ class SpikingNetwork(wiring.Component):
         m = Module()
         self._taps = {}
         x = self._tokenizer(m, self.i_events)
-        for b in range(self.graph["depth"]):
+        for b in range(self.graph.depth):
             x = self._block(m, b, x)
         self._head(m, x)
         if self.trace:
@@ -127,7 +118,7 @@ class SpikingNetwork(wiring.Component):
 
     # ---- graph -----------------------------------------------------------------------------
     def _tokenizer(self, m, x):
-        for i, pool in enumerate(self.graph["pool_after"]):
+        for i, pool in enumerate(self.graph.pool_after):
             x = self._pe(m, f"tok{i}", x).o_spikes
             if pool:
                 layer = self.layers[f"tok{i}"]
@@ -137,18 +128,18 @@ class SpikingNetwork(wiring.Component):
                 x = p.o_spikes
         to_rpe, skip = self._fork(m, "rpe_fork", x, 2)
         rpe = self._pe(m, "rpe", to_rpe)
-        _, w = self.graph["token_grid"]
-        add = self._residual(m, "rpe_add", skip, rpe.o_spikes, height=self.graph["tokens"], width=1, grid_width=w,
-                             out_bits=self.layers["b0_q" if self.graph["depth"] else "head"].activation_bits)
+        _, w = self.graph.token_grid
+        add = self._residual(m, "rpe_add", skip, rpe.o_spikes, height=self.graph.tokens, width=1, grid_width=w,
+                             out_bits=self.layers[self.graph.after_block(-1)].activation_bits)
         return add.o_sum
 
     def _block(self, m, b: int, x):
-        tokens, att = self.graph["tokens"], self.graph["attention"]
+        tokens = self.graph.tokens
         to_q, to_k, to_v, skip = self._fork(m, f"b{b}_fork", x, 4)
         q, k, v = (self._pe(m, f"b{b}_{n}", s) for n, s in (("q", to_q), ("k", to_k), ("v", to_v)))
         channels = self.layers[f"b{b}_q"].out_channels
         attention = SpikingAttention(
-            tokens=tokens, channels=channels, heads=att["heads"], time_steps=self.time_steps, attention_meta=att,
+            tokens=tokens, channels=channels, time_steps=self.time_steps, attention=self.graph.attention,
             q_shape=spike_shape(self.layers[f"b{b}_q"].neuron.type), k_shape=spike_shape(self.layers[f"b{b}_k"].neuron.type),
             v_shape=spike_shape(self.layers[f"b{b}_v"].neuron.type))
         m.submodules[f"b{b}_attn"] = attention
@@ -161,9 +152,8 @@ class SpikingNetwork(wiring.Component):
         to_fc1, skip = self._fork(m, f"b{b}_mlp_fork", add1.o_sum, 2)
         fc1 = self._pe(m, f"b{b}_fc1", to_fc1)
         fc2 = self._pe(m, f"b{b}_fc2", fc1.o_spikes)
-        following = f"b{b + 1}_q" if b + 1 < self.graph["depth"] else "head"
         add2 = self._residual(m, f"b{b}_mlp_add", skip, fc2.o_spikes, height=tokens, width=1,
-                              out_bits=self.layers[following].activation_bits)
+                              out_bits=self.layers[self.graph.after_block(b)].activation_bits)
         return add2.o_sum
 
     def _head(self, m, x):

@@ -44,6 +44,7 @@ from .trainer import Distributed, Trainer, evaluate, save_checkpoint, temperatur
 __all__ = ["main", "parse_args", "build_parser", "run", "SearchError"]
 
 DEFAULT_BETAS = (0.1, 0.5, 2.0)
+ACTIVITY_SAMPLES = 32       # training samples the export measures each layer's input events on
 
 
 class SearchError(ValueError):
@@ -291,7 +292,9 @@ def run(args) -> dict:
                                       description=f"SpikeHQ search, {args.dataset}, preset {args.preset}, β={beta:g}",
                                       metadata={"search": {"beta": beta, "accuracy": acc, "seed": args.seed,
                                                            "dataset": args.dataset, "preset": args.preset,
-                                                           "command": "spikehq-search " + " ".join(args.argv)}})
+                                                           "command": "spikehq-search " + " ".join(args.argv)}},
+                                      activity_frames=train.frames[:ACTIVITY_SAMPLES],
+                                      activity_source=f"{args.dataset} training set, first {ACTIVITY_SAMPLES} samples")
                 run_result["export"] = str(path)
             except ValueError as e:
                 run_result["export"] = None

@@ -30,7 +30,8 @@ import torch
 
 from ..atomic import write_json_atomic
 from ..golden.codes import weight_max_abs
-from ..golden.config import FORMAT, VERSION, WEIGHTS_FORMAT, ConfigError
+from ..golden.config import FORMAT, VERSION, WEIGHTS_FORMAT, ConfigError, config_from_dict
+from ..golden.network import network_from_config
 from . import quantize
 from .cost import candidate_scheme
 
@@ -63,8 +64,14 @@ def _codes_list(codes: torch.Tensor, kind: str) -> list:
 
 
 def export_network(model, out_dir: str | Path, *, name: str = "spikehq_searched", description: str = "",
-                   metadata: dict | None = None) -> Path:
-    """Write ``out_dir/searched.json`` and ``out_dir/weights/<layer>.json``; return the json path."""
+                   metadata: dict | None = None, activity_frames: torch.Tensor | None = None,
+                   activity_source: str = "") -> Path:
+    """Write ``out_dir/searched.json`` and ``out_dir/weights/<layer>.json``; return the json path.
+
+    ``activity_frames`` (int [B, T, C, H, W], e.g. training samples): the golden integer network
+    runs them and every layer records its mean ``input_events`` per sample (for ``make gen``'s
+    balanced lanes policy, which then needs no data or PyTorch); ``activity_source`` says what
+    they are. Skipped when a layer is fp32 (no integer network exists)."""
     if model.cfg.attention != "ssa":
         raise ExportError("attention: A2OS2A's ReLU key path has no integer neuron in docs/arithmetic.md; "
                           "only SSA models export")
@@ -129,5 +136,12 @@ def export_network(model, out_dir: str | Path, *, name: str = "spikehq_searched"
            "description": description or "SpikeHQ search result (spikehq.search)",
            "metadata": meta, "layers": entries}
     path = out_dir / "searched.json"
+    if activity_frames is not None and all(e["scheme"] != "fp32" for e in entries):
+        net = network_from_config(config_from_dict(doc, source=path, base_dir=out_dir))
+        events = net.input_events(activity_frames)
+        for entry in entries:
+            entry["input_events"] = events[entry["name"]]
+        meta["activity"] = {"measured_by": "golden integer network", "samples": len(activity_frames),
+                            "source": activity_source}
     write_json_atomic(path, doc, indent=1)
     return path

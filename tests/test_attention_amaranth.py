@@ -13,6 +13,7 @@ from amaranth import signed, unsigned
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
+from spikehq.golden.config import AttentionConfig, NeuronConfig
 from spikehq.golden.attention import attention_current, attention_widths, run_attention
 from spikehq.rtl import attention as attention_module
 from spikehq.rtl.attention import SpikingAttention, value_max_abs
@@ -21,8 +22,8 @@ BINARY, TERNARY, UINT3 = unsigned(1), signed(2), unsigned(3)
 
 
 def meta(heads, threshold, neuron="lif", membrane="integer", leak_shift=1, reset="hard", variant="ssa"):
-    return {"variant": variant, "heads": heads, "threshold": threshold,
-            "neuron": {"type": neuron, "leak_shift": leak_shift, "reset": reset}, "membrane": membrane}
+    return AttentionConfig(variant=variant, heads=heads, membrane=membrane,
+                           neuron=NeuronConfig(type=neuron, threshold=threshold, leak_shift=leak_shift, reset=reset))
 
 
 def random_values(gen: torch.Generator, shape, size, density: float) -> torch.Tensor:
@@ -132,7 +133,7 @@ def expected_spikes(samples, heads, att, T):
     """Per sample, per step: Counter of (token, channel, spike) from the golden model."""
     out = []
     for q, k, v in samples:
-        s = run_attention(q, k, v, heads, att, T)
+        s = run_attention(q, k, v, att, T)
         out.append([Counter({(n, c, int(s[t, n, c])): 1 for n, c in (s[t] != 0).nonzero().tolist()})
                     for t in range(T)])
     return out
@@ -143,7 +144,7 @@ def mismatches(run: Run, expected) -> int:
 
 
 def make_unit(N, D, H, T, att, shapes, lanes=None):
-    return SpikingAttention(tokens=N, channels=D, heads=H, time_steps=T, attention_meta=att,
+    return SpikingAttention(tokens=N, channels=D, time_steps=T, attention=att,
                             q_shape=shapes[0], k_shape=shapes[1], v_shape=shapes[2], lanes=lanes)
 
 
@@ -180,15 +181,15 @@ def test_golden_attention_current_matches_definition():
 def test_golden_widths_bound_is_reached_and_kept(shapes):
     N, D, H, T = 6, 8, 2, 3
     att = meta(H, 1000)
-    w = attention_widths(tokens=N, channels=D, heads=H, time_steps=T, attention_meta=att,
+    w = attention_widths(tokens=N, channels=D, time_steps=T, attention=att,
                          **{f"{n}_max": value_max_abs(s) for n, s in zip("qkv", shapes)})
     full = [torch.full((T, N, D), -2 if s == TERNARY else value_max_abs(s)) for s in shapes]
     a = attention_current(*full, H)
     assert int(a.abs().max()) == w.current_bound        # the bound is tight
     assert w.current_width == w.current_bound.bit_length() + 1
     assert w.membrane_bound == T * w.current_bound and w.threshold_width == 10
-    run_attention(*full, H, att, T)                    # asserts |u| ≤ bound every step
-    tern = attention_widths(tokens=N, channels=D, heads=H, time_steps=T, attention_meta=meta(H, 5, membrane="ternary"),
+    run_attention(*full, att, T)                    # asserts |u| ≤ bound every step
+    tern = attention_widths(tokens=N, channels=D, time_steps=T, attention=meta(H, 5, membrane="ternary"),
                             q_max=1, k_max=1, v_max=1)
     assert tern.membrane_bound == 5 + tern.current_bound
 

@@ -12,8 +12,8 @@ import pytest
 
 from spikehq.golden.config import ConfigError, load_config
 from spikehq.rtl.gen import generate, main
-from spikehq.rtl.lanes import apply_lanes, balanced_lanes, measured_events
-from spikehq.rtl.network import network_graph
+from spikehq.rtl.lanes import apply_lanes
+from spikehq.rtl.network import check_hardware
 from spikehq.sim.runner import run_network, verilator_env
 
 SEARCHED = Path("configs/digits_searched/searched.json")
@@ -38,7 +38,7 @@ def test_gen_emits_the_network_top(generated):
             "o_result__valid", "o_result__ready", "o_result__payload"} <= ports
     assert "o_trace" not in ports
     config = load_config(SEARCHED)
-    assert top["engines"] == network_graph(config)["names"]
+    assert top["engines"] == list(config.graph.layer_names)
     assert top["lanes"] == {layer.name: layer.lanes for layer in apply_lanes(config).layers}
     for entry in manifest["layers"]:                     # the per-layer modules use the same lanes
         assert entry["parameters"]["lanes"] == top["lanes"][entry["name"]]
@@ -56,47 +56,6 @@ def test_config_without_graph_gets_layers_only(tmp_path):
     assert manifest["top"]["module"] is None and "layers only" in manifest["top"]["reason"]
 
 
-def test_balanced_lanes_follow_work():
-    config = load_config(SEARCHED)
-    dense = balanced_lanes(list(config.layers))           # every input equally likely to fire
-    assert dense["rpe"] == 8 and dense["tok1"] == dense["tok2"] == 4 and dense["b0_q"] == 1
-    assert balanced_lanes(list(config.layers), 16)["rpe"] == 16
-    events = measured_events(config)                      # golden activity on digits training samples
-    assert events == measured_events(config) and events["tok0"] > 0
-    lanes = apply_lanes(config)
-    work = {l.name: events[l.name] * l.kernel_size ** 2 * l.out_channels for l in config.layers}
-    heaviest = max(work, key=work.get)
-    assert lanes.layer(heaviest).lanes == 8
-    for layer in lanes.layers:                            # no stage much slower than the heaviest
-        assert layer.out_channels % layer.lanes == 0
-        assert work[layer.name] / layer.lanes <= work[heaviest] / 8 * 1.0001 or layer.lanes == layer.out_channels
-    assert measured_events(load_config("configs/example_tiny.json")) is None
-
-
-def test_lanes_policies_and_their_errors():
-    config = load_config(SEARCHED)
-    assert apply_lanes(config, "config") is config
-    explicit = apply_lanes(config, "b0_q=4,head=5")
-    assert explicit.layer("b0_q").lanes == 4 and explicit.layer("head").lanes == 5
-    assert explicit.layer("rpe").lanes == apply_lanes(config).layer("rpe").lanes
-    for policy, message in [("b0_q=3", "b0_q=3 must divide its 64 output channels"),
-                            ("nope=2", "no layer named 'nope'"),
-                            ("b0_q", "expected balanced[:N], config or NAME=L"),
-                            ("balanced:x", "expected balanced:<positive integer>")]:
-        with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-            apply_lanes(config, policy)
-
-
-def test_explicit_json_lanes_are_kept(tmp_path):
-    raw = json.loads(SEARCHED.read_text())
-    raw["layers"][4]["lanes"] = 16
-    for layer in raw["layers"]:
-        layer["weights"] = str((SEARCHED.parent / layer["weights"]).resolve())
-    path = tmp_path / "searched.json"
-    path.write_text(json.dumps(raw))
-    assert apply_lanes(load_config(path)).layer(raw["layers"][4]["name"]).lanes == 16
-
-
 def test_cli_lanes_error_is_one_line(tmp_path, capsys):
     assert main(["--config", str(SEARCHED), "--out", str(tmp_path / "out"), "--lanes", "b0_q=3", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
@@ -104,15 +63,23 @@ def test_cli_lanes_error_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_network_graph_refuses_fp32_and_missing_layers():
+def test_check_hardware_refuses_fp32_ternary_pooling_and_no_graph():
     config = load_config(SEARCHED)
+    assert check_hardware(config) is config.graph
     fp32 = dataclasses.replace(config, layers=tuple(
         dataclasses.replace(layer, scheme="fp32", bits=32) if layer.name == "b0_v" else layer for layer in config.layers))
-    with pytest.raises(ConfigError, match="layer 'b0_v': scheme fp32 has no hardware"):
-        network_graph(fp32)
-    missing = dataclasses.replace(config, layers=tuple(layer for layer in config.layers if layer.name != "head"))
-    with pytest.raises(ConfigError, match="layer 'head' is missing"):
-        network_graph(missing)
+    with pytest.raises(ConfigError, match=r"^configs/digits_searched/searched.json: layer 'b0_v': scheme fp32 has no "
+                                          r"hardware; the network top needs every layer quantized \(docs/arithmetic.md §9\)$"):
+        check_hardware(fp32)
+    ternary = dataclasses.replace(config, layers=tuple(
+        dataclasses.replace(layer, neuron=dataclasses.replace(layer.neuron, type="ternary"))
+        if layer.name == "tok1" else layer for layer in config.layers))
+    with pytest.raises(ConfigError, match=r"^configs/digits_searched/searched.json: layer 'tok1': 2×2 pooling in "
+                                          r"hardware needs binary LIF spikes, got neuron type 'ternary'$"):
+        check_hardware(ternary)
+    with pytest.raises(ConfigError, match=r"^configs/example_tiny.json: metadata.network: missing \(the graph "
+                                          r"written by spikehq.search.export\)$"):
+        check_hardware(load_config("configs/example_tiny.json"))
 
 
 @pytest.mark.verilator
@@ -132,7 +99,7 @@ def test_e2e_cli_errors_are_one_line(capsys):
     from spikehq.sim.e2e import main as e2e_main
     assert e2e_main(["--config", "configs/example_tiny.json", "--samples", "1", "--out", "build/e2e/never.json"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: configs/example_tiny.json: metadata.network: expected the spikformer graph")
+    assert err == "error: configs/example_tiny.json: metadata.network: missing (the graph written by spikehq.search.export)"
     assert "\n" not in err
     for args, message in [(["--samples", "0"], "--samples: expected at least 1, got 0"),
                           (["--first", "355", "--samples", "10"], "the digits test set has 360 samples")]:
