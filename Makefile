@@ -12,7 +12,7 @@ JOBS   ?= 2
 TARGET ?= ecp5
 CLOCK_MHZ ?= 100
 
-.PHONY: help venv gen test test-fast bench bench-network e2e search synth clean
+.PHONY: help venv gen test test-fast bench bench-network bench-pot-vs-uniform bench-pot-width e2e search synth clean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +42,12 @@ e2e: $(STAMP)  ## whole-network RTL vs golden on digits test samples: make e2e [
 
 bench-network: $(STAMP)  ## cycles per inference, SOP/cycle, lane utilization, Verilator speed, lanes sweep
 	$(PY) benchmarks/bench_network.py
+
+bench-pot-vs-uniform: $(STAMP)  ## PoT vs uniform MAC and PE on ECP5 (yosys, nextpnr, activity power): regenerates docs/pot_vs_uniform.{md,json,png}; cached, about 20 min cold
+	$(PY) benchmarks/pot_vs_uniform.py --out docs
+
+bench-pot-width: $(STAMP)  ## how much of 4-bit PoT's area is its wider datapath (yosys only, about 40 s): prints a table
+	$(PY) benchmarks/pot_width.py
 
 search: $(STAMP)  ## SpikeHQ quantization search on the digits (β sweep, report, searched.json): make search [SEARCH_ARGS="--beta 1 --out build/search"]
 	$(PY) -m spikehq.search $(SEARCH_ARGS)

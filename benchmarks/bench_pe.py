@@ -6,7 +6,7 @@ Cycles are counted in amaranth.sim with no stalls (the PE's own throughput), fro
 input event of a step to the end token it emits, and set beside the cycle model of the
 manifest (k²·G per event, 2 per lane group, 1 per output spike, 2 per step). The last
 column is what a dense (non-event-driven) PE with the same lanes would need: every neuron
-visits its whole fan-in, lanes neurons at a time.. Prints a
+visits its whole fan-in, lanes neurons at a time. Prints a
 table, writes ``cycles.json`` and ``cycles_vs_density.png`` to ``--out``.
 """
 
@@ -22,12 +22,12 @@ import matplotlib
 import numpy as np
 import torch
 from amaranth.sim import Simulator
-
 from spikehq.golden import codes
 from spikehq.golden.config import LayerWeights, config_from_dict
 from spikehq.golden.reference import run_layer
 from spikehq.rtl.gen import generate
 from spikehq.rtl.pe import SpikingPE
+from spikehq.sim.amaranth_streams import stream_get, stream_put
 from spikehq.sim.vectors import events_of_step
 
 matplotlib.use("Agg")
@@ -55,27 +55,19 @@ def measure(layer, weights, frames) -> tuple[list[int], int]:
 
     async def bench(ctx):
         nonlocal spikes_out
-        ctx.set(dut.o_spikes.ready, 1)
         for t in range(layer.time_steps):
-            start = 0
             tokens = [{"y": y, "x": x, "c": c, "value": v, "end": 0} for y, x, c, v in events_of_step(frames[t])]
             tokens.append({"y": 0, "x": 0, "c": 0, "value": 0, "end": 1})
+            edges = 0
             for token in tokens:
-                ctx.set(dut.i_spikes.payload, token)
-                ctx.set(dut.i_spikes.valid, 1)
-                while True:
-                    _, _, ready = await ctx.tick().sample(dut.i_spikes.ready)
-                    start += 1
-                    if ready:
-                        break
-            ctx.set(dut.i_spikes.valid, 0)
+                edges += await stream_put(ctx, dut.i_spikes, token)
             while True:
-                _, _, valid, payload = await ctx.tick().sample(dut.o_spikes.valid, dut.o_spikes.payload)
-                start += 1
-                if valid and payload.end:
+                payload, taken = await stream_get(ctx, dut.o_spikes)
+                edges += taken
+                if payload.end:
                     break
-                spikes_out += bool(valid)
-            cycles.append(start)
+                spikes_out += 1
+            cycles.append(edges)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

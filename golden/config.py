@@ -272,8 +272,12 @@ def _schema_error_text(error: jsonschema.ValidationError) -> str:
         return f"{where}: expected a value {op} {error.validator_value}, got {json.dumps(got)}"
     if v == "pattern":
         return f"{where}: expected an identifier (letters, digits, _), got {json.dumps(got)}"
+    if v in ("minItems", "minLength") and (error.validator_value > 1 or len(got)):
+        return f"{where}: expected at least {error.validator_value} items, got {len(got)}"
     if v in ("minItems", "minLength"):
         return f"{where}: must not be empty"
+    if v == "maxItems":
+        return f"{where}: expected at most {error.validator_value} items, got {len(got)}"
     return f"{where}: {error.message}"
 
 

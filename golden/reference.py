@@ -39,7 +39,7 @@ def check_inputs(layer: LayerConfig, inputs: torch.Tensor) -> None:
     if inputs.dtype.is_floating_point:
         raise ValueError(f"layer {layer.name!r}: inputs must be integers, got {inputs.dtype}")
     a = layer.activation_bits
-    lo, hi = (0, 1) if a == 1 else (-(2 ** (a - 1)), 2 ** (a - 1) - 1)
+    lo, hi = codes.activation_range(a)
     if inputs.numel() and (inputs.min() < lo or inputs.max() > hi):
         raise ValueError(f"layer {layer.name!r}: {a}-bit activations must lie in [{lo}, {hi}]")
 

@@ -16,8 +16,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.attention import attention_widths
 from ..golden.config import MAX_DEFAULT_LANES, AttentionConfig
+from .events import SpikeEmitter, advance, counter, event_layout, index_shape
 from .neuron import NeuronLane, spike_shape
-from .pe import _advance, _counter, _index_shape, event_layout
 
 __all__ = ["SpikingAttention", "value_max_abs"]
 
@@ -126,7 +126,7 @@ class SpikingAttention(wiring.Component):
         self.list_depth = tokens * channels
         self.word_depth = tokens * self.blocks                            # (token, block) words: V, A, membranes
         self.kv_depth = channels * self.groups                            # (channel, group) words
-        self.entry = {n: data.StructLayout({"tok": _index_shape(tokens), "c": _index_shape(channels), "value": s})
+        self.entry = {n: data.StructLayout({"tok": index_shape(tokens), "c": index_shape(channels), "value": s})
                       for n, s in self.shapes.items()}
         w = self.widths
         stored_width = 2 if self.membrane == "ternary" else w.membrane_width
@@ -188,10 +188,10 @@ class SpikingAttention(wiring.Component):
         return lanes
 
     def _state(self) -> SimpleNamespace:
-        N, D, count = self.tokens, self.channels, _index_shape(self.list_depth + 1)
-        addr = max(_index_shape(self.kv_depth).width, _index_shape(self.word_depth).width)
+        N, D, count = self.tokens, self.channels, index_shape(self.list_depth + 1)
+        addr = max(index_shape(self.kv_depth).width, index_shape(self.word_depth).width)
         return SimpleNamespace(
-            step=_counter(self.time_steps),
+            step=counter(self.time_steps),
             done={n: Signal(name=f"done_{n}") for n in "qkv"},          # end token of this step seen
             accepting=Signal(),                                          # INPUT phase
             q_count=Signal(count), k_count=Signal(count),
@@ -199,27 +199,27 @@ class SpikingAttention(wiring.Component):
             touched=Signal(D),                                           # KV row i written this step
             kev=Signal(self.entry["k"]), qev=Signal(self.entry["q"]),    # event being scanned
             live=Signal(),                                               # KV: first of its row; A: row touched
-            group=_counter(self.groups),
+            group=counter(self.groups),
             # write-back stage (the cycle after a scan read)
             w_kv=Signal(), w_a=Signal(), w_addr=Signal(addr), w_fresh=Signal(),
             w_k=Signal(self.shapes["k"]), w_q=Signal(self.shapes["q"]),
             # neuron phase: word = tok·B + blk
-            word=_counter(self.word_depth), rd_word=_counter(self.word_depth),
-            tok=_counter(N), blk=_counter(self.blocks),
-            spikes=Signal(data.ArrayLayout(spike_shape(self.neuron_type), self.lanes)),
-            out_tok=_counter(N), out_blk=_counter(self.blocks),
+            word=counter(self.word_depth), rd_word=counter(self.word_depth),
+            tok=counter(N), blk=counter(self.blocks),
+            out=SpikeEmitter(self.o_spikes, lanes=self.lanes),
+            out_tok=counter(N), out_blk=counter(self.blocks),
         )
 
     # ---- addressing -----------------------------------------------------------------------
     def _kv_addr(self, c, group):
         """KV row word of channel c (its head's j = group·L …), address c·G + group."""
-        return (_mul_const(c, self.groups) + group)[:_index_shape(self.kv_depth).width]
+        return (_mul_const(c, self.groups) + group)[:index_shape(self.kv_depth).width]
 
     def _word_addr(self, tok, c, group):
         """V / current word of token ``tok``, lane group ``group`` of channel c's head."""
         head = _div_const(c, self.head_dim, self.channels)
         addr = _mul_const(tok, self.blocks) + _mul_const(head, self.groups) + group
-        return addr[:_index_shape(self.word_depth).width]
+        return addr[:index_shape(self.word_depth).width]
 
     # ---- datapath -------------------------------------------------------------------------
     def _inputs(self, m, st, mem) -> None:
@@ -236,7 +236,7 @@ class SpikingAttention(wiring.Component):
         port, wr = self.i_v, mem.v_wr
         fire = port.valid & port.ready
         blk = _div_const(port.payload.c, L, self.channels)
-        lane = (port.payload.c - _mul_const(blk, L))[:_index_shape(L).width]
+        lane = (port.payload.c - _mul_const(blk, L))[:index_shape(L).width]
         m.d.comb += [port.ready.eq(st.accepting & ~st.done["v"]),
                      wr.addr.eq((_mul_const(port.payload.y, B) + blk)[:len(wr.addr)])]
         for l in range(L):
@@ -271,20 +271,10 @@ class SpikingAttention(wiring.Component):
 
     def _spike_output(self, m, st) -> None:
         """o_spikes shows the lowest lane that fired in the latched word."""
-        L = self.lanes
-        fired = Cat(*(st.spikes[l] != 0 for l in range(L)))
-        st.first_lane = _counter(L)
-        for l in reversed(range(L)):
-            with m.If(fired[l]):
-                m.d.comb += st.first_lane.eq(l)
-        st.last_spike = (fired & (fired - 1)) == 0
-        payload = self.o_spikes.payload
         # x is always 0; a register (not a constant) keeps the port bit driven for Verilator lint
         out_x = Signal(1)
         m.d.sync += out_x.eq(0)
-        m.d.comb += [payload.y.eq(st.out_tok), payload.x.eq(out_x),
-                     payload.c.eq(_mul_const(st.out_blk, L) + st.first_lane),
-                     payload.value.eq(st.spikes[st.first_lane])]
+        st.out.drive(m, y=st.out_tok, x=out_x, base=_mul_const(st.out_blk, self.lanes))
 
     # ---- control --------------------------------------------------------------------------
     def _control(self, m, st, mem, lanes) -> None:
@@ -317,7 +307,7 @@ class SpikingAttention(wiring.Component):
             with m.Else():
                 m.d.comb += st.rd_word.eq(st.word + 1)
                 m.d.sync += st.word.eq(st.word + 1)
-                _advance(m, [(st.blk, B), (st.tok, N)])
+                advance(m, [(st.blk, B), (st.tok, N)])
                 m.next = "N_CALC"
 
         with m.FSM(name="phase"):
@@ -356,23 +346,20 @@ class SpikingAttention(wiring.Component):
                 m.d.comb += [mem.a_rd.addr.eq(st.rd_word), mem.membrane_wr.en.eq(1),
                              mem.a_wr.addr.eq(st.word), mem.a_wr.en.eq(1),
                              mem.v_wr.addr.eq(st.word), mem.v_wr.en.eq(-1)]
-                for l, lane in enumerate(lanes):
+                for l in range(self.lanes):
                     m.d.comb += [mem.a_wr.data[l].eq(0), mem.v_wr.data[l].eq(0)]
-                    m.d.sync += st.spikes[l].eq(lane.spike)
+                fired = st.out.latch(m, [lane.spike for lane in lanes])
                 m.d.sync += [st.out_tok.eq(st.tok), st.out_blk.eq(st.blk)]
-                with m.If(Cat(*(lane.spike != 0 for lane in lanes)).any()):
+                with m.If(fired):
                     m.next = "EMIT"
                 with m.Else():
                     next_word()
             with m.State("EMIT"):
-                m.d.comb += [self.o_spikes.valid.eq(1), mem.a_rd.addr.eq(st.rd_word)]
-                with m.If(self.o_spikes.ready):
-                    m.d.sync += st.spikes[st.first_lane].eq(0)
-                    with m.If(st.last_spike):
-                        next_word()
+                m.d.comb += mem.a_rd.addr.eq(st.rd_word)
+                with st.out.emit(m):
+                    next_word()
             with m.State("END"):
-                m.d.comb += [self.o_spikes.valid.eq(1), self.o_spikes.payload.end.eq(1)]
-                with m.If(self.o_spikes.ready):
+                with st.out.end(m):
                     m.d.sync += [st.step.eq(Mux(st.step == self.time_steps - 1, 0, st.step + 1)),
                                  st.q_count.eq(0), st.k_count.eq(0), st.touched.eq(0),
                                  st.word.eq(0), st.tok.eq(0), st.blk.eq(0),

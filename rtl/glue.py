@@ -1,10 +1,9 @@
 """Stream glue between the engines of a network (docs/arithmetic.md §12).
 
 Every stream carries the events of one time step in any order, then one end token
-(``event_layout`` of :mod:`rtl.pe`). The units here keep that contract:
+(:func:`~.events.event_layout`; :func:`~.events.connect_events` wires one stream into another
+of a different layout). The units here keep that contract:
 
-* :func:`connect_events` — wire one event stream into another of a different layout
-  (widths, signedness, optionally conv grid ``(y, x)`` → token ``y·W + x``).
 * :class:`EventFork` — broadcast one stream to several consumers (each takes every token).
 * :class:`SpikePool2x2` — 2×2 max pooling of binary spikes (OR over the window), one cycle per
   event, ``H/2·W/2`` cycles at the end of a step to clear its bitmap.
@@ -19,24 +18,9 @@ from amaranth.hdl import Module
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .pe import _index_shape, event_layout
+from .events import event_layout, index_shape
 
-__all__ = ["connect_events", "EventFork", "SpikePool2x2", "ResidualAdd"]
-
-
-def connect_events(m, src, dst, *, grid_width: int | None = None) -> None:
-    """Drive stream ``dst`` from stream ``src`` (same events, converted payload).
-
-    ``grid_width`` flattens a conv pixel grid into tokens: ``y' = y·grid_width + x``, ``x' = 0``.
-    Values convert with Amaranth's sign/zero extension, so a binary spike becomes ``+1``.
-    """
-    sp, dp = src.payload, dst.payload
-    m.d.comb += [dst.valid.eq(src.valid), src.ready.eq(dst.ready),
-                 dp.c.eq(sp.c), dp.value.eq(sp.value), dp.end.eq(sp.end)]
-    if grid_width is None:
-        m.d.comb += [dp.y.eq(sp.y), dp.x.eq(sp.x)]
-    else:
-        m.d.comb += [dp.y.eq(sp.y * grid_width + sp.x), dp.x.eq(0)]
+__all__ = ["EventFork", "SpikePool2x2", "ResidualAdd"]
 
 
 class EventFork(wiring.Component):
@@ -47,6 +31,8 @@ class EventFork(wiring.Component):
     """
 
     def __init__(self, layout, n: int):
+        if n < 1:
+            raise ValueError(f"An event fork needs at least one output, not {n}")
         self.n = n
         super().__init__({"i_events": In(stream.Signature(layout)),
                           "o_events": Out(stream.Signature(layout)).array(n)})
@@ -96,8 +82,8 @@ class SpikePool2x2(wiring.Component):
         rd, wr = seen.read_port(domain="comb"), seen.write_port()
         i, o = self.i_spikes, self.o_spikes
         y2, x2 = i.payload.y >> 1, i.payload.x >> 1
-        pixel = Signal(_index_shape(pixels))
-        clear_addr = Signal(_index_shape(pixels))
+        pixel = Signal(index_shape(pixels))
+        clear_addr = Signal(index_shape(pixels))
         already = Signal()
         m.d.comb += [pixel.eq(y2 * self.out_width + x2), rd.addr.eq(pixel), already.eq(rd.data.bit_select(i.payload.c, 1)),
                      o.payload.y.eq(y2), o.payload.x.eq(x2), o.payload.c.eq(i.payload.c),
@@ -147,8 +133,8 @@ class ResidualAdd(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth = self.height * self.width * self.channels
-        position = data.StructLayout({"y": _index_shape(self.height), "x": _index_shape(self.width),
-                                      "c": _index_shape(self.channels)})
+        position = data.StructLayout({"y": index_shape(self.height), "x": index_shape(self.width),
+                                      "c": index_shape(self.channels)})
         m.submodules.sums = sums = memory.Memory(
             shape=data.StructLayout({"touched": 1, "value": self.out_shape}), depth=depth, init=[])
         m.submodules.touched = touched = memory.Memory(shape=position, depth=depth, init=[])
@@ -180,8 +166,8 @@ class ResidualAdd(wiring.Component):
         skip, branch = self.i_skip, self.i_branch
         take_skip = skip.valid & ~skip_done
         take_branch = branch.valid & ~branch_done & ~take_skip
-        p = Signal(data.StructLayout({"y": _index_shape(self.height), "x": _index_shape(self.width),
-                                      "c": _index_shape(self.channels), "end": 1}))
+        p = Signal(data.StructLayout({"y": index_shape(self.height), "x": index_shape(self.width),
+                                      "c": index_shape(self.channels), "end": 1}))
         addend = Signal(self.out_shape)
         with m.If(take_skip):
             m.d.comb += [skip.ready.eq(1), p.y.eq(skip.payload.y), p.x.eq(skip.payload.x), p.c.eq(skip.payload.c),

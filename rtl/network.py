@@ -31,10 +31,11 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.config import ConfigError, LayerWeights, NetworkConfig, NetworkGraph
 from .attention import SpikingAttention
-from .glue import EventFork, ResidualAdd, SpikePool2x2, connect_events
+from .events import connect_events, event_layout, index_shape
+from .glue import EventFork, ResidualAdd, SpikePool2x2
 from .mac import activation_shape
 from .neuron import spike_shape
-from .pe import SpikingPE, _index_shape, event_layout
+from .pe import SpikingPE
 from .readout import HeadReadout, result_layout
 
 __all__ = ["SpikingNetwork", "check_hardware"]
@@ -177,7 +178,7 @@ class SpikingNetwork(wiring.Component):
             tap = self._taps[name]
             fire = tap.valid & tap.ready
             count = Signal(self.count_width, name=f"trace_{name}_count")
-            step = Signal(_index_shape(T), name=f"trace_{name}_step")
+            step = Signal(index_shape(T), name=f"trace_{name}_step")
             with m.If(fire & tap.payload.end):
                 m.d.sync += [count.eq(0), step.eq(Mux(step == T - 1, 0, step + 1))]
                 with m.Switch(step):

@@ -126,6 +126,8 @@ class NeuronLane(wiring.Component):
             raise ValueError(f"Membrane must be 'integer' or 'ternary', not {membrane!r}")
         if leak_shift not in range(17):
             raise ValueError(f"Leak shift must be between 0 and 16, not {leak_shift}")
+        if reset not in ("hard", "soft"):
+            raise ValueError(f"Reset must be 'hard' or 'soft', not {reset!r}")
         self.neuron_type, self.membrane, self.reset, self.leak_shift = neuron_type, membrane, reset, leak_shift
         self.membrane_width, self.threshold_width = membrane_width, threshold_width
         self.stored_width = 2 if membrane == "ternary" else membrane_width

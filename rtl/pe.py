@@ -17,44 +17,17 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth import Cat, Mux, Signal, signed, unsigned
+from amaranth import Mux, Signal, signed, unsigned
 from amaranth.hdl import Module
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..golden.config import LayerConfig, LayerWeights
+from ..golden.config import LayerConfig, LayerWeights, LayerWidths
+from .events import SpikeEmitter, advance, counter, event_layout, index_shape
 from .mac import MAC_FOR_SCHEME, activation_shape
 from .neuron import NeuronLane, spike_shape
 
-__all__ = ["event_layout", "weight_rows", "param_rows", "SpikingPE", "WeightWriteSignature", "MembraneProbeSignature"]
-
-
-def _index_shape(n: int):
-    """Unsigned shape holding 0 … n-1, at least 1 bit (no zero-width ports or registers)."""
-    return unsigned(max((n - 1).bit_length(), 1))
-
-
-def _counter(n: int) -> Signal:
-    return Signal(_index_shape(n))
-
-
-def event_layout(height: int, width: int, channels: int, value_shape) -> data.StructLayout:
-    """Stream payload of spike events: pixel (y, x), channel c, value, and the end-of-step flag."""
-    return data.StructLayout({
-        "y": _index_shape(height), "x": _index_shape(width), "c": _index_shape(channels),
-        "value": value_shape, "end": 1,
-    })
-
-
-def _advance(m, counters) -> None:
-    """Step nested counters by one, innermost first: ``[(signal, modulus), …]``, each wrapping to 0."""
-    (counter, modulus), outer = counters[0], counters[1:]
-    with m.If(counter == modulus - 1):
-        m.d.sync += counter.eq(0)
-        if outer:
-            _advance(m, outer)
-    with m.Else():
-        m.d.sync += counter.eq(counter + 1)
+__all__ = ["weight_rows", "param_rows", "SpikingPE", "WeightWriteSignature", "MembraneProbeSignature"]
 
 
 def weight_rows(layer: LayerConfig, weights: LayerWeights) -> list[list[int]]:
@@ -95,14 +68,16 @@ class SpikingPE(wiring.Component):
 
     ``weights`` initializes the weight and neuron-parameter memories; without it the PE gets
     a ``weight_write`` port, biases are 0 and every threshold is the layer's scalar one.
-    ``probe`` adds a ``membrane_probe`` read port for verification.
+    ``probe`` adds a ``membrane_probe`` read port for verification. ``widths`` overrides
+    ``layer.widths(weights)`` (area experiments, e.g. ``layer.widths(weights, weight_bound=8)``).
     """
 
-    def __init__(self, *, layer: LayerConfig, weights: LayerWeights | None = None, probe: bool = False):
+    def __init__(self, *, layer: LayerConfig, weights: LayerWeights | None = None, probe: bool = False,
+                 widths: LayerWidths | None = None):
         if not layer.is_hardware:
             raise ValueError(f"Layer {layer.name!r} has scheme fp32, which has no integer hardware")
         self.layer, self.weights, self.probe = layer, weights, probe
-        self.widths = layer.widths(weights)
+        self.widths = layer.widths(weights) if widths is None else widths
         L, G = layer.lanes, layer.groups
         self.weight_word = data.ArrayLayout(unsigned(layer.bits), L)
         self.current_word = data.ArrayLayout(signed(self.widths.current_width), L)
@@ -122,10 +97,10 @@ class SpikingPE(wiring.Component):
         }
         if weights is None:
             members["weight_write"] = In(WeightWriteSignature(
-                addr_width=_index_shape(self.weight_depth).width, word_shape=self.weight_word))
+                addr_width=index_shape(self.weight_depth).width, word_shape=self.weight_word))
         if probe:
             members["membrane_probe"] = In(MembraneProbeSignature(
-                addr_width=_index_shape(self.neuron_depth).width, word_shape=self.membrane_word))
+                addr_width=index_shape(self.neuron_depth).width, word_shape=self.membrane_word))
         super().__init__(members)
 
     # ---- structure ------------------------------------------------------------------------
@@ -137,7 +112,8 @@ class SpikingPE(wiring.Component):
         self._addressing(m, st)
         self._accumulate(m, st, mem, macs)
         self._neuron_update(m, st, mem, lanes)
-        self._spike_output(m, st)
+        # o_spikes: the latched lane group's spikes, lowest lane first
+        st.out.drive(m, y=st.out_y, x=st.out_x, base=st.out_g * self.layer.lanes)
         self._control(m, st, mem, lanes)
         return m
 
@@ -186,16 +162,16 @@ class SpikingPE(wiring.Component):
         layer = self.layer
         return SimpleNamespace(
             event=Signal(self.in_layout),                       # input event being scanned
-            tap_i=_counter(layer.kernel_size), tap_j=_counter(layer.kernel_size),
-            group=_counter(layer.groups),                       # lane group, in scan and update
-            weight_addr=_counter(self.weight_depth),
-            pixel_y=_counter(layer.out_height), pixel_x=_counter(layer.out_width),
-            step=_counter(layer.time_steps),                    # time step within the sample
+            tap_i=counter(layer.kernel_size), tap_j=counter(layer.kernel_size),
+            group=counter(layer.groups),                       # lane group, in scan and update
+            weight_addr=counter(self.weight_depth),
+            pixel_y=counter(layer.out_height), pixel_x=counter(layer.out_width),
+            step=counter(layer.time_steps),                    # time step within the sample
             acc_valid=Signal(),                                 # MAC stage: write back this cycle
-            acc_addr=_counter(self.neuron_depth),
+            acc_addr=counter(self.neuron_depth),
             acc_value=Signal.like(self.i_spikes.payload.value),
-            spikes=Signal(data.ArrayLayout(spike_shape(layer.neuron.type), layer.lanes)),
-            out_y=_counter(layer.out_height), out_x=_counter(layer.out_width), out_g=_counter(layer.groups),
+            out=SpikeEmitter(self.o_spikes, lanes=layer.lanes),
+            out_y=counter(layer.out_height), out_x=counter(layer.out_width), out_g=counter(layer.groups),
         )
 
     def _addressing(self, m, st) -> None:
@@ -234,19 +210,6 @@ class SpikingPE(wiring.Component):
             ]
         m.d.comb += [mem.membrane_rd.addr.eq(st.pixel_addr), mem.param_rd.addr.eq(st.group)]
 
-    def _spike_output(self, m, st) -> None:
-        """o_spikes shows the lowest lane that fired in the latched lane group."""
-        L = self.layer.lanes
-        fired = Cat(*(st.spikes[l] != 0 for l in range(L)))
-        st.first_lane = _counter(L)
-        for l in reversed(range(L)):
-            with m.If(fired[l]):
-                m.d.comb += st.first_lane.eq(l)
-        st.last_spike = (fired & (fired - 1)) == 0          # clearing the lowest bit leaves none
-        payload = self.o_spikes.payload
-        m.d.comb += [payload.y.eq(st.out_y), payload.x.eq(st.out_x),
-                     payload.c.eq(st.out_g * L + st.first_lane), payload.value.eq(st.spikes[st.first_lane])]
-
     def _control(self, m, st, mem, lanes) -> None:
         """The phase FSM (see the module docstring)."""
         layer = self.layer
@@ -270,7 +233,7 @@ class SpikingPE(wiring.Component):
                 m.next = "END"
             with m.Else():
                 m.next = "UPDATE_READ"
-                _advance(m, [(st.group, G), (st.pixel_x, Wp), (st.pixel_y, Hp)])
+                advance(m, [(st.group, G), (st.pixel_x, Wp), (st.pixel_y, Hp)])
 
         with m.FSM(name="phase"):
             with m.State("ACCEPT"):
@@ -282,7 +245,7 @@ class SpikingPE(wiring.Component):
                 m.d.comb += mem.current_rd.addr.eq(st.tap_addr)
                 m.d.sync += [st.acc_valid.eq(st.tap_valid), st.acc_addr.eq(st.tap_addr),
                              st.acc_value.eq(st.event.value), st.weight_addr.eq(st.weight_addr + 1)]
-                _advance(m, [(st.group, G), (st.tap_j, k), (st.tap_i, k)])
+                advance(m, [(st.group, G), (st.tap_j, k), (st.tap_i, k)])
                 with m.If(st.last_tap):
                     m.next = "ACCEPT"
                     accept()  # back-to-back events: the next scan starts without a gap
@@ -293,22 +256,17 @@ class SpikingPE(wiring.Component):
                 # Read data of (pixel, group) is valid: store membranes, clear currents, latch spikes.
                 m.d.comb += [mem.membrane_wr.addr.eq(st.pixel_addr), mem.membrane_wr.en.eq(1),
                              mem.current_wr.addr.eq(st.pixel_addr), mem.current_wr.en.eq(1)]
-                for l, lane in enumerate(lanes):
-                    m.d.comb += mem.current_wr.data[l].eq(0)
-                    m.d.sync += st.spikes[l].eq(lane.spike)
+                m.d.comb += [mem.current_wr.data[l].eq(0) for l in range(layer.lanes)]
+                fired = st.out.latch(m, [lane.spike for lane in lanes])
                 m.d.sync += [st.out_y.eq(st.pixel_y), st.out_x.eq(st.pixel_x), st.out_g.eq(st.group)]
-                with m.If(Cat(*(lane.spike != 0 for lane in lanes)).any()):
+                with m.If(fired):
                     m.next = "EMIT"
                 with m.Else():
                     leave_group()
             with m.State("EMIT"):
-                m.d.comb += self.o_spikes.valid.eq(1)
-                with m.If(self.o_spikes.ready):
-                    m.d.sync += st.spikes[st.first_lane].eq(0)
-                    with m.If(st.last_spike):
-                        leave_group()
+                with st.out.emit(m):
+                    leave_group()
             with m.State("END"):
-                m.d.comb += [self.o_spikes.valid.eq(1), self.o_spikes.payload.end.eq(1)]
-                with m.If(self.o_spikes.ready):
+                with st.out.end(m):
                     m.d.sync += st.step.eq(Mux(st.step == layer.time_steps - 1, 0, st.step + 1))
                     m.next = "ACCEPT"

@@ -22,8 +22,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import LayerConfig, LayerWeights, signed_width
+from .events import event_layout, index_shape
 from .neuron import spike_shape
-from .pe import MembraneProbeSignature, _index_shape, event_layout
+from .pe import MembraneProbeSignature
 
 __all__ = ["HeadReadout", "result_layout", "score_bound"]
 
@@ -37,7 +38,7 @@ def score_bound(layer: LayerConfig, weights: LayerWeights) -> int:
 def result_layout(layer: LayerConfig, weights: LayerWeights) -> data.StructLayout:
     return data.StructLayout({
         "scores": data.ArrayLayout(signed(signed_width(score_bound(layer, weights))), layer.out_channels),
-        "label": _index_shape(layer.out_channels),
+        "label": index_shape(layer.out_channels),
     })
 
 
@@ -55,7 +56,7 @@ class HeadReadout(wiring.Component):
             "i_spikes": In(stream.Signature(event_layout(layer.out_height, layer.out_width, layer.out_channels,
                                                          spike_shape("lif")))),
             "membrane_probe": Out(MembraneProbeSignature(
-                addr_width=_index_shape(layer.out_height * layer.out_width * layer.groups).width,
+                addr_width=index_shape(layer.out_height * layer.out_width * layer.groups).width,
                 word_shape=membrane_word)),
             "o_result": Out(stream.Signature(self.layout)),
             "busy": Out(1),             # reading membranes or holding a result: keep the head's input back
@@ -68,11 +69,11 @@ class HeadReadout(wiring.Component):
         depth = layer.out_height * layer.out_width * G
         theta = [int(v) for v in self.weights.threshold.tolist()]
         scores = Signal(self.layout.members["scores"])
-        step = Signal(_index_shape(layer.time_steps))
+        step = Signal(index_shape(layer.time_steps))
         addr = Signal(range(depth + 1))                 # probe address being requested
         reading = Signal()                              # probe data of addr - 1 is valid now
-        group = Signal(_index_shape(G))                # lane group of the word being accumulated
-        label, index = Signal(_index_shape(classes)), Signal(range(classes + 1))
+        group = Signal(index_shape(G))                # lane group of the word being accumulated
+        label, index = Signal(index_shape(classes)), Signal(range(classes + 1))
         best = Signal(self.layout.members["scores"].elem_shape)
         i = self.i_spikes
         m.d.comb += [self.o_result.payload.scores.eq(scores), self.o_result.payload.label.eq(label),

@@ -39,7 +39,7 @@ from .cost import CANDIDATES, layer_energy_pj, network_cost
 from .data import load_dataset
 from .export import export_network
 from .model import SpikingTransformer, paper_layers, preset_config
-from .trainer import Distributed, Trainer, evaluate, save_checkpoint, temperature
+from .trainer import Distributed, Trainer, evaluate, save_checkpoint
 
 __all__ = ["main", "parse_args", "build_parser", "run", "SearchError"]
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import write_json_atomic
-from ..golden.codes import weight_max_abs
+from ..golden.codes import activation_max_abs, weight_max_abs
 from ..golden.config import FORMAT, VERSION, WEIGHTS_FORMAT, ConfigError, config_from_dict
 from ..golden.network import network_from_config
 from . import quantize
@@ -97,7 +97,7 @@ def export_network(model, out_dir: str | Path, *, name: str = "spikehq_searched"
             entry.update(scheme=scheme, bits=bits, activation_bits=layer.activation_bits)
             O = shape.out_channels
             if layer.name == "head":
-                x_max = 1 if layer.activation_bits == 1 else 2 ** (layer.activation_bits - 1)
+                x_max = activation_max_abs(layer.activation_bits)
                 w_max = weight_max_abs(scheme, bits) if scheme != "fp32" else 1
                 bound = T * shape.in_channels * shape.kernel_size ** 2 * w_max * x_max
                 th = min(bound + 1, 2 ** 20 - 1)

@@ -31,13 +31,13 @@ predictions equal the golden integer network's.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..golden.codes import weight_max_abs
+from ..golden.codes import activation_max_abs, activation_range, weight_max_abs
 from . import quantize
 from .cost import CANDIDATES, LayerShape, candidate_scheme
 from .quantize import ceil_ste, exact_round_ste, floor_ste, gumbel_softmax_sample, spike_fn, ternary_membrane
@@ -149,7 +149,7 @@ def bits_for_range(lo: int, hi: int) -> int:
     if lo >= 0 and hi <= 1:
         return 1
     a = 2
-    while not (-(2 ** (a - 1)) <= lo and hi <= 2 ** (a - 1) - 1):
+    while not (activation_range(a)[0] <= lo and hi <= activation_range(a)[1]):
         a += 1
     return a
 
@@ -283,7 +283,7 @@ class QuantLayer(nn.Module):
     def current_bound(self) -> int:
         """B_I of docs/arithmetic.md §3: max |Σ w·x| in one step for the fixed choice."""
         scheme, bits = candidate_scheme(self.candidate)
-        x_max = 1 if self.activation_bits == 1 else 2 ** (self.activation_bits - 1)
+        x_max = activation_max_abs(self.activation_bits)
         return self.shape.in_channels * self.shape.kernel_size ** 2 * weight_max_abs(scheme, bits) * x_max
 
     def int_weight(self) -> torch.Tensor:

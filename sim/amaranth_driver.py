@@ -1,4 +1,5 @@
-"""Drive a :class:`SpikingPE` in amaranth.sim with a :class:`Case` and collect everything it emits.
+"""Drive a :class:`SpikingPE` in amaranth.sim with a :class:`Case` and collect everything it emits;
+drive a combinational unit with input vectors (:func:`run_comb`).
 
 Fast companion of the cocotb testbench (``sim/tb_pe.py``): same vectors, same stalls policy,
 same comparison. Random valid/ready stalls come from an explicit seed.
@@ -11,9 +12,10 @@ import random
 from amaranth.sim import Simulator
 
 from ..rtl.pe import SpikingPE, weight_rows
+from .amaranth_streams import stream_get, stream_put
 from .vectors import Case, events_of_step, expected_events
 
-__all__ = ["run_case", "count_mismatches"]
+__all__ = ["run_case", "count_mismatches", "run_comb"]
 
 
 def run_case(case: Case, *, stall_seed: int, stall_probability: float = 0.3):
@@ -36,24 +38,15 @@ def run_case(case: Case, *, stall_seed: int, stall_probability: float = 0.3):
         ctx.set(dut.weight_write.en, 0)
 
     async def send(ctx, payload):
-        while rng_in.random() < stall_probability:
-            await ctx.tick()
-        ctx.set(dut.i_spikes.payload, payload)
-        ctx.set(dut.i_spikes.valid, 1)
-        await ctx.tick().until(dut.i_spikes.ready)
-        ctx.set(dut.i_spikes.valid, 0)
+        await stream_put(ctx, dut.i_spikes, payload, rng=rng_in, stall=stall_probability)
 
     async def receive_step(ctx):
         events = []
         while True:
-            ready = rng_out.random() >= stall_probability
-            ctx.set(dut.o_spikes.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(dut.o_spikes.valid, dut.o_spikes.payload)
-            if valid and ready:
-                if payload.end:
-                    ctx.set(dut.o_spikes.ready, 0)
-                    return events
-                events.append((payload.y, payload.x, payload.c, payload.value))
+            payload, _ = await stream_get(ctx, dut.o_spikes, rng=rng_out, stall=stall_probability)
+            if payload.end:
+                return events
+            events.append((payload.y, payload.x, payload.c, payload.value))
 
     async def read_membranes(ctx):
         words = []
@@ -91,3 +84,16 @@ def count_mismatches(case: Case, outputs, membranes) -> int:
             bad += sample_out[t] != expected_events(trace.spikes[t])
             bad += [v for word in sample_mem[t] for v in word] != trace.membranes[t].reshape(-1).tolist()
     return bad
+
+
+def run_comb(dut, vectors, check) -> None:
+    """Apply each dict ``{port name: value}`` of ``vectors`` to a combinational ``dut`` and call
+    ``check(inputs, ctx)`` with the settled outputs."""
+    async def bench(ctx):
+        for inputs in vectors:
+            for name, value in inputs.items():
+                ctx.set(getattr(dut, name), value)
+            check(inputs, ctx)
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()

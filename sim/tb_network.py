@@ -30,7 +30,7 @@ from ..search.data import load_dataset
 from ..golden.network import load_network
 from ..rtl.lanes import apply_lanes
 from ..rtl.network import SpikingNetwork
-from .cocotb_streams import send_token
+from .cocotb_helpers import reset, send_token
 
 PERIOD_NS = 10
 # no inference of the shipped sizes comes near this; a deadlock must fail, not hang
@@ -65,12 +65,7 @@ async def network_matches_golden(dut):
     rng_in, rng_out = random.Random(stall_seed), random.Random(stall_seed + 1)
     clk = dut.clk
     Clock(clk, PERIOD_NS, unit="ns").start()
-    dut.rst.value = 1
-    dut.i_events__valid.value = 0
-    dut.o_result__ready.value = 0
-    for _ in range(3):
-        await RisingEdge(clk)
-    dut.rst.value = 0
+    await reset(dut, {"i_events__valid": 0, "o_result__ready": 0})
     in_layout = top.i_events.payload.shape()
     result_layout = top.o_result.payload.shape()
     trace_layout = top.o_trace.shape()

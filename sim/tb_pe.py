@@ -20,7 +20,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 
 from ..rtl.pe import SpikingPE, weight_rows
-from .cocotb_streams import send_token
+from .cocotb_helpers import reset, send_token
 from .vectors import CaseParams, events_of_step, expected_events, make_case
 
 
@@ -39,15 +39,10 @@ async def pe_matches_golden(dut):
     clk = dut.clk
     Clock(clk, 10, unit="ns").start()
 
-    dut.rst.value = 1
-    dut.i_spikes__valid.value = 0
-    dut.o_spikes__ready.value = 0
-    dut.membrane_probe__addr.value = 0
+    idle = {"i_spikes__valid": 0, "o_spikes__ready": 0, "membrane_probe__addr": 0}
     if not case.params.with_weights:
-        dut.weight_write__en.value = 0
-    for _ in range(3):
-        await RisingEdge(clk)
-    dut.rst.value = 0
+        idle["weight_write__en"] = 0
+    await reset(dut, idle)
 
     if not case.params.with_weights:  # load the weight memory through the write port
         dut.weight_write__en.value = 1

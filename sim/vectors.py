@@ -91,7 +91,7 @@ def make_case(p: CaseParams, time_steps: int = 4, random_samples: int = 2) -> Ca
     weights = LayerWeights(codes=codes.encode(p.scheme, p.bits, values), bias=bias, threshold=threshold)
 
     a = layer.activation_bits
-    lo, hi = (0, 1) if a == 1 else (-(2 ** (a - 1)), 2 ** (a - 1) - 1)
+    lo, hi = codes.activation_range(a)
     shape = (time_steps, layer.height, layer.width, C)
     samples = []
     for density in rng.uniform(0.15, 0.6, size=random_samples):

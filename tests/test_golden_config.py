@@ -2,6 +2,7 @@
 
 import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,3 +176,83 @@ def test_shipped_example_is_valid():
         weights = load_weights(layer)
         assert (weights is None) == (layer.scheme == "fp32")
     assert copy.deepcopy(net) == net
+
+
+# ---- metadata.network: the typed graph --------------------------------------------------------
+
+DIGITS = Path("configs/digits_searched/searched.json")
+
+
+def graph_config(path: str, value) -> dict:
+    """The digits search export with one field under metadata.network changed (or deleted)."""
+    raw = json.loads(DIGITS.read_text())
+    *parents, last = path.split(".")
+    node = raw["metadata"]["network"]
+    for key in parents:
+        node = node[int(key)] if key.isdigit() else node[key]
+    if value is DELETE:
+        del node[int(last) if last.isdigit() else last]
+    else:
+        node[int(last) if last.isdigit() else last] = value
+    return raw
+
+
+G = "cfg.json: metadata.network"
+GRAPH_INVALID = [
+    ("architecture", "resnet", f"{G}.architecture: expected \"spikformer\", got \"resnet\""),
+    ("architecture", DELETE, f"{G}: missing required field 'architecture'"),
+    ("model", DELETE, f"{G}: missing required field 'model'"),
+    ("model", [], f"{G}.model: expected object, got []"),
+    ("model.pool_after", DELETE, f"{G}.model: missing required field 'pool_after'"),
+    ("model.pool_after", [], f"{G}.model.pool_after: must not be empty"),
+    ("model.pool_after.1", 1, f"{G}.model.pool_after[1]: expected boolean, got 1"),
+    ("model.depth", -1, f"{G}.model.depth: expected a value >= 0, got -1"),
+    ("model.depth", 3, f"{G}: layer 'b2_q' of the graph is missing from layers"),
+    ("model.pool_after", [False, True, False, True], f"{G}: layer 'tok3' of the graph is missing from layers"),
+    ("token_grid", [4], f"{G}.token_grid: expected at least 2 items, got 1"),
+    ("token_grid", [4, 4, 1], f"{G}.token_grid: expected at most 2 items, got 3"),
+    ("token_grid", [4, 0], f"{G}.token_grid[1]: expected a value >= 1, got 0"),
+    ("token_grid", [2, 8], f"{G}.token_grid: expected the rpe layer's [4, 4], got [2, 8]"),
+    ("tokens", 12, f"{G}.tokens: expected token_grid 4×4 = 16, got 12"),
+    ("tokens", "16", f"{G}.tokens: expected integer, got \"16\""),
+    ("readout", 1, f"{G}.readout: expected string, got 1"),
+    ("extra", 1, f"{G}: unknown field 'extra'"),
+    ("attention", DELETE, f"{G}: missing required field 'attention'"),
+    ("attention.variant", "a2os2a", f"{G}.attention.variant: expected one of \"ssa\", got \"a2os2a\""),
+    ("attention.heads", 0, f"{G}.attention.heads: expected a value >= 1, got 0"),
+    ("attention.heads", 5, f"{G}.attention.heads: must divide the 64 channels, got 5"),
+    ("attention.threshold", 0, f"{G}.attention.threshold: expected a value >= 1, got 0"),
+    ("attention.threshold", DELETE, f"{G}.attention: missing required field 'threshold'"),
+    ("attention.membrane", "float", f"{G}.attention.membrane: expected one of \"integer\", \"ternary\", got \"float\""),
+    ("attention.neuron.type", "izh", f"{G}.attention.neuron.type: expected one of \"lif\", \"ternary\", got \"izh\""),
+    ("attention.neuron.leak_shift", 17, f"{G}.attention.neuron.leak_shift: expected a value <= 16, got 17"),
+    ("attention.neuron.reset", DELETE, f"{G}.attention.neuron: missing required field 'reset'"),
+    ("attention.neuron.threshold", 3, f"{G}.attention.neuron: unknown field 'threshold'"),
+]
+
+
+@pytest.mark.parametrize("path,value,message", GRAPH_INVALID, ids=[f"{p}={v!r}"[:40] for p, v, _ in GRAPH_INVALID])
+def test_invalid_graph_field_names_the_field(path, value, message):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(graph_config(path, value), source="cfg.json", base_dir=DIGITS.parent)
+    assert str(info.value) == message
+
+
+def test_graph_is_parsed_once_into_typed_objects():
+    config = load_config(DIGITS)
+    graph = config.graph
+    assert graph.pool_after == (False, True, False) and graph.depth == 2 and graph.token_grid == (4, 4)
+    assert graph.tokens == 16 and graph.after_block(-1) == "b0_q" and graph.after_block(1) == "head"
+    assert graph.attention.heads == 4 and graph.attention.threshold == 4 and graph.attention.neuron.type == "lif"
+    assert graph.layer_names[:4] == ("tok0", "tok1", "tok2", "rpe") and graph.layer_names[-1] == "head"
+    assert set(graph.layer_names) == {layer.name for layer in config.layers}
+    assert load_config("configs/example_tiny.json").graph is None
+
+
+@pytest.mark.parametrize("value,message", [(-1.0, "expected a value >= 0, got -1.0"), ("5", "expected number, got \"5\"")])
+def test_invalid_input_events(value, message):
+    raw = base()
+    raw["layers"][0]["input_events"] = value
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(raw, source="cfg.json")
+    assert str(info.value) == f"cfg.json: layers[0].input_events: {message}"

@@ -1,10 +1,11 @@
 """PoT vs uniform: MAC and processing element at 2/4 weight bits × 1/4/8 activation bits.
 
-Usage: ``python -m spikehq.synth.compare --out docs`` (writes ``pot_vs_uniform.md``,
-``pot_vs_uniform.json`` and ``pot_vs_uniform.png``). Every point is a real yosys synthesis
-(ECP5 25k, with and without DSP inference) and a nextpnr place and route for Fmax; power is
-the activity-based estimate (``synth/power.py``) from a Verilator run of the PE on seeded
-input events. Results are cached like ``make synth``.
+Usage: ``.venv/bin/python benchmarks/pot_vs_uniform.py --out docs`` or ``make
+bench-pot-vs-uniform`` (writes ``pot_vs_uniform.md``, ``pot_vs_uniform.json`` and
+``pot_vs_uniform.png``). Every point is a real yosys synthesis (ECP5 25k, with and without
+DSP inference) and a nextpnr place and route for Fmax; power is the activity-based estimate
+(``synth/power.py``) from a Verilator run of the PE on seeded input events. Results are
+cached like ``make synth``.
 
 The PE: linear layer 64 → 16 features, 16 tokens, 8 lanes, binary LIF neuron, integer
 membrane, hard reset, leak shift 1, seeded random weight codes. The MAC: one lane's MAC with
@@ -23,17 +24,19 @@ import numpy as np
 from amaranth.back import verilog
 from tqdm import tqdm
 
-from ..golden import codes
-from ..golden.config import load_config, load_weights
-from ..rtl.gen import port_list
-from ..rtl.mac import MAC_FOR_SCHEME
-from ..rtl.pe import SpikingPE
-from .activity import run_activity
-from .flow import synth_module, write_atomic
-from .power import COEFFICIENT_SOURCES, estimate_power
-from .tools import ToolError
+from spikehq.atomic import atomic_path, write_atomic
+from spikehq.golden import codes
+from spikehq.golden.config import load_config, load_weights
+from spikehq.rtl.gen import port_list
+from spikehq.rtl.mac import MAC_FOR_SCHEME
+from spikehq.rtl.pe import SpikingPE
+from spikehq.synth.activity import run_activity
+from spikehq.synth.flow import synth_module
+from spikehq.synth.power import COEFFICIENT_SOURCES, estimate_power
+from spikehq.synth.tools import ToolError
 
-__all__ = ["SCHEMES", "BITS", "ACTIVATIONS", "write_case_config", "run_compare", "render_table", "main"]
+__all__ = ["SCHEMES", "BITS", "ACTIVATIONS", "write_case_config", "run_compare", "render_table", "design_mw",
+           "find_point", "plot", "main"]
 
 SCHEMES, BITS, ACTIVATIONS = ("pot", "uniform"), (2, 4), (1, 4, 8)
 IN_FEATURES, OUT_FEATURES, TOKENS, LANES, TIME_STEPS = 64, 16, 16, 8, 4
@@ -46,7 +49,7 @@ def write_case_config(folder: Path, scheme: str, bits: int, act: int, seed: int 
     rng = np.random.default_rng(seed)
     levels = codes.levels(scheme, bits)
     values = rng.choice(levels, size=(OUT_FEATURES, IN_FEATURES))
-    x_max = 1 if act == 1 else 2 ** (act - 1)
+    x_max = codes.activation_max_abs(act)
     typical = max(2, int(np.sqrt(IN_FEATURES / 3) * np.abs(levels).max() * x_max / 2))
     folder.mkdir(parents=True, exist_ok=True)
     weights = {"format": "spikehq-weights", "version": 1, "layer": "pe",
@@ -117,7 +120,7 @@ def run_compare(work: Path, *, power: bool = True, density: float = 0.15, quiet:
             "power_sources": COEFFICIENT_SOURCES}
 
 
-def _design_mw(p: dict) -> float:
+def design_mw(p: dict) -> float:
     """Estimated power without the clock network (the same for every design on one device)."""
     b = p["breakdown_pj"]
     return (b["logic"] + b["dsp"] + b["bram"]) * p["clock_mhz"] * 1e-3
@@ -128,7 +131,8 @@ def _clock_mw(points) -> float:
     return p["breakdown_pj"]["clock"] * p["clock_mhz"] * 1e-3 if p else 0.0
 
 
-def _get(points, scheme, bits, act, dsp):
+def find_point(points, scheme, bits, act, dsp) -> dict:
+    """The point of ``scheme``, ``bits``, activation bits ``act`` and DSP inference ``dsp``."""
     for p in points:
         if (p["scheme"], p["bits"], p["activation_bits"], p["dsp_inference"]) == (scheme, bits, act, dsp):
             return p
@@ -158,9 +162,9 @@ def render_table(result: dict, command: str) -> str:
         for act in ACTIVATIONS:
             for bits in BITS:
                 for scheme in SCHEMES:
-                    d, n = _get(pts, scheme, bits, act, True), _get(pts, scheme, bits, act, False)
+                    d, n = find_point(pts, scheme, bits, act, True), find_point(pts, scheme, bits, act, False)
                     pd, pn = d[unit].get("power", {}), n[unit].get("power", {})
-                    pw = lambda p: f"{_design_mw(p):.3f}" if p else "—"
+                    pw = lambda p: f"{design_mw(p):.3f}" if p else "—"
                     lines.append(f"| {act} | {bits} | {scheme} | {d['acc_width']} | {d[unit]['lut_equiv']} | {d[unit]['dsp']} | "
                                  f"{d[unit]['ff']} | {d[unit]['fmax_mhz']:.1f} | {n[unit]['lut_equiv']} | "
                                  f"{n[unit]['fmax_mhz']:.1f} | {pw(pd)} | {pw(pn)} |")
@@ -186,13 +190,13 @@ def plot(result: dict, path: Path) -> None:
     width = 0.2
     series = (("pot", True, "PoT", "#1f77b4"), ("uniform", True, "uniform (DSP)", "#ff7f0e"),
               ("uniform", False, "uniform (-nodsp)", "#d62728"))
-    value = lambda p, unit, metric: _design_mw(p[unit]["power"]) if metric == "design_mw" else p[unit][metric]
+    value = lambda p, unit, metric: design_mw(p[unit]["power"]) if metric == "design_mw" else p[unit][metric]
     for ax, (unit, metric, title) in zip(axes, panels):
         for i, (scheme, dsp, name, color) in enumerate(series):
-            ys = [value(_get(pts, scheme, b, a, dsp), unit, metric) for a in ACTIVATIONS for b in BITS]
+            ys = [value(find_point(pts, scheme, b, a, dsp), unit, metric) for a in ACTIVATIONS for b in BITS]
             ax.bar(x + (i - 1) * width, ys, width, label=name, color=color)
             if metric == "lut_equiv" and dsp and scheme == "uniform":
-                ds = [_get(pts, scheme, b, a, dsp)[unit]["dsp"] for a in ACTIVATIONS for b in BITS]
+                ds = [find_point(pts, scheme, b, a, dsp)[unit]["dsp"] for a in ACTIVATIONS for b in BITS]
                 for xi, y, d in zip(x, ys, ds):
                     if d:
                         ax.annotate(f"+{d} DSP", (xi, y), ha="center", va="bottom", fontsize=7)
@@ -202,14 +206,13 @@ def plot(result: dict, path: Path) -> None:
     axes[0].legend(fontsize=8)
     fig.suptitle(f"PoT vs uniform on {result['target']} (yosys + nextpnr)", fontsize=10)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110, metadata={"Software": None})
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spikehq.synth.compare", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="benchmarks/pot_vs_uniform.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="docs", help="folder for pot_vs_uniform.{md,json,png} (default docs)")
     parser.add_argument("--work", default="build/synth/compare", help="cache and work folder")
     parser.add_argument("--no-power", action="store_true", help="skip the Verilator activity runs")
@@ -222,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    command = "python -m spikehq.synth.compare --out " + args.out + (" --no-power" if args.no_power else "")
+    command = "python benchmarks/pot_vs_uniform.py --out " + args.out + (" --no-power" if args.no_power else "")
     write_atomic(out / "pot_vs_uniform.json", json.dumps(result, indent=1) + "\n")
     write_atomic(out / "pot_vs_uniform.md", render_table(result, command))
     plot(result, out / "pot_vs_uniform.png")

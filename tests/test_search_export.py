@@ -13,7 +13,7 @@ from spikehq.golden.config import ConfigError, load_config, load_weights
 from spikehq.search.cost import candidate_scheme
 from spikehq.search.export import ExportError, export_network
 
-from test_network import calibrated_model
+from test_golden_network import calibrated_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,6 +43,23 @@ def test_round_trip_codes_bias_threshold(tmp_path):
             assert (w.threshold >= 1).all()
     raw = json.loads(path.read_text())
     assert raw["metadata"]["network"]["attention"]["threshold"] == 4      # 0.5 / 2^-3
+
+
+def test_export_records_measured_input_events(tmp_path):
+    """With activity frames, every layer records the golden network's mean input events per
+    sample (what the lanes policy needs); without them, none does."""
+    from spikehq.golden.network import load_network
+    m, _ = calibrated_model(4)
+    frames = (torch.rand(6, m.cfg.time_steps, 2, 8, 8, generator=torch.Generator().manual_seed(7)) < 0.3).to(torch.uint8)
+    cfg = load_config(export_network(m, tmp_path / "a", activity_frames=frames, activity_source="six random frames"))
+    _, trace = load_network(tmp_path / "a" / "searched.json").run(frames, dump=True)
+    for layer in cfg.layers:
+        assert layer.input_events == float((trace[layer.name]["inputs"] != 0).sum()) / 6
+    assert cfg.layer("tok0").input_events == float(frames.sum()) / 6
+    assert cfg.metadata["activity"] == {"measured_by": "golden integer network", "samples": 6,
+                                        "source": "six random frames"}
+    plain = load_config(export_network(m, tmp_path / "b"))
+    assert all(layer.input_events is None for layer in plain.layers) and "activity" not in plain.metadata
 
 
 def test_fp32_layers_have_no_weights_and_a2os2a_is_refused(tmp_path):

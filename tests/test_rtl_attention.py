@@ -9,14 +9,14 @@ from collections import Counter
 
 import pytest
 import torch
-from amaranth import signed, unsigned
+from amaranth import Cat, Const, Mux, signed, unsigned
 from amaranth.back import verilog
 from amaranth.sim import Simulator
-
-from spikehq.golden.config import AttentionConfig, NeuronConfig
 from spikehq.golden.attention import attention_current, attention_widths, run_attention
+from spikehq.golden.config import AttentionConfig, NeuronConfig
 from spikehq.rtl import attention as attention_module
 from spikehq.rtl.attention import SpikingAttention, value_max_abs
+from spikehq.sim.amaranth_streams import stream_get, stream_put
 
 BINARY, TERNARY, UINT3 = unsigned(1), signed(2), unsigned(3)
 
@@ -56,20 +56,6 @@ class Run:
         rng.shuffle(events)
         return events
 
-    async def _transfer(self, ctx, port, payload, rng, edge):
-        while rng.random() < self.stall:
-            await ctx.tick()
-            edge += 1
-        ctx.set(port.payload, payload)
-        ctx.set(port.valid, 1)
-        while True:
-            _, _, ready = await ctx.tick().sample(port.ready)
-            edge += 1
-            if ready:
-                break
-        ctx.set(port.valid, 0)
-        return edge
-
     def sender(self, name: str, index: int):
         port = getattr(self.dut, f"i_{name}")
         rng = random.Random(self.seed * 7 + index)
@@ -84,9 +70,10 @@ class Run:
                     events = self.events_of(x, rng)
                     self.events[name].append(len(events))
                     for n, c, value in events:
-                        edge = await self._transfer(ctx, port, {"y": n, "x": 0, "c": c, "value": value, "end": 0},
-                                                    rng, edge)
-                    edge = await self._transfer(ctx, port, {"y": 0, "x": 0, "c": 0, "value": 0, "end": 1}, rng, edge)
+                        edge += await stream_put(ctx, port, {"y": n, "x": 0, "c": c, "value": value, "end": 0},
+                                                 rng=rng, stall=self.stall)
+                    edge += await stream_put(ctx, port, {"y": 0, "x": 0, "c": 0, "value": 0, "end": 1},
+                                             rng=rng, stall=self.stall)
                     self.in_end_edges[name].append(edge)
         return send
 
@@ -97,15 +84,12 @@ class Run:
             for _ in range(len(sample[0])):
                 events = Counter()
                 while True:
-                    ready = rng.random() >= self.stall
-                    ctx.set(port.ready, ready)
-                    _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
-                    edge += 1
-                    if valid and ready:
-                        if payload.end:
-                            break
-                        assert payload.x == 0
-                        events[(payload.y, payload.c, payload.value)] += 1
+                    payload, edges = await stream_get(ctx, port, rng=rng, stall=self.stall)
+                    edge += edges
+                    if payload.end:
+                        break
+                    assert payload.x == 0
+                    events[(payload.y, payload.c, payload.value)] += 1
                 self.out_end_edges.append(edge)
                 steps.append(events)
             self.outputs.append(steps)
@@ -274,8 +258,8 @@ def test_cycle_count_matches_docstring():
 def _sign_ignoring_times(x, y):
     """A plausible bug: products treat a signed factor's sign bit as a positive weight."""
     x, y = (y, x) if len(y) > len(x) else (x, y)
-    return sum((attention_module.Mux(y[i], attention_module._as_signed(x) << i, 0) for i in range(len(y))),
-               start=attention_module.Const(0, 1))
+    x = x if x.shape().signed else Cat(x, Const(0, 1)).as_signed()
+    return sum((Mux(y[i], x << i, 0) for i in range(len(y))), start=Const(0, 1))
 
 
 def test_scoreboard_catches_a_broken_unit(monkeypatch, stall_seed):
@@ -288,10 +272,14 @@ def test_scoreboard_catches_a_broken_unit(monkeypatch, stall_seed):
 
 
 def test_constructor_checks():
-    with pytest.raises(ValueError, match="multiple of heads"):
+    with pytest.raises(ValueError, match=r"^Channels \(10\) must be a positive multiple of heads \(3\)$"):
         make_unit(4, 10, 3, 2, meta(3, 1), (BINARY,) * 3)
-    with pytest.raises(ValueError, match="divide the head dimension"):
+    with pytest.raises(ValueError, match=r"^Channels \(8\) must be a positive multiple of heads \(0\)$"):
+        make_unit(4, 8, 0, 2, meta(0, 1), (BINARY,) * 3)
+    with pytest.raises(ValueError, match=r"^Lanes \(3\) must divide the head dimension \(4\)$"):
         make_unit(4, 8, 2, 2, meta(2, 1), (BINARY,) * 3, lanes=3)
+    with pytest.raises(ValueError, match=r"^Lanes \(0\) must divide the head dimension \(4\)$"):
+        make_unit(4, 8, 2, 2, meta(2, 1), (BINARY,) * 3, lanes=0)
 
 
 def test_verilog_convert():

