@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="add o_trace (spike counts per engine per step) to the network top (for verification)")
     parser.add_argument("--lanes", default="balanced", metavar="POLICY",
                         help="lanes per layer: 'balanced' (default: proportional to each layer's work, i.e. input "
-                             "events x k^2 x C_out, events measured by the golden network on digits training "
-                             "samples for a digits search export, else every input counted; ceiling 8, "
+                             "events x k^2 x C_out, events from the layers' input_events (the search's export "
+                             "measures them), else every input counted; ceiling 8, "
                              "'balanced:16' for another), 'config' (the config's lanes), or NAME=L[,NAME=L...] "
                              "(the rest balanced); layers with lanes in the JSON keep them")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

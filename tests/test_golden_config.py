@@ -24,8 +24,8 @@ def base() -> dict:
     }
 
 
-def mutate(path: str, value):
-    raw = base()
+def set_field(raw: dict, path: str, value) -> dict:
+    """``raw`` with the field at dotted ``path`` (list indices as numbers) set, or deleted."""
     *parents, last = path.split(".")
     node = raw
     for key in parents:
@@ -35,6 +35,10 @@ def mutate(path: str, value):
     else:
         node[int(last) if last.isdigit() else last] = value
     return raw
+
+
+def mutate(path: str, value):
+    return set_field(base(), path, value)
 
 
 class _Delete:
@@ -185,16 +189,7 @@ DIGITS = Path("configs/digits_searched/searched.json")
 
 def graph_config(path: str, value) -> dict:
     """The digits search export with one field under metadata.network changed (or deleted)."""
-    raw = json.loads(DIGITS.read_text())
-    *parents, last = path.split(".")
-    node = raw["metadata"]["network"]
-    for key in parents:
-        node = node[int(key)] if key.isdigit() else node[key]
-    if value is DELETE:
-        del node[int(last) if last.isdigit() else last]
-    else:
-        node[int(last) if last.isdigit() else last] = value
-    return raw
+    return set_field(json.loads(DIGITS.read_text()), f"metadata.network.{path}", value)
 
 
 G = "cfg.json: metadata.network"
