@@ -94,6 +94,12 @@ class SpikingAttention(wiring.Component):
        spike is one output event (lowest lane first).
     4. **End** (1 cycle): the end token.
 
+    After reset (and at power-up) the unit first zeroes its V and current memories, one word
+    of each per cycle (:attr:`cycles_after_reset` = ``N·B`` cycles, every ``ready`` low): a
+    reset in the middle of a step leaves v values and partial sums there. KV needs no clearing
+    (the "touched" flags are registers), nor the event lists (their counts are registers), nor
+    the membranes (step 0 ignores them).
+
     So with no output stalls the output end token leaves ``4 + G·(E_k + E_q) + N·B + S`` cycles
     after the cycle that accepted the last of the three input end tokens
     (:meth:`cycles_per_step`); input takes one cycle per event per stream, the streams in
@@ -143,6 +149,11 @@ class SpikingAttention(wiring.Component):
     def cycles_per_step(self, k_events: int, q_events: int, spikes: int) -> int:
         """Cycles from the last input end token to the output end token, without stalls."""
         return 4 + self.groups * (k_events + q_events) + self.word_depth + spikes
+
+    @property
+    def cycles_after_reset(self) -> int:
+        """Cycles after ``rst`` falls (or power-up) before the ``i_*.ready`` can rise: the sweep."""
+        return self.word_depth
 
     # ---- structure ------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -310,7 +321,20 @@ class SpikingAttention(wiring.Component):
                 advance(m, [(st.blk, B), (st.tok, N)])
                 m.next = "N_CALC"
 
+        def clear_word():
+            """Zero the current and V words ``word``."""
+            m.d.comb += [mem.a_wr.addr.eq(st.word), mem.a_wr.en.eq(1), mem.v_wr.addr.eq(st.word), mem.v_wr.en.eq(-1),
+                         *(mem.a_wr.data[l].eq(0) for l in range(self.lanes)),
+                         *(mem.v_wr.data[l].eq(0) for l in range(self.lanes))]
+
         with m.FSM(name="phase"):
+            with m.State("CLEAR"):
+                # after reset: a reset mid-step leaves v values and partial sums behind
+                clear_word()
+                m.d.sync += st.word.eq(st.word + 1)
+                with m.If(st.word == self.word_depth - 1):
+                    m.d.sync += st.word.eq(0)
+                    m.next = "INPUT"
             with m.State("INPUT"):
                 m.d.comb += st.accepting.eq(1)
                 ports = [getattr(self, f"i_{n}") for n in "qkv"]
@@ -343,11 +367,8 @@ class SpikingAttention(wiring.Component):
                 m.next = "N_CALC"
             with m.State("N_CALC"):
                 # read data of the word is valid: store membranes, clear current and V, latch spikes
-                m.d.comb += [mem.a_rd.addr.eq(st.rd_word), mem.membrane_wr.en.eq(1),
-                             mem.a_wr.addr.eq(st.word), mem.a_wr.en.eq(1),
-                             mem.v_wr.addr.eq(st.word), mem.v_wr.en.eq(-1)]
-                for l in range(self.lanes):
-                    m.d.comb += [mem.a_wr.data[l].eq(0), mem.v_wr.data[l].eq(0)]
+                m.d.comb += [mem.a_rd.addr.eq(st.rd_word), mem.membrane_wr.en.eq(1)]
+                clear_word()
                 fired = st.out.latch(m, [lane.spike for lane in lanes])
                 m.d.sync += [st.out_tok.eq(st.tok), st.out_blk.eq(st.blk)]
                 with m.If(fired):

@@ -6,9 +6,9 @@ of a different layout). The units here keep that contract:
 
 * :class:`EventFork` — broadcast one stream to several consumers (each takes every token).
 * :class:`SpikePool2x2` — 2×2 max pooling of binary spikes (OR over the window), one cycle per
-  event, ``H/2·W/2`` cycles at the end of a step to clear its bitmap.
+  event, ``H/2·W/2`` cycles at the end of a step (and after reset) to clear its bitmap.
 * :class:`ResidualAdd` — ``skip + branch`` as multi-bit integer events, one cycle per input
-  event and one per distinct position at the end of the step (never a dense scan).
+  event and one per distinct position at the end of the step (a dense sweep only after reset).
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ class SpikePool2x2(wiring.Component):
 
     A bitmap of output pixels remembers what was already sent this step, so each output event
     goes out once. At the end token the bitmap is cleared (one cycle per output pixel), then
-    the end token passes on.
+    the end token passes on. After reset (and at power-up) the bitmap is cleared the same way
+    before ``i_spikes.ready`` rises (:attr:`cycles_after_reset`): a reset mid-step leaves bits set.
     """
 
     def __init__(self, *, height: int, width: int, channels: int):
@@ -75,23 +76,29 @@ class SpikePool2x2(wiring.Component):
             "o_spikes": Out(stream.Signature(event_layout(height // 2, width // 2, channels, unsigned(1)))),
         })
 
+    @property
+    def cycles_after_reset(self) -> int:
+        """Cycles after ``rst`` falls before ``i_spikes.ready`` can rise (the bitmap sweep)."""
+        return self.out_height * self.out_width
+
     def elaborate(self, platform):
         m = Module()
-        pixels = self.out_height * self.out_width
+        pixels = self.cycles_after_reset
         m.submodules.seen = seen = memory.Memory(shape=unsigned(self.channels), depth=pixels, init=[])
         rd, wr = seen.read_port(domain="comb"), seen.write_port()
         i, o = self.i_spikes, self.o_spikes
         y2, x2 = i.payload.y >> 1, i.payload.x >> 1
         pixel = Signal(index_shape(pixels))
         clear_addr = Signal(index_shape(pixels))
+        ending = Signal()                                   # CLEAR after an end token (not after reset)
         already = Signal()
         m.d.comb += [pixel.eq(y2 * self.out_width + x2), rd.addr.eq(pixel), already.eq(rd.data.bit_select(i.payload.c, 1)),
                      o.payload.y.eq(y2), o.payload.x.eq(x2), o.payload.c.eq(i.payload.c),
                      o.payload.value.eq(i.payload.value)]        # binary events carry value 1
-        with m.FSM(name="pool"):
+        with m.FSM(name="pool", init="CLEAR"):
             with m.State("RUN"):
                 with m.If(i.valid & i.payload.end):
-                    m.d.sync += clear_addr.eq(0)
+                    m.d.sync += [clear_addr.eq(0), ending.eq(1)]
                     m.next = "CLEAR"
                 with m.Elif(already):
                     m.d.comb += i.ready.eq(1)                   # a duplicate in its window: drop
@@ -103,7 +110,11 @@ class SpikePool2x2(wiring.Component):
                 m.d.comb += [wr.addr.eq(clear_addr), wr.data.eq(0), wr.en.eq(1)]
                 m.d.sync += clear_addr.eq(clear_addr + 1)
                 with m.If(clear_addr == pixels - 1):
-                    m.next = "END"
+                    m.d.sync += ending.eq(0)
+                    with m.If(ending):
+                        m.next = "END"
+                    with m.Else():
+                        m.next = "RUN"
             with m.State("END"):
                 m.d.comb += [o.valid.eq(1), o.payload.end.eq(1), i.ready.eq(o.ready)]
                 with m.If(o.ready):
@@ -118,7 +129,9 @@ class ResidualAdd(wiring.Component):
     block arrives long before its branch). Each input event costs one cycle (read-add-write of
     the position's partial sum); the first touch of a position appends it to a list. After both
     end tokens the list is replayed: one cycle per distinct position, an event when its sum is
-    non-zero, the position cleared; then the end token.
+    non-zero, the position cleared; then the end token. After reset (and at power-up) every
+    partial sum is cleared, one position per cycle, before the inputs' ``ready`` rises
+    (:attr:`cycles_after_reset`): a reset mid-step leaves sums and "touched" bits behind.
     """
 
     def __init__(self, *, height: int, width: int, channels: int, skip_shape, branch_shape, out_shape):
@@ -130,9 +143,14 @@ class ResidualAdd(wiring.Component):
             "o_sum": Out(stream.Signature(event_layout(height, width, channels, out_shape))),
         })
 
+    @property
+    def cycles_after_reset(self) -> int:
+        """Cycles after ``rst`` falls before the inputs' ``ready`` can rise (the sum sweep)."""
+        return self.height * self.width * self.channels
+
     def elaborate(self, platform):
         m = Module()
-        depth = self.height * self.width * self.channels
+        depth = self.cycles_after_reset
         position = data.StructLayout({"y": index_shape(self.height), "x": index_shape(self.width),
                                       "c": index_shape(self.channels)})
         m.submodules.sums = sums = memory.Memory(
@@ -144,6 +162,11 @@ class ResidualAdd(wiring.Component):
         index = Signal(range(depth + 1))
         skip_done, branch_done = Signal(), Signal()
         with m.FSM(name="residual"):
+            with m.State("CLEAR"):
+                m.d.comb += [sum_wr.addr.eq(index), sum_wr.data.eq(0), sum_wr.en.eq(1)]
+                m.d.sync += index.eq(index + 1)
+                with m.If(index == depth - 1):
+                    m.next = "COLLECT"
             with m.State("COLLECT"):
                 self._collect(m, sum_rd, sum_wr, list_wr, count, skip_done, branch_done)
                 with m.If(skip_done & branch_done):

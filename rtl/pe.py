@@ -5,9 +5,14 @@ events arrive back to back (one more after an idle gap), every step ends with a 
 of ``2`` cycles per lane group plus one per output spike, and two cycles for the end tokens.
 Dense fan-in never shows up in the cycle count.
 
+After reset (and at power-up) the PE first clears its current memory, one word per cycle
+(``cycles_after_reset`` = ``H'·W'·G`` cycles, ``i_spikes.ready`` low): a reset in the middle of
+a step leaves partial sums there. Membranes need no clearing (step 0 ignores them, §4.1); the
+weight and parameter memories are never written at run time.
+
 Phases, per time step::
 
-    ACCEPT ──event──▶ SCAN (k²·G cycles: read weights + currents, MAC, write currents;
+    CLEAR (after reset) ─▶ ACCEPT ──event──▶ SCAN (k²·G cycles: read weights + currents, MAC, write currents;
       ▲  │               its last cycle accepts the next token like ACCEPT does)
       │  └──end token──▶ UPDATE_READ ▶ UPDATE_CALC ▶ [EMIT: one cycle per spike] ▶ next group …
       └──────────────── END (end token out) ◀── after the last lane group
@@ -102,6 +107,11 @@ class SpikingPE(wiring.Component):
             members["membrane_probe"] = In(MembraneProbeSignature(
                 addr_width=index_shape(self.neuron_depth).width, word_shape=self.membrane_word))
         super().__init__(members)
+
+    @property
+    def cycles_after_reset(self) -> int:
+        """Cycles after ``rst`` falls (or power-up) before ``i_spikes.ready`` can rise: the sweep."""
+        return self.neuron_depth
 
     # ---- structure ------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -227,6 +237,11 @@ class SpikingPE(wiring.Component):
                                  st.tap_i.eq(0), st.tap_j.eq(0), st.group.eq(0)]
                     m.next = "SCAN"
 
+        def clear_current():
+            """Zero the current word of (pixel_y, pixel_x, group)."""
+            m.d.comb += [mem.current_wr.addr.eq(st.pixel_addr), mem.current_wr.en.eq(1),
+                         *(mem.current_wr.data[l].eq(0) for l in range(layer.lanes))]
+
         def leave_group():
             """After a lane group's update: on to the next group in address order, or END."""
             with m.If(st.last_group):
@@ -236,6 +251,12 @@ class SpikingPE(wiring.Component):
                 advance(m, [(st.group, G), (st.pixel_x, Wp), (st.pixel_y, Hp)])
 
         with m.FSM(name="phase"):
+            with m.State("CLEAR"):
+                # after reset: zero every current word (a reset mid-step leaves partial sums)
+                clear_current()
+                advance(m, [(st.group, G), (st.pixel_x, Wp), (st.pixel_y, Hp)])
+                with m.If(st.last_group):
+                    m.next = "ACCEPT"
             with m.State("ACCEPT"):
                 m.d.comb += mem.current_rd.addr.eq(st.pixel_addr)
                 m.d.sync += [st.group.eq(0), st.pixel_x.eq(0), st.pixel_y.eq(0)]
@@ -254,9 +275,8 @@ class SpikingPE(wiring.Component):
                 m.next = "UPDATE_CALC"
             with m.State("UPDATE_CALC"):
                 # Read data of (pixel, group) is valid: store membranes, clear currents, latch spikes.
-                m.d.comb += [mem.membrane_wr.addr.eq(st.pixel_addr), mem.membrane_wr.en.eq(1),
-                             mem.current_wr.addr.eq(st.pixel_addr), mem.current_wr.en.eq(1)]
-                m.d.comb += [mem.current_wr.data[l].eq(0) for l in range(layer.lanes)]
+                m.d.comb += [mem.membrane_wr.addr.eq(st.pixel_addr), mem.membrane_wr.en.eq(1)]
+                clear_current()
                 fired = st.out.latch(m, [lane.spike for lane in lanes])
                 m.d.sync += [st.out_y.eq(st.pixel_y), st.out_x.eq(st.pixel_x), st.out_g.eq(st.group)]
                 with m.If(fired):
