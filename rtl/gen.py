@@ -95,7 +95,7 @@ def layer_manifest(network: NetworkConfig, layer: LayerConfig, pe: SpikingPE | N
         },
         cycles={"per_input_event": layer.kernel_size ** 2 * layer.groups,
                 "per_idle_gap_before_event": 1, "per_lane_group_update": 2, "per_output_spike": 1,
-                "per_step_end": 2},
+                "per_step_end": 2, "after_reset": pe.cycles_after_reset},
         ports=port_list(pe),
     )
     return entry

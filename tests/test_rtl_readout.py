@@ -29,50 +29,70 @@ def _linear(tokens, out, *, in_features=6, bits=2, lanes=2, activation_bits=4, t
                        lanes=lanes, neuron=neuron, membrane="integer", time_steps=T)
 
 
-@pytest.mark.parametrize("seed", [7, 8])
-def test_readout_scores_and_label_from_head_pe(seed):
-    """Head PE + readout, two samples back to back: scores = Σ_tokens h_T + θ·spikes, label = argmax."""
-    print(f"seed {seed}")
+class HeadWithReadout(wiring.Component):
+    """A head PE and its readout wired as in the network top (input held back while busy)."""
+
+    def __init__(self, layer, weights):
+        self.pe = SpikingPE(layer=layer, weights=weights, probe=True)
+        self.readout = HeadReadout(layer=layer, weights=weights, membrane_word=self.pe.membrane_word)
+        super().__init__({"i_spikes": wiring.In(stream.Signature(self.pe.in_layout)),
+                          "o_result": wiring.Out(stream.Signature(self.readout.layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.pe, m.submodules.readout = self.pe, self.readout
+        m.d.comb += [self.pe.i_spikes.payload.eq(self.i_spikes.payload),      # held back while busy
+                     self.pe.i_spikes.valid.eq(self.i_spikes.valid & ~self.readout.busy),
+                     self.i_spikes.ready.eq(self.pe.i_spikes.ready & ~self.readout.busy)]
+        wiring.connect(m, self.pe.o_spikes, self.readout.i_spikes)
+        m.d.comb += [self.pe.membrane_probe.addr.eq(self.readout.membrane_probe.addr),
+                     self.readout.membrane_probe.data.eq(self.pe.membrane_probe.data)]
+        wiring.connect(m, self.readout.o_result, wiring.flipped(self.o_result))
+        return m
+
+
+def head_case(seed, N=5, F=6, K=6, T=3, theta=9):
+    """A soft-reset, leak-free head layer (lanes 3) with random 2-bit weights."""
     torch.manual_seed(seed)
-    rng = random.Random(seed)
-    N, F, K, T = 5, 6, 6, 3
-    theta = 9
     layer = _linear(N, K, in_features=F, lanes=3, T=T,
                     neuron=NeuronConfig(type="lif", threshold=theta, leak_shift=0, reset="soft"))
     codes = torch.randint(0, 4, (K, F, 1, 1)).numpy().astype(np.int64)
     weights = LayerWeights(codes=codes, bias=np.zeros(K, dtype=np.int64), threshold=np.full(K, theta, dtype=np.int64))
-    class Top(wiring.Component):
-        def __init__(self):
-            self.pe = SpikingPE(layer=layer, weights=weights, probe=True)
-            self.readout = HeadReadout(layer=layer, weights=weights, membrane_word=self.pe.membrane_word)
-            super().__init__({"i_spikes": wiring.In(stream.Signature(self.pe.in_layout)),
-                              "o_result": wiring.Out(stream.Signature(self.readout.layout))})
+    return layer, weights
 
-        def elaborate(self, platform):
-            m = Module()
-            m.submodules.pe, m.submodules.readout = self.pe, self.readout
-            m.d.comb += [self.pe.i_spikes.payload.eq(self.i_spikes.payload),      # held back while busy
-                         self.pe.i_spikes.valid.eq(self.i_spikes.valid & ~self.readout.busy),
-                         self.i_spikes.ready.eq(self.pe.i_spikes.ready & ~self.readout.busy)]
-            wiring.connect(m, self.pe.o_spikes, self.readout.i_spikes)
-            m.d.comb += [self.pe.membrane_probe.addr.eq(self.readout.membrane_probe.addr),
-                         self.readout.membrane_probe.data.eq(self.pe.membrane_probe.data)]
-            wiring.connect(m, self.readout.o_result, wiring.flipped(self.o_result))
-            return m
 
-    dut = Top()
+def golden_result(layer, weights, x):
+    """(scores, label) of one sample [T, N, 1, F]: Σ_tokens h_T + θ·spikes, first argmax."""
+    trace = run_layer(layer, weights, x)
+    theta = torch.as_tensor(weights.threshold)            # per class
+    scores = (trace.membranes[-1] + theta * trace.spikes.sum(dim=0)).sum(dim=(0, 1))
+    return scores.tolist(), int(scores.argmax())
+
+
+def sample_tokens(x, rng):
+    """Stream tokens of one sample [T, N, 1, F]: each step's events shuffled, then an end token."""
+    tokens = []
+    for t in range(x.shape[0]):
+        ev = [{"y": n, "x": 0, "c": f, "value": int(x[t, n, 0, f]), "end": 0} for n, _, f in x[t].nonzero().tolist()]
+        rng.shuffle(ev)
+        tokens += ev + [END]
+    return tokens
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_readout_scores_and_label_from_head_pe(seed):
+    """Head PE + readout, two samples back to back: scores = Σ_tokens h_T + θ·spikes, label = argmax."""
+    print(f"seed {seed}")
+    rng = random.Random(seed)
+    N, F, T = 5, 6, 3
+    layer, weights = head_case(seed, N=N, F=F, T=T)
+    dut = HeadWithReadout(layer, weights)
     samples = [torch.randint(-8, 8, (T, N, 1, F)) * torch.randint(0, 2, (T, N, 1, F)) for _ in range(2)]
     samples[1][:, :2] = 7                                  # largest activations on some tokens
     results = []
 
     async def producer(ctx):
-        tokens = []
-        for x in samples:
-            for t in range(T):
-                ev = [{"y": n, "x": 0, "c": f, "value": int(x[t, n, 0, f]), "end": 0}
-                      for n, _, f in x[t].nonzero().tolist()]
-                rng.shuffle(ev)
-                tokens += ev + [END]
+        tokens = [token for x in samples for token in sample_tokens(x, rng)]
         in_rng = random.Random(seed + 1)
         for token in tokens:
             await stream_put(ctx, dut.i_spikes, token, rng=in_rng, stall=STALL)
@@ -88,11 +108,8 @@ def test_readout_scores_and_label_from_head_pe(seed):
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
     sim.run()
-    for x, (scores, label) in zip(samples, results, strict=True):
-        trace = run_layer(layer, weights, x)
-        want = (trace.membranes[-1] + theta * trace.spikes.sum(dim=0)).sum(dim=(0, 1))
-        assert scores == want.tolist()
-        assert label == int(torch.tensor(scores).argmax())
+    for x, result in zip(samples, results, strict=True):
+        assert result == golden_result(layer, weights, x)
 
 
 @pytest.mark.parametrize("neuron,bias", [
