@@ -288,3 +288,13 @@ def test_readout_reset_mid_sample(stall_seed):
                                                       [t for x in samples for t in sample_tokens(x, rng)])},
                              {"o_result": results})
         assert got["o_result"] == [golden_result(layer, weights, x) for x in samples], f"reset seed {seed}"
+
+
+# ---- the whole network on Verilator ----------------------------------------------------------------
+
+@pytest.mark.verilator
+def test_network_reset_mid_sample_on_verilator(stall_seed):
+    """rst at a random cycle inside a digits sample; the samples after it match the golden model."""
+    from spikehq.sim.reset_runner import run_network_reset
+    tests, failures = run_network_reset("configs/digits_searched/searched.json", [0, 1, 2, 3], seed=stall_seed)
+    assert tests == 1 and failures == 0, "see build/sim/network_*/reset_*.log"
