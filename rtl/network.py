@@ -17,6 +17,10 @@ its own time steps, so the T steps of a sample, and consecutive samples, flow th
 pipeline: ``i_events`` takes samples back to back (T steps each, every step closed by an end
 token); only the head's input pauses while the readout reads the head's membranes.
 
+``rst`` may rise at any cycle: the sample in flight is dropped, every engine clears its
+run-time memories (``i_events.ready`` low for ``tok0``'s sweep), and the next token starts
+step 0 of a new sample (docs/arithmetic.md §13).
+
 With ``trace=True``, ``o_trace`` holds every traced engine's spike count per time step of
 the last sample that engine finished (order: :attr:`SpikingNetwork.traced`); it describes the
 sample in ``o_result`` when no later sample has been sent yet.
