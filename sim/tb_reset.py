@@ -111,8 +111,10 @@ async def reset_mid_sample(dut):
     for cycle in range(sweep + 1):
         await ReadOnly()
         if bool(dut.i_events__ready.value) != (cycle == sweep):
-            mismatches.append(f"i_events.ready {int(dut.i_events__ready.value)} {cycle} cycles after rst")
+            mismatches.append(f"i_events.ready is {int(dut.i_events__ready.value)} {cycle} cycles after rst "
+                              f"(low for {sweep} cycles expected)")
             dut._log.error(mismatches[-1])
+            break
         await RisingEdge(clk)
 
     async def send_rest():
