@@ -287,13 +287,14 @@ PASSES = {"one_at_a_time": 1, "back_to_back": 0}
 def run_harness(config_path: str | Path, samples: list[int], *, stall_seed: int, stall: float = 0.2,
                 lanes: str = "balanced", passes: tuple[str, ...] = ("one_at_a_time", "back_to_back"),
                 build_root: Path = Path("build/sim"), work_dir: Path | None = None,
-                expected: Expected | None = None, progress: bool = False) -> dict:
+                expected: Expected | None = None, progress: bool = False, quiet: bool = True) -> dict:
     """Run the digits test samples ``samples`` through the network core in each of ``passes``
     and compare with the golden model; return the summary (per pass: mismatches, accuracies,
     cycles, cycles/s; ``samples``: per-sample records; ``mismatching_samples``: over all passes).
 
     ``expected`` replaces the golden results (tests use it to show that a wrong expectation
-    is caught); ``work_dir`` keeps the events and results files (else a temporary directory).
+    is caught); ``work_dir`` keeps the events and results files (else a temporary directory);
+    ``progress`` shows a tqdm bar per pass; ``quiet=False`` says so on stderr when the model is built.
     """
     import time
 
@@ -302,7 +303,7 @@ def run_harness(config_path: str | Path, samples: list[int], *, stall_seed: int,
         if name not in PASSES:
             raise ValueError(f"passes: unknown pass {name!r}, expected one of {sorted(PASSES)}")
     net, _ = _network(config_path, lanes)
-    model = build_harness(config_path, lanes=lanes, build_root=build_root, quiet=not progress)
+    model = build_harness(config_path, lanes=lanes, build_root=build_root, quiet=quiet)
     _, test = load_dataset("digits", time_steps=model.time_steps)
     frames = test.frames[samples]
     if expected is None:
