@@ -27,17 +27,20 @@ The model is built once per distinct Verilog, wrapper, main and flags, in
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import os
 import subprocess
 import sys
 import tempfile
+import time
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
-from .runner import _locked, network_verilog, verilator_env
+from .runner import network_verilog, verilator_env
 
 __all__ = ["HarnessModel", "Expected", "build_harness", "golden_expected", "sample_words", "run_harness",
            "HarnessError", "MAIN"]
@@ -81,6 +84,17 @@ class Expected:
     @property
     def classes(self) -> torch.Tensor:
         return self.scores.argmax(dim=1)
+
+
+@contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path`` (as sim/runner.py's builds): concurrent builds of one model wait."""
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _wrapper(top) -> str:
@@ -296,8 +310,6 @@ def run_harness(config_path: str | Path, samples: list[int], *, stall_seed: int,
     is caught); ``work_dir`` keeps the events and results files (else a temporary directory);
     ``progress`` shows a tqdm bar per pass; ``quiet=False`` says so on stderr when the model is built.
     """
-    import time
-
     from ..search.data import load_dataset
     for name in passes:
         if name not in PASSES:
