@@ -148,16 +148,18 @@ def build_harness(config_path: str | Path, *, lanes: str = "balanced",
         (build_dir / f"{WRAPPER_TOP}.v").write_text(wrapper)
         (build_dir / "network_main.cpp").write_text(main)
         env = {**os.environ, **verilator_env(), "MAKEFLAGS": HARNESS_MAKEFLAGS}
+        partial = binary.with_suffix(".partial")     # renamed when complete: an interrupted build is redone
         cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(BUILD_JOBS), *VERILATOR_FLAGS,
-               "--top-module", WRAPPER_TOP, "-Mdir", str(build_dir / "obj"), "-o", str(binary),
+               "--top-module", WRAPPER_TOP, "-Mdir", str(build_dir / "obj"), "-o", str(partial),
                str(build_dir / f"{WRAPPER_TOP}.v"), str(build_dir / "network_dut.v"), str(build_dir / "network_main.cpp")]
         if not quiet:
             print(f"harness: building {binary} (a few minutes, once per model)", file=sys.stderr, flush=True)
         log = build_dir / "build.log"
         with open(log, "w") as handle:
             done = subprocess.run(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT)
-        if done.returncode != 0 or not binary.exists():
+        if done.returncode != 0 or not partial.exists():
             raise HarnessError(f"Verilator build of the harness failed (exit {done.returncode}): see {log}")
+        os.replace(partial, binary)
     return model
 
 
