@@ -312,11 +312,13 @@ def run_harness(config_path: str | Path, samples: list[int], *, stall_seed: int,
     is caught); ``work_dir`` keeps the events and results files (else a temporary directory);
     ``progress`` shows a tqdm bar per pass; ``quiet=False`` says so on stderr when the model is built.
     """
+    from ..golden.network import load_network
     from ..search.data import load_dataset
-    for name in passes:
-        if name not in PASSES:
-            raise ValueError(f"passes: unknown pass {name!r}, expected one of {sorted(PASSES)}")
-    net, _ = _network(config_path, lanes)
+    if not passes or any(name not in PASSES for name in passes):
+        raise ValueError(f"passes: expected some of {sorted(PASSES)}, got {list(passes)}")
+    if not samples or len(set(samples)) != len(samples):
+        raise ValueError(f"samples: expected distinct test-set indices, got {samples}")
+    net = load_network(config_path)
     model = build_harness(config_path, lanes=lanes, build_root=build_root, quiet=quiet)
     _, test = load_dataset("digits", time_steps=model.time_steps)
     frames = test.frames[samples]

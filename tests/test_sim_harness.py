@@ -32,6 +32,13 @@ def test_sample_words_pack_like_the_layout():
         sample_words(frames * 2, layout)
 
 
+def test_run_harness_argument_errors():
+    with pytest.raises(ValueError, match=r"^samples: expected distinct test-set indices, got \[1, 1\]$"):
+        run_harness(SEARCHED, [1, 1], stall_seed=1)
+    with pytest.raises(ValueError, match=r"^passes: expected some of \['back_to_back', 'one_at_a_time'\], got \['x'\]$"):
+        run_harness(SEARCHED, [1], stall_seed=1, passes=("x",))
+
+
 @pytest.fixture(scope="module")
 def model():
     return build_harness(SEARCHED)
