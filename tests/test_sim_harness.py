@@ -107,3 +107,19 @@ def test_e2e_runs_the_harness_and_writes_the_summary(model, tmp_path, capsys):
     assert "e2e: PASS: 0 of 2 samples mismatch" in printed and "golden" in printed
     summary = json.loads(out.read_text())
     assert [s["index"] for s in summary["samples"]] == [358, 359] and summary["mismatching_samples"] == 0
+
+
+def test_e2e_prints_mismatches_and_fails(monkeypatch, tmp_path, capsys):
+    """A mismatch the harness reports makes `make e2e` print it and exit 1."""
+    import spikehq.sim.network_harness as harness
+    from spikehq.sim.e2e import main as e2e_main
+    passes = {p: {"samples": 1, "mismatching_samples": int(p == "back_to_back"), "rtl_accuracy": 0.0,
+                  "golden_accuracy": 100.0, "cycles_mean": 10.0, "cycles_min": 10, "cycles_max": 10,
+                  "cycles_between_results": None, "cycles_per_s": 1e5} for p in ("one_at_a_time", "back_to_back")}
+    sample = {"index": 0, "one_at_a_time": {"problems": []}, "back_to_back": {"problems": ["class 3 != 1"]}}
+    monkeypatch.setattr(harness, "run_harness", lambda *a, **k: {"passes": passes, "samples": [sample],
+                                                                  "mismatching_samples": 1})
+    assert e2e_main(["--samples", "1", "--out", str(tmp_path / "s.json")]) == 1
+    printed = capsys.readouterr().out
+    assert "e2e: MISMATCH sample 0 (back to back): class 3 != 1" in printed
+    assert "e2e: FAIL: 0 of 1 samples mismatch one at a time" in printed and "1 back to back" in printed
