@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= configs/example_tiny.json
 OUT    ?= build/gen
 LANES  ?= balanced
-SAMPLES ?= 50
+SAMPLES ?=
 JOBS   ?= 2
 TARGET ?= ecp5
 CLOCK_MHZ ?= 100
@@ -37,8 +37,8 @@ test-fast: $(STAMP)  ## everything except the Verilator regressions
 bench: $(STAMP)  ## cycles per layer-step against input spike density, and generation time
 	$(PY) benchmarks/bench_pe.py
 
-e2e: $(STAMP)  ## whole-network RTL vs golden on digits test samples: make e2e [E2E_CONFIG=path] [SAMPLES=50]
-	$(PY) -m spikehq.sim.e2e --config $(or $(E2E_CONFIG),configs/digits_searched/searched.json) --samples $(SAMPLES)
+e2e: $(STAMP)  ## whole-network RTL vs golden (C++ Verilator harness), all 360 digits test samples: make e2e [E2E_CONFIG=path] [SAMPLES=n] [FIRST=i]
+	$(PY) -m spikehq.sim.e2e --config $(or $(E2E_CONFIG),configs/digits_searched/searched.json) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(FIRST),--first $(FIRST))
 
 bench-network: $(STAMP)  ## cycles per inference, SOP/cycle, lane utilization, Verilator speed, lanes sweep
 	$(PY) benchmarks/bench_network.py

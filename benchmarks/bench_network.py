@@ -7,7 +7,9 @@ Every policy runs the same digits test samples, side by side in one run, with no
 back to back (throughput: the steady-state interval between results). Per-layer figures come from the golden trace of
 the same samples: input events, synaptic operations (events × in-bounds taps × C_out), and
 scan cycles from the PE's cycle formula (events × k²·C_out/L; rtl/pe.py), whose lane
-utilization is SOP / (scan cycles × L). Writes build/bench/network.json.
+utilization is SOP / (scan cycles × L). Simulation speed: cycles per second of the same model
+under cocotb (sim/tb_network.py) and in the C++ harness (sim/network_harness.py), one sample
+at a time. Writes build/bench/network.json.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 from spikehq.search.data import load_dataset
 from spikehq.golden.network import load_network
 from spikehq.rtl.lanes import apply_lanes
+from spikehq.sim.network_harness import run_harness
 from spikehq.sim.runner import run_network
 
 OUT = Path("build/bench")
@@ -69,7 +72,18 @@ def run_policy(config_path: str, policy: str, samples: list[int]) -> dict:
             "wall_s_including_build": wall,
             "input_events_mean": statistics.fmean(r["input_events"] for r in records),
             "back_to_back_cycles": results["back_to_back"]["cycles_between_results"],
-            "back_to_back_passed": results["back_to_back"]["mismatching_samples"] == 0}
+            "back_to_back_passed": results["back_to_back"]["mismatching_samples"] == 0,
+            **run_policy_harness(config_path, policy, samples)}
+
+
+def run_policy_harness(config_path: str, policy: str, samples: list[int]) -> dict:
+    """The same samples, one at a time without stalls, on the C++ Verilator harness
+    (sim/network_harness.py): its simulation speed next to cocotb's, same model."""
+    start = time.monotonic()
+    summary = run_harness(config_path, samples, stall_seed=1, stall=0.0, lanes=policy, passes=("one_at_a_time",))
+    one = summary["passes"]["one_at_a_time"]
+    return {"harness_passed": summary["mismatching_samples"] == 0, "harness_cycles_mean": one["cycles_mean"],
+            "harness_sim_cycles_per_s": one["cycles_per_s"], "harness_wall_s_including_build": time.monotonic() - start}
 
 
 def main() -> None:
@@ -97,14 +111,16 @@ def main() -> None:
         report["policies"].append(result)
         report["layers"][policy] = figures
         result["back_to_back_sop_per_cycle"] = total_sop / result["back_to_back_cycles"]
-        ok = result["passed"] and result["back_to_back_passed"]
+        ok = result["passed"] and result["back_to_back_passed"] and result["harness_passed"]
         print(f"\nlanes policy {policy!r}: {'0 mismatches' if ok else 'MISMATCH'}; latency "
               f"{result['cycles_mean']:.0f} cycles per inference (min {result['cycles_min']}, "
               f"max {result['cycles_max']}), back to back one result every {result['back_to_back_cycles']:.0f} cycles; "
               f"{result['sop_per_cycle']:.2f} SOP/cycle one at a time, "
               f"{result['back_to_back_sop_per_cycle']:.2f} back to back; "
               f"{result['total_lanes']} lanes in all; input spike density {result['input_spike_density']:.3f}; "
-              f"Verilator {result['sim_cycles_per_s'] / 1e3:.0f} k cycles/s (cocotb driving included)")
+              f"Verilator {result['sim_cycles_per_s'] / 1e3:.0f} k cycles/s under cocotb, "
+              f"{result['harness_sim_cycles_per_s'] / 1e3:.0f} k cycles/s in the C++ harness "
+              f"({result['harness_sim_cycles_per_s'] / result['sim_cycles_per_s']:.0f}× faster)")
         print(f"{'layer':10} {'lanes':>5} {'in events':>10} {'density':>8} {'SOP':>10} {'scan cyc':>10} {'lane util':>9}")
         for name, f in figures.items():
             print(f"{name:10} {f['lanes']:5d} {f['input_events']:10.1f} {f['input_density']:8.3f} {f['sop']:10.0f} "
