@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     wall = time.monotonic() - start
     if not out.exists():
-        print(f"error: the testbench wrote no results (see build/sim/network_*/test_{args.seed}.log)", file=sys.stderr)
+        print(f"error: the testbench wrote no results (see build/sim/verilator/network_*/test_{args.seed}.log)", file=sys.stderr)
         return 1
     summary = summarize(json.loads(out.read_text()))
     summary["wall_s"] = round(wall, 1)
