@@ -158,9 +158,10 @@ async def network_matches_golden(dut):
     interval = (times[-1] - times[0]) / (len(times) - 1) / PERIOD_NS if len(times) > 1 else None
     dut._log.info(f"back to back: {len(indices) - stream_mismatches} of {len(indices)} match; "
                   f"{interval if interval is None else round(interval)} cycles between results")
-    checked = write_values(compared, samples=indices, stall_seed=stall_seed, xz_checked_cycles=watch.cycles)
+    checked = write_values(compared, samples=indices, stall_seed=stall_seed, xz_checked_time_steps=watch.checks)
     watch.cancel()
-    dut._log.info(f"{checked} values checked ({compared}), no X/Z on any output in {watch.cycles} cycles after reset")
+    dut._log.info(f"{checked} values checked ({compared}), no X/Z on any output after reset "
+                  f"({watch.checks} time steps with output changes checked)")
     if os.environ.get("SPIKEHQ_RESULTS"):
         path = Path(os.environ["SPIKEHQ_RESULTS"])
         path.write_text(json.dumps({"config": config, "stall": stall, "stall_seed": stall_seed,
