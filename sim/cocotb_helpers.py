@@ -67,7 +67,8 @@ def watch_outputs(dut, ports: list[str]):
     read-only phase, at every time step in which any of them changes: an output can only
     become X or Z by changing, so this checks every settled value at the cost of one wake-up
     per change (not per clock cycle: long computations without output activity stay fast).
-    Returns the task; its ``checks`` attribute counts the time steps checked."""
+    Returns the task (cocotb ends it with the test); its ``checks`` attribute counts the time
+    steps checked."""
     handles = [(name, getattr(dut, name)) for name in ports]
 
     async def watch():

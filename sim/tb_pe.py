@@ -126,7 +126,6 @@ async def pe_matches_golden(dut):
                 mismatches += 1
                 dut._log.error(f"sample {s} step {t}: membranes {membranes} != golden {expected_membranes}")
     checked = write_values(counts, case=case.params.name, stall_seed=stall_seed, xz_checked_time_steps=watch.checks)
-    watch.cancel()
     dut._log.info(f"{case.params.name}: {checked} values checked ({counts}), {mismatches} mismatching steps, "
                   f"no X/Z on any output after reset ({watch.checks} time steps with output changes checked)")
     assert mismatches == 0, f"{mismatches} steps differ from the golden model (stall seed {stall_seed})"
