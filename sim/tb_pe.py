@@ -7,7 +7,7 @@ output event of every step (order, pixel, channel, value), every end-of-step tok
 stored membrane after every step, read through the membrane probe. Producer and consumer
 stall at random (seeded); the producer sends the next step's events while the PE is still
 emitting, so backpressure on both streams overlaps. From the end of reset, no output may be
-X or Z at any rising edge (4-state simulators). The number of compared values goes to
+X or Z at any time step (4-state simulators). The number of compared values goes to
 ``values.json`` (``SPIKEHQ_VALUES``).
 """
 
