@@ -12,7 +12,7 @@ JOBS   ?= 2
 TARGET ?= ecp5
 CLOCK_MHZ ?= 100
 
-.PHONY: help venv icarus gen test test-fast bench bench-network bench-pot-vs-uniform bench-pot-width e2e search synth clean
+.PHONY: help venv icarus gen test test-icarus-network test-fast bench bench-network bench-pot-vs-uniform bench-pot-width e2e search synth clean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,7 +42,10 @@ gen: $(STAMP)  ## Verilog per layer (+ the network top for a search export), man
 	$(PY) -m spikehq.rtl.gen --config $(CONFIG) --out $(OUT) --lanes $(LANES)
 
 test: $(STAMP) icarus  ## full regression: unit tests, amaranth.sim tests, cocotb on Verilator and on Icarus Verilog
-	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -ra tests
+	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -ra -m "not (icarus and slow)" tests
+
+test-icarus-network: $(STAMP) icarus  ## the network top on Icarus Verilog, one digits sample (slow: an interpreter on a 2.9 MB design)
+	$(PY) -m pytest -p no:cacheprovider -ra -m "icarus and slow" tests/test_rtl_network.py
 
 test-fast: $(STAMP)  ## everything except the Verilator and Icarus regressions
 	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -m "not verilator and not icarus" tests
