@@ -12,7 +12,7 @@ JOBS   ?= 2
 TARGET ?= ecp5
 CLOCK_MHZ ?= 100
 
-.PHONY: help venv icarus gen test test-icarus-network test-fast bench bench-network bench-pot-vs-uniform bench-pot-width e2e search synth clean
+.PHONY: help venv icarus waves-deps gen test test-icarus-network test-fast bench bench-network bench-pot-vs-uniform bench-pot-width e2e search synth clean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,6 +36,16 @@ icarus:  ## install Icarus Verilog (Debian package iverilog) when missing; needs
 	  echo "installed Icarus Verilog ($$(iverilog -V 2>&1 | head -n 1)) from Debian's package"; \
 	else \
 	  echo "Icarus Verilog could not be installed (needs root and apt-get): the Icarus tests are skipped"; \
+	fi
+
+# Verilator's FST writer (SPIKEHQ_WAVES=1) compiles against lz4: Debian's liblz4-dev.
+waves-deps:  ## install liblz4-dev when missing (Verilator FST waveforms); needs root and apt-get
+	@if [ -f /usr/include/lz4.h ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liblz4-dev >/dev/null 2>&1; then \
+	  echo "installed liblz4-dev (Verilator FST waveforms)"; \
+	else \
+	  echo "liblz4-dev could not be installed (needs root and apt-get): Verilator cannot write FST waveforms"; \
 	fi
 
 gen: $(STAMP)  ## Verilog per layer (+ the network top for a search export), manifest, weight init data: make gen CONFIG=path [OUT=dir] [LANES=balanced]
