@@ -12,7 +12,7 @@ JOBS   ?= 2
 TARGET ?= ecp5
 CLOCK_MHZ ?= 100
 
-.PHONY: help venv gen test test-fast bench bench-network bench-pot-vs-uniform bench-pot-width e2e search synth clean
+.PHONY: help venv icarus waves-deps gen test test-icarus-network test-fast bench bench-network bench-pot-vs-uniform bench-pot-width e2e search synth clean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -25,14 +25,40 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create .venv and install the project with its pinned dependencies
 
+# Icarus Verilog (the 4-state event-driven simulator of the second regression) from Debian's
+# package when missing; without root or apt-get it says so in one line and its tests skip.
+icarus:  ## install Icarus Verilog (Debian package iverilog) when missing; needs root and apt-get
+	@if command -v iverilog >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	     { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null 2>&1 || \
+	       { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null 2>&1; }; } && \
+	     command -v iverilog >/dev/null 2>&1; then \
+	  echo "installed Icarus Verilog ($$(iverilog -V 2>&1 | head -n 1)) from Debian's package"; \
+	else \
+	  echo "Icarus Verilog could not be installed (needs root and apt-get): the Icarus tests are skipped"; \
+	fi
+
+# Verilator's FST writer (SPIKEHQ_WAVES=1) compiles against lz4: Debian's liblz4-dev.
+waves-deps:  ## install liblz4-dev when missing (Verilator FST waveforms); needs root and apt-get
+	@if [ -f /usr/include/lz4.h ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liblz4-dev >/dev/null 2>&1; then \
+	  echo "installed liblz4-dev (Verilator FST waveforms)"; \
+	else \
+	  echo "liblz4-dev could not be installed (needs root and apt-get): Verilator cannot write FST waveforms"; \
+	fi
+
 gen: $(STAMP)  ## Verilog per layer (+ the network top for a search export), manifest, weight init data: make gen CONFIG=path [OUT=dir] [LANES=balanced]
 	$(PY) -m spikehq.rtl.gen --config $(CONFIG) --out $(OUT) --lanes $(LANES)
 
-test: $(STAMP)  ## full regression: unit tests, amaranth.sim tests, cocotb on Verilator
-	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -ra tests
+test: $(STAMP) icarus  ## full regression: unit tests, amaranth.sim tests, cocotb on Verilator and on Icarus Verilog
+	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -ra -m "not (icarus and slow)" tests
 
-test-fast: $(STAMP)  ## everything except the Verilator regressions
-	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -m "not verilator" tests
+test-icarus-network: $(STAMP) icarus  ## the network top on Icarus Verilog, one digits sample (slow: an interpreter on a 2.9 MB design)
+	$(PY) -m pytest -p no:cacheprovider -ra -m "icarus and slow" tests/test_rtl_network.py
+
+test-fast: $(STAMP)  ## everything except the Verilator and Icarus regressions
+	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -m "not verilator and not icarus" tests
 
 bench: $(STAMP)  ## cycles per layer-step against input spike density, and generation time
 	$(PY) benchmarks/bench_pe.py

@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from amaranth.back import verilog
 from tqdm import tqdm
 
 from spikehq.atomic import atomic_path, write_atomic
@@ -30,6 +29,7 @@ from spikehq.golden.config import load_config, load_weights
 from spikehq.rtl.gen import port_list
 from spikehq.rtl.mac import MAC_FOR_SCHEME
 from spikehq.rtl.pe import SpikingPE
+from spikehq.rtl.verilog import to_verilog
 from spikehq.synth.activity import run_activity
 from spikehq.synth.flow import synth_module
 from spikehq.synth.power import COEFFICIENT_SOURCES, estimate_power
@@ -71,10 +71,10 @@ def _point(config: Path, *, dsp: bool, cache: Path, activity: dict | None) -> di
     layer = load_config(config).layers[0]
     weights = load_weights(layer)
     pe = SpikingPE(layer=layer, weights=weights)
-    pe_v = verilog.convert(pe, name="spikehq_cmp_pe", emit_src=False)
+    pe_v = to_verilog(pe, "spikehq_cmp_pe")
     mac = MAC_FOR_SCHEME[layer.scheme](weight_bits=layer.bits, activation_bits=layer.activation_bits,
                                        acc_width=pe.widths.current_width)
-    mac_v = verilog.convert(mac, name="spikehq_cmp_mac", emit_src=False)
+    mac_v = to_verilog(mac, "spikehq_cmp_mac")
     mac_ports = [p for p in port_list(mac) if p["name"] not in ("clk", "rst")]
     out = {"scheme": layer.scheme, "bits": layer.bits, "activation_bits": layer.activation_bits,
            "dsp_inference": dsp, "acc_width": pe.widths.current_width}

@@ -19,13 +19,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from amaranth.back import verilog
 
 from pot_vs_uniform import write_case_config
 from spikehq.golden.config import load_config, load_weights
 from spikehq.rtl.gen import port_list
 from spikehq.rtl.mac import PotMac, UniformMac
 from spikehq.rtl.pe import SpikingPE
+from spikehq.rtl.verilog import to_verilog
 from spikehq.synth.flow import synth_module
 from spikehq.synth.tools import ToolError
 
@@ -35,7 +35,7 @@ UNIFORM_WEIGHT_BOUND = 8  # the largest |weight| of 4-bit uniform codes
 
 def area(module, name: str, work: Path) -> dict:
     """Out-of-context ECP5 area (``-nodsp``) of an Amaranth module."""
-    text = verilog.convert(module, name=name, emit_src=False)
+    text = to_verilog(module, name)
     ports = [p for p in port_list(module) if p["name"] not in ("clk", "rst")]
     r = synth_module(text, name, ports, target="ecp5", device="25k", dsp=False, pnr=False, cache_dir=work / "cache")
     return {k: r["area"][k] for k in KEYS}

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from amaranth import Shape
-from amaranth.back import verilog
 from amaranth.lib import data
 from tqdm import tqdm
 
@@ -25,6 +24,7 @@ from ..golden.config import ConfigError, LayerConfig, LayerWeights, NetworkConfi
 from .lanes import apply_lanes
 from .network import SpikingNetwork, check_hardware
 from .pe import SpikingPE, param_rows, weight_rows
+from .verilog import to_verilog
 
 __all__ = ["generate", "main", "module_name", "port_list", "layer_manifest"]
 
@@ -146,7 +146,7 @@ def generate(config_path: str | Path, out_dir: str | Path, *, probe: bool = Fals
             weights[layer.name] = layer_weights = load_weights(layer)
             pe = SpikingPE(layer=layer, weights=layer_weights, probe=probe)
             manifest["layers"].append(layer_manifest(network, layer, pe))
-            text = verilog.convert(pe, name=module_name(network, layer), emit_src=False)
+            text = to_verilog(pe, module_name(network, layer))
             (staging / f"{module_name(network, layer)}.v").write_text(text)
             if layer_weights is not None:
                 _write_init(staging, layer, layer_weights)
@@ -158,7 +158,7 @@ def generate(config_path: str | Path, out_dir: str | Path, *, probe: bool = Fals
                 print(f"generating the network top ({len(top.graph.layer_names)} engines)", file=sys.stderr)
             manifest["top"] = top_manifest(network, top)
             (staging / manifest["top"]["verilog"]).write_text(
-                verilog.convert(top, name=manifest["top"]["module"], emit_src=False))
+                to_verilog(top, manifest["top"]["module"]))
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 

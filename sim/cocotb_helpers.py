@@ -1,13 +1,21 @@
-"""Shared pieces of the cocotb testbenches: reset, and stream handshakes (amaranth.lib.stream
-ports as Amaranth names them in Verilog: ``<name>__valid``, ``<name>__ready``, ``<name>__payload``)."""
+"""Shared pieces of the cocotb testbenches: reset, stream handshakes (amaranth.lib.stream
+ports as Amaranth names them in Verilog: ``<name>__valid``, ``<name>__ready``, ``<name>__payload``),
+the X/Z watch on every output, and the count of compared values (``values.json``)."""
 
 from __future__ import annotations
 
+import json
+import os
 import random
+from pathlib import Path
 
-from cocotb.triggers import ReadOnly, RisingEdge
+import cocotb
+from amaranth.hdl import ValueCastable
+from amaranth.lib import wiring
+from cocotb.triggers import First, ReadOnly, RisingEdge
+from cocotb.utils import get_sim_time
 
-__all__ = ["reset", "send_token"]
+__all__ = ["reset", "send_token", "output_ports", "watch_outputs", "write_values"]
 
 RESET_CYCLES = 3
 
@@ -38,3 +46,52 @@ async def send_token(dut, port: str, payload: int, *, rng: random.Random | None 
         if accepted:
             break
     valid.value = 0
+
+
+def output_ports(component: wiring.Component) -> list[str]:
+    """Verilog names of every output port of ``component`` (``<member>__<field>``, as
+    ``amaranth.back`` names them), from its wiring signature."""
+    names = []
+    for path, member, value in component.signature.flatten(component):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        if member.flow == wiring.Out and len(value) > 0:
+            names.append("__".join(map(str, path)))
+    return names
+
+
+def watch_outputs(dut, ports: list[str]):
+    """From now on (call it right after reset: the first check is in this time step), fail the
+    test as soon as any bit of an output in ``ports`` is X or Z: the generated Verilog must
+    leave no output unknown in a 4-state simulator. The outputs are checked now and, in the
+    read-only phase, at every time step in which any of them changes: an output can only
+    become X or Z by changing, so this checks every settled value at the cost of one wake-up
+    per change (not per clock cycle: long computations without output activity stay fast).
+    Returns the task (cocotb ends it with the test); its ``checks`` attribute counts the time
+    steps checked."""
+    handles = [(name, getattr(dut, name)) for name in ports]
+
+    async def watch():
+        while True:
+            await ReadOnly()
+            for name, handle in handles:
+                value = handle.value
+                if not value.is_resolvable:
+                    raise AssertionError(f"output {name} is {value} at {get_sim_time('ns')} ns (X or Z after reset)")
+            task.checks += 1
+            await First(*(handle.value_change for _, handle in handles))
+
+    task = cocotb.start_soon(watch())
+    task.checks = 0
+    return task
+
+
+def write_values(counts: dict[str, int], **extra) -> int:
+    """Write ``{"compared": total, <kind>: count, ...}`` to ``SPIKEHQ_VALUES`` (set by
+    ``sim/runner.py``: next to the test log) so a later tally can add up what the benches
+    compared; return the total."""
+    total = sum(counts.values())
+    if os.environ.get("SPIKEHQ_VALUES"):
+        doc = {"compared": total, **counts, "simulator": cocotb.SIM_NAME, **extra}
+        Path(os.environ["SPIKEHQ_VALUES"]).write_text(json.dumps(doc, indent=1) + "\n")
+    return total

@@ -74,7 +74,8 @@ def _run_cocotb(args, samples: list[int], out: Path) -> int:
     tests, failures = run_network(args.config, samples, stall_seed=args.seed, stall=args.stall, results=results)
     wall = time.monotonic() - start
     if not results.exists():
-        print(f"error: the testbench wrote no results (see build/sim/network_*/test_{args.seed}.log)", file=sys.stderr)
+        print(f"error: the testbench wrote no results (see build/sim/verilator/network_*/test_{args.seed}.log)",
+              file=sys.stderr)
         return 1
     summary = summarize(json.loads(results.read_text()))
     summary["wall_s"] = round(wall, 1)

@@ -1,4 +1,4 @@
-"""cocotb testbench of one processing element, run by ``sim/runner.py`` under Verilator.
+"""cocotb testbench of one processing element, run by ``sim/runner.py`` under Verilator or Icarus.
 
 The case comes from the environment (``SPIKEHQ_CASE``: :class:`CaseParams` as JSON,
 ``SPIKEHQ_STALL_SEED``, ``SPIKEHQ_STALL``); the vectors and the golden traces come from
@@ -6,7 +6,9 @@ The case comes from the environment (``SPIKEHQ_CASE``: :class:`CaseParams` as JS
 output event of every step (order, pixel, channel, value), every end-of-step token, and every
 stored membrane after every step, read through the membrane probe. Producer and consumer
 stall at random (seeded); the producer sends the next step's events while the PE is still
-emitting, so backpressure on both streams overlaps.
+emitting, so backpressure on both streams overlaps. From the end of reset, no output may be
+X or Z at any time step (4-state simulators). The number of compared values goes to
+``values.json`` (``SPIKEHQ_VALUES``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 
 from ..rtl.pe import SpikingPE, weight_rows
-from .cocotb_helpers import reset, send_token
+from .cocotb_helpers import output_ports, reset, send_token, watch_outputs, write_values
 from .vectors import CaseParams, events_of_step, expected_events, make_case
 
 
@@ -43,6 +45,7 @@ async def pe_matches_golden(dut):
     if not case.params.with_weights:
         idle["weight_write__en"] = 0
     await reset(dut, idle)
+    watch = watch_outputs(dut, output_ports(pe))
 
     if not case.params.with_weights:  # load the weight memory through the write port
         dut.weight_write__en.value = 1
@@ -103,7 +106,8 @@ async def pe_matches_golden(dut):
         return values
 
     cocotb.start_soon(producer())
-    mismatches, checked, step = 0, 0, 0
+    mismatches, step = 0, 0
+    counts = {"events": 0, "end_tokens": 0, "membranes": 0}
     for s, trace in enumerate(case.traces):
         for t in range(layer.time_steps):
             got = await receive_step()
@@ -112,12 +116,16 @@ async def pe_matches_golden(dut):
             step_probed[step].set()
             step += 1
             expected_membranes = trace.membranes[t].reshape(-1).tolist()
-            checked += len(expected) + 1 + len(expected_membranes)
+            counts["events"] += len(expected)
+            counts["end_tokens"] += 1
+            counts["membranes"] += len(expected_membranes)
             if got != expected:
                 mismatches += 1
                 dut._log.error(f"sample {s} step {t}: spikes {got} != golden {expected}")
             if membranes != expected_membranes:
                 mismatches += 1
                 dut._log.error(f"sample {s} step {t}: membranes {membranes} != golden {expected_membranes}")
-    dut._log.info(f"{case.params.name}: {checked} values checked, {mismatches} mismatching steps")
+    checked = write_values(counts, case=case.params.name, stall_seed=stall_seed, xz_checked_time_steps=watch.checks)
+    dut._log.info(f"{case.params.name}: {checked} values checked ({counts}), {mismatches} mismatching steps, "
+                  f"no X/Z on any output after reset ({watch.checks} time steps with output changes checked)")
     assert mismatches == 0, f"{mismatches} steps differ from the golden model (stall seed {stall_seed})"

@@ -188,7 +188,7 @@ def run_activity(config_path: Path, layer_name: str, *, seed: int = 1, density: 
     """
     if not 0 < density <= 1:
         raise ValueError(f"Input density must be in (0, 1], not {density}")
-    from amaranth.back import verilog
+    from ..rtl.verilog import to_verilog
 
     from ..golden.config import load_config, load_weights
     from ..rtl.pe import SpikingPE
@@ -203,7 +203,7 @@ def run_activity(config_path: Path, layer_name: str, *, seed: int = 1, density: 
         layer = dataclasses.replace(layer, lanes=lanes)
     weights = load_weights(layer)
     pe = SpikingPE(layer=layer, weights=weights)
-    text = verilog.convert(pe, name=TOPLEVEL, emit_src=False)
+    text = to_verilog(pe, TOPLEVEL)
     spec = {"config": str(config_path), "layer": layer_name, "seed": seed, "density": density, "samples": samples}
     key = hashlib.sha256(json.dumps({
         "verilog": text, "seed": seed, "density": density, "samples": samples, "time_steps": layer.time_steps,

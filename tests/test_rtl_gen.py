@@ -124,3 +124,23 @@ def test_pe_contains_only_the_mac_of_its_scheme(scheme, present, absent):
     module = SpikingPE(layer=layer, weights=load_weights(layer)).elaborate(platform=None)
     kinds = {type(sub) for sub, *_ in module._named_submodules.values()}
     assert present in kinds and absent not in kinds
+
+
+def test_combinational_logic_runs_at_time_zero(generated):
+    """amaranth #594: Verilog-2005 ``always @*`` blocks waiting on a ``reg trigger = 0``
+    initializer never run in a SystemVerilog simulator until an input changes; the generated
+    processes are ``always_comb`` (run once at time zero) and ``always_ff``."""
+    out, manifest = generated
+    for entry in manifest["layers"]:
+        if entry["hardware"]:
+            text = (out / entry["verilog"]).read_text()
+            assert "always_comb" in text and "always_ff @(posedge clk)" in text
+            assert "always @" not in text and "dump_module" not in text
+
+
+def test_every_verilog_writer_is_to_verilog():
+    """make gen, the cocotb runner, synthesis and the benchmarks all get the same Verilog."""
+    root = Path(__file__).resolve().parents[1]
+    calls = [f"{path.relative_to(root)}" for folder in ("rtl", "sim", "synth", "benchmarks")
+             for path in sorted((root / folder).glob("*.py")) if "verilog.convert(" in path.read_text()]
+    assert calls == []

@@ -1,5 +1,6 @@
 """Whole-network hardware: the generated top, the lanes policy, graph errors, and the end-to-end
-Verilator run on real digits test samples against the golden integer network."""
+runs on real digits test samples against the golden integer network (Verilator, and Icarus
+Verilog with no X/Z on any output)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ from spikehq.golden.config import ConfigError, load_config
 from spikehq.rtl.gen import generate, main
 from spikehq.rtl.lanes import apply_lanes
 from spikehq.rtl.network import check_hardware
-from spikehq.sim.runner import run_network, verilator_env
+from spikehq.sim.runner import icarus_missing, run_network, verilator_env
 
 SEARCHED = Path("configs/digits_searched/searched.json")
 WAIVERS = Path("rtl/lint_waivers.vlt")
 # CI-sized subset of the digits test set; `make e2e` runs 50
 E2E_SAMPLES = [0, 1, 2]
+# Icarus interprets the 2.9 MB network top slowly: one sample takes well over 10 minutes on a
+# shared 2-core machine, so this run is `slow` and `make test` leaves it out (README, Testing)
+ICARUS_SAMPLES = [0]
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +91,26 @@ def test_network_bit_exact_on_verilator(stall_seed, tmp_path):
     """Class, scores and every engine's spike count per step equal the golden model's."""
     results = tmp_path / "results.json"
     tests, failures = run_network(SEARCHED, E2E_SAMPLES, stall_seed=stall_seed, results=results)
-    assert tests == 1 and failures == 0, "see build/sim/network_*/test_*.log"
+    assert tests == 1 and failures == 0, "see build/sim/verilator/network_*/test_*.log"
+    _check_results(results, E2E_SAMPLES)
+
+
+@pytest.mark.icarus
+@pytest.mark.slow
+@pytest.mark.skipif(icarus_missing() is not None, reason=str(icarus_missing()))
+def test_network_bit_exact_on_icarus(stall_seed, tmp_path):
+    """The same on the 4-state Icarus Verilog: every output 0/1 from reset on, results bit-exact."""
+    results = tmp_path / "results.json"
+    tests, failures = run_network(SEARCHED, ICARUS_SAMPLES, stall_seed=stall_seed, results=results, simulator="icarus")
+    assert tests == 1 and failures == 0, "see build/sim/icarus/network_*/test_*.log"
+    _check_results(results, ICARUS_SAMPLES)
+
+
+def _check_results(results: Path, samples: list[int]) -> None:
     doc = json.loads(results.read_text())
     assert doc["back_to_back"]["mismatching_samples"] == 0
     records = doc["samples"]
-    assert [r["index"] for r in records] == E2E_SAMPLES
+    assert [r["index"] for r in records] == samples
     assert all(r["scores_match"] and r["counts_match"] and r["rtl_label"] == r["golden_label"] for r in records)
 
 

