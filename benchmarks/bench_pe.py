@@ -55,6 +55,8 @@ def measure(layer, weights, frames) -> tuple[list[int], int]:
 
     async def bench(ctx):
         nonlocal spikes_out
+        while not ctx.get(dut.i_spikes.ready):     # the current-memory sweep after reset (§13)
+            await ctx.tick()
         for t in range(layer.time_steps):
             tokens = [{"y": y, "x": x, "c": c, "value": v, "end": 0} for y, x, c, v in events_of_step(frames[t])]
             tokens.append({"y": 0, "x": 0, "c": 0, "value": 0, "end": 1})

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from .runner import network_verilog, verilator_env
+from .runner import network_verilog, verilator_env, waves_requested
 
 __all__ = ["HarnessModel", "Expected", "build_harness", "golden_expected", "sample_words", "run_harness",
            "HarnessError", "MAIN"]
@@ -126,13 +126,15 @@ def _network(config_path, lanes: str):
 
 
 def build_harness(config_path: str | Path, *, lanes: str = "balanced",
-                  build_root: Path = Path("build/sim"), quiet: bool = True) -> HarnessModel:
-    """Build (or reuse) the harness binary of a searched.json's network core."""
+                  build_root: Path = Path("build/sim"), quiet: bool = True, waves: bool = False) -> HarnessModel:
+    """Build (or reuse) the harness binary of a searched.json's network core; ``waves``: a
+    build that can trace to FST (``--waves``; needs ``make waves-deps``)."""
+    flags = VERILATOR_FLAGS + (("--trace-fst", "-CFLAGS", "-DSPIKEHQ_WAVES") if waves else ())
     _, top = _network(config_path, lanes)
     verilog = network_verilog(config_path, lanes=lanes)
     wrapper = _wrapper(top)
     main = MAIN.read_text()
-    recipe = "\n".join([metadata.version("verilator"), " ".join(VERILATOR_FLAGS), HARNESS_MAKEFLAGS,
+    recipe = "\n".join([metadata.version("verilator"), " ".join(flags), HARNESS_MAKEFLAGS,
                         verilog, wrapper, main])
     key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
     build_dir = (Path(build_root) / f"harness_{key}").resolve()
@@ -149,7 +151,7 @@ def build_harness(config_path: str | Path, *, lanes: str = "balanced",
         (build_dir / "network_main.cpp").write_text(main)
         env = {**os.environ, **verilator_env(), "MAKEFLAGS": HARNESS_MAKEFLAGS}
         partial = binary.with_suffix(".partial")     # renamed when complete: an interrupted build is redone
-        cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(BUILD_JOBS), *VERILATOR_FLAGS,
+        cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(BUILD_JOBS), *flags,
                "--top-module", WRAPPER_TOP, "-Mdir", str(build_dir / "obj"), "-o", str(partial),
                str(build_dir / f"{WRAPPER_TOP}.v"), str(build_dir / "network_dut.v"), str(build_dir / "network_main.cpp")]
         if not quiet:
@@ -216,11 +218,11 @@ def _write_events(path: Path, ids: list[int], words: list[list[int]]) -> None:
 
 
 def _run_binary(model: HarnessModel, events: Path, results: Path, *, seed: int, stall: float,
-                max_in_flight: int, count: int, desc: str, progress: bool) -> dict:
+                max_in_flight: int, count: int, desc: str, progress: bool, waves: Path | None = None) -> dict:
     from tqdm import tqdm
     cmd = [str(model.binary), "--events", str(events), "--results", str(results), "--seed", str(seed),
            "--stall", repr(stall), "--max-in-flight", str(max_in_flight), "--timeout", str(TIMEOUT_CYCLES),
-           "--progress", "1"]
+           "--progress", "1", *(("--waves", str(waves)) if waves else ())]
     stats = {}
     with tqdm(total=count, desc=desc, unit="sample", disable=not progress, leave=False) as bar, \
             subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
@@ -303,7 +305,8 @@ PASSES = {"one_at_a_time": 1, "back_to_back": 0}
 def run_harness(config_path: str | Path, samples: list[int], *, stall_seed: int, stall: float = 0.2,
                 lanes: str = "balanced", passes: tuple[str, ...] = ("one_at_a_time", "back_to_back"),
                 build_root: Path = Path("build/sim"), work_dir: Path | None = None,
-                expected: Expected | None = None, progress: bool = False, quiet: bool = True) -> dict:
+                expected: Expected | None = None, progress: bool = False, quiet: bool = True,
+                waves: bool | None = None) -> dict:
     """Run the digits test samples ``samples`` through the network core in each of ``passes``
     and compare with the golden model; return the summary (per pass: mismatches, accuracies,
     cycles, cycles/s; ``samples``: per-sample records; ``mismatching_samples``: over all passes).
@@ -311,7 +314,10 @@ def run_harness(config_path: str | Path, samples: list[int], *, stall_seed: int,
     ``expected`` replaces the golden results (tests use it to show that a wrong expectation
     is caught); ``work_dir`` keeps the events and results files (else a temporary directory);
     ``progress`` shows a tqdm bar per pass; ``quiet=False`` says so on stderr when the model is built.
+    ``waves`` (default: ``SPIKEHQ_WAVES=1``) traces each pass to ``<pass>.fst`` in the
+    binary's build directory (keep the sample count small: about 1 MB per thousand cycles).
     """
+    waves = waves_requested(waves)
     from ..golden.network import load_network
     from ..search.data import load_dataset
     if not passes or any(name not in PASSES for name in passes):
@@ -319,7 +325,7 @@ def run_harness(config_path: str | Path, samples: list[int], *, stall_seed: int,
     if not samples or len(set(samples)) != len(samples):
         raise ValueError(f"samples: expected distinct test-set indices, got {samples}")
     net = load_network(config_path)
-    model = build_harness(config_path, lanes=lanes, build_root=build_root, quiet=quiet)
+    model = build_harness(config_path, lanes=lanes, build_root=build_root, quiet=quiet, waves=waves)
     _, test = load_dataset("digits", time_steps=model.time_steps)
     frames = test.frames[samples]
     if expected is None:
@@ -338,7 +344,8 @@ def run_harness(config_path: str | Path, samples: list[int], *, stall_seed: int,
             results = work / f"results_{name}.txt"
             start = time.monotonic()
             stats = _run_binary(model, events, results, seed=stall_seed, stall=stall, max_in_flight=PASSES[name],
-                                count=len(samples), desc=name.replace("_", " "), progress=progress)
+                                count=len(samples), desc=name.replace("_", " "), progress=progress,
+                                waves=model.binary.parent / f"{name}.fst" if waves else None)
             got = _read_results(model, results)
             if len(got) != len(samples):
                 raise HarnessError(f"{results}: {len(got)} results for {len(samples)} samples")

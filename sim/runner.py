@@ -180,10 +180,12 @@ def network_verilog(config_path: str | Path, *, name: str = NETWORK_TOPLEVEL, tr
 
 def run_network(config_path: str | Path, samples: list[int], *, stall_seed: int, stall: float = 0.2,
                 lanes: str = "balanced", build_root: Path = Path("build/sim"), results: Path | None = None,
-                waves: bool | None = None, simulator: str = "verilator") -> tuple[int, int]:
+                waves: bool | None = None, simulator: str = "verilator",
+                test_module: str = "spikehq.sim.tb_network") -> tuple[int, int]:
     """Build the network core on ``simulator`` (once per distinct Verilog, in
-    ``build_root/<simulator>/network_<hash>``) and run ``sim/tb_network.py`` on the digits test
-    samples ``samples``; return ``(tests, failures)``. ``results`` gets the per-sample JSON
+    ``build_root/<simulator>/network_<hash>``) and run ``test_module`` (``sim/tb_network.py``;
+    ``spikehq.sim.tb_reset`` for the reset test) on the digits test samples ``samples``;
+    return ``(tests, failures)``. ``results`` gets the per-sample JSON
     (labels, cycles, spike counts); ``values_<stall seed>.json`` (how many values were
     compared) lands next to ``test_<stall seed>.log``."""
     waves = waves_requested(waves)
@@ -202,9 +204,10 @@ def run_network(config_path: str | Path, samples: list[int], *, stall_seed: int,
            "SPIKEHQ_VALUES": str(build_dir / f"values_{stall_seed}.json")}
     if results is not None:
         env["SPIKEHQ_RESULTS"] = str(Path(results).resolve())
-    outcome = runner.test(test_module="spikehq.sim.tb_network", hdl_toplevel=NETWORK_TOPLEVEL, build_dir=build_dir,
-                          waves=waves, extra_env=env, log_file=build_dir / f"test_{stall_seed}.log",
-                          results_xml=str(build_dir / f"results_{stall_seed}.xml"))
+    tag = "" if test_module == "spikehq.sim.tb_network" else test_module.rsplit(".", 1)[-1] + "_"
+    outcome = runner.test(test_module=test_module, hdl_toplevel=NETWORK_TOPLEVEL, build_dir=build_dir,
+                          waves=waves, extra_env=env, log_file=build_dir / f"{tag}test_{stall_seed}.log",
+                          results_xml=str(build_dir / f"{tag}results_{stall_seed}.xml"))
     return get_results(outcome)
 
 

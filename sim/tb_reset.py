@@ -1,5 +1,5 @@
 """cocotb testbench: ``rst`` in the middle of a sample on the whole-network core (Verilator),
-run by :func:`sim.reset_runner.run_network_reset` (docs/arithmetic.md §13).
+run by :func:`sim.runner.run_network` (``test_module="spikehq.sim.tb_reset"``) (docs/arithmetic.md §13).
 
 Environment: ``SPIKEHQ_NETWORK`` (searched.json), ``SPIKEHQ_SAMPLES`` (comma-separated digits
 test-set indices: the first is sent whole, the second is interrupted by the reset, the rest are

@@ -20,7 +20,8 @@ from ..golden import codes
 from ..golden.config import LayerConfig, LayerWeights, config_from_dict
 from ..golden.reference import LayerTrace, run_layer
 
-__all__ = ["Case", "make_case", "events_of_step", "expected_events", "matrix", "CaseParams"]
+__all__ = ["Case", "make_case", "events_of_step", "expected_events", "matrix", "CaseParams", "random_params",
+           "case_cycles"]
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,24 @@ class CaseParams:
     lanes: int = 4
     seed: int = 1
     with_weights: bool = True
+    # geometry; 0 (padding -1) = the kind's small default (see _layer_dict)
+    in_channels: int = 0
+    out_channels: int = 0
+    kernel_size: int = 0
+    padding: int = -1
+    height: int = 0
+    width: int = 0
+    random_samples: int = 2
 
     @property
     def name(self) -> str:
         a = "bin" if self.activation_bits == 1 else f"a{self.activation_bits}"
+        geometry = ""
+        if self.in_channels:
+            geometry = (f"_c{self.in_channels}o{self.out_channels}k{self.kernel_size}p{self.padding}"
+                        f"_{self.height}x{self.width}")
         return (f"{self.kind}_{self.scheme}{self.bits}_{a}_{self.neuron}_{self.membrane}"
-                f"_{self.reset}_s{self.leak_shift}_l{self.lanes}_seed{self.seed}"
+                f"_{self.reset}_s{self.leak_shift}_l{self.lanes}{geometry}_seed{self.seed}"
                 + ("" if self.with_weights else "_wport"))
 
 
@@ -55,7 +68,12 @@ class Case:
 
 
 def _layer_dict(p: CaseParams, threshold: int) -> dict:
-    if p.kind == "linear":
+    if p.in_channels and p.kind == "linear":
+        geometry = {"in_features": p.in_channels, "out_features": p.out_channels, "tokens": p.height}
+    elif p.in_channels:
+        geometry = {"in_channels": p.in_channels, "out_channels": p.out_channels, "kernel_size": p.kernel_size,
+                    "padding": p.padding, "height": p.height, "width": p.width}
+    elif p.kind == "linear":
         geometry = {"in_features": 12, "out_features": 8, "tokens": 2}
     elif p.kind == "conv2d":
         geometry = {"in_channels": 2, "out_channels": 4, "kernel_size": 3, "padding": 1, "height": 4, "width": 3}
@@ -67,7 +85,7 @@ def _layer_dict(p: CaseParams, threshold: int) -> dict:
             "membrane": p.membrane}
 
 
-def make_case(p: CaseParams, time_steps: int = 4, random_samples: int = 2) -> Case:
+def make_case(p: CaseParams, time_steps: int = 4) -> Case:
     rng = np.random.default_rng(p.seed)
     probe = config_from_dict({"format": "spikehq-searched", "version": 1, "name": "probe",
                               "time_steps": time_steps, "layers": [_layer_dict(p, 1)]})
@@ -94,7 +112,7 @@ def make_case(p: CaseParams, time_steps: int = 4, random_samples: int = 2) -> Ca
     lo, hi = codes.activation_range(a)
     shape = (time_steps, layer.height, layer.width, C)
     samples = []
-    for density in rng.uniform(0.15, 0.6, size=random_samples):
+    for density in rng.uniform(0.15, 0.6, size=p.random_samples):
         mask = rng.random(shape) < density
         samples.append(torch.from_numpy(np.where(mask, rng.integers(lo, hi + 1, size=shape), 0)))
     samples.append(torch.zeros(shape, dtype=torch.int64))             # silence
@@ -133,3 +151,53 @@ def matrix(seed: int = 1) -> list[CaseParams]:
             lanes=(4, 2, 1, 8)[(n // 3) % 4] if kind == "linear" else (4, 2, 1)[(n // 3) % 3],
             seed=seed + n))
     return cases
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def case_cycles(p: CaseParams, time_steps: int = 4) -> int:
+    """Upper estimate of the PE cycles a case takes (every sample as dense as the densest):
+    k²·G cycles per input event plus a membrane read-out per step (docs/arithmetic.md §7)."""
+    layer = make_layer(p, 1)
+    events = layer.num_inputs * (p.random_samples * 0.6 + 1 + (layer.activation_bits > 1))
+    per_step = layer.out_height * layer.out_width * layer.groups
+    samples = p.random_samples + 1 + (layer.activation_bits > 1)
+    return int(events * time_steps * layer.kernel_size ** 2 * layer.groups + samples * time_steps * 4 * per_step)
+
+
+def make_layer(p: CaseParams, threshold: int, time_steps: int = 4) -> LayerConfig:
+    """The validated layer config of a case (raises ConfigError for an invalid combination)."""
+    return config_from_dict({"format": "spikehq-searched", "version": 1, "name": "case",
+                             "time_steps": time_steps, "layers": [_layer_dict(p, threshold)]}).layers[0]
+
+
+def random_params(seed: int, *, max_cycles: int = 400_000) -> CaseParams:
+    """A random valid PE configuration: any scheme, bits, activation width, neuron, membrane,
+    reset and leak, with random geometry (maps up to 32×32, odd sizes, fan-in up to ~600,
+    kernels 1–5 with any legal padding) and lanes dividing the output channels; redrawn until
+    :func:`case_cycles` is at most ``max_cycles`` (so one case simulates in about a minute)."""
+    rng = random.Random(seed)
+    while True:
+        kind = rng.choice(("linear", "conv2d"))
+        scheme = rng.choice(("pot", "uniform"))
+        neuron = rng.choice(("lif", "ternary"))
+        base = dict(scheme=scheme, bits=rng.choice((2, 4)), activation_bits=rng.choice((1, 1, 2, 3, 4, 5, 8)),
+                    neuron=neuron, membrane=rng.choice(("integer", "ternary")), reset=rng.choice(("hard", "soft")),
+                    leak_shift=rng.choice((0, 1, 2, 3, 5, 16)), seed=seed, random_samples=rng.choice((1, 2)))
+        if kind == "linear":
+            c_in = rng.choice((rng.randint(1, 64), rng.randint(65, 300), rng.randint(500, 640)))
+            out = rng.randint(1, 24)
+            geometry = dict(kind="linear", in_channels=c_in, out_channels=out, kernel_size=1, padding=0,
+                            height=rng.randint(1, 40), width=1)
+        else:
+            k = rng.choice((1, 2, 3, 3, 5))
+            c_in = rng.choice((rng.randint(1, 4), rng.randint(5, 24), rng.randint(57, 70)))
+            out = rng.randint(1, 16)
+            h, w = rng.randint(k, 32), rng.randint(k, 32)
+            geometry = dict(kind="conv2d", in_channels=c_in, out_channels=out, kernel_size=k,
+                            padding=rng.randint(0, k - 1), height=h, width=w)
+        params = CaseParams(**base, **geometry, lanes=rng.choice(_divisors(geometry["out_channels"])))
+        if case_cycles(params) <= max_cycles:
+            return params

@@ -19,10 +19,10 @@ from spikehq.sim.runner import icarus_missing, run_network, verilator_env
 
 SEARCHED = Path("configs/digits_searched/searched.json")
 WAIVERS = Path("rtl/lint_waivers.vlt")
-# CI-sized subset of the digits test set; `make e2e` runs 50
+# CI-sized subset of the digits test set; `make e2e` runs all 360 in the C++ harness
 E2E_SAMPLES = [0, 1, 2]
-# Icarus interprets the 2.9 MB network top slowly: one sample takes well over 10 minutes on a
-# shared 2-core machine, so this run is `slow` and `make test` leaves it out (README, Testing)
+# the digits top on Icarus takes minutes per sample: `slow`, run by `make test-icarus-network`;
+# make test runs a smaller network top on Icarus (test_small_network_bit_exact_on_every_simulator)
 ICARUS_SAMPLES = [0]
 
 
@@ -104,6 +104,30 @@ def test_network_bit_exact_on_icarus(stall_seed, tmp_path):
     tests, failures = run_network(SEARCHED, ICARUS_SAMPLES, stall_seed=stall_seed, results=results, simulator="icarus")
     assert tests == 1 and failures == 0, "see build/sim/icarus/network_*/test_*.log"
     _check_results(results, ICARUS_SAMPLES)
+
+
+@pytest.fixture(scope="module")
+def small_network(tmp_path_factory):
+    """A smaller exported Spikformer with every engine kind of the digits top (two tokenizer
+    convs with pooling, rpe, two blocks of attention and MLP, head and readout), calibrated so
+    its neurons fire; about 20 k cycles per digits sample."""
+    from spikehq.search.export import export_network
+    from test_golden_network import calibrated_model
+    model, _ = calibrated_model(3)
+    return export_network(model, tmp_path_factory.mktemp("small"), name="small")
+
+
+@pytest.mark.parametrize("simulator", [pytest.param("verilator", marks=pytest.mark.verilator),
+                                       pytest.param("icarus", marks=pytest.mark.icarus)])
+def test_small_network_bit_exact_on_every_simulator(small_network, simulator, stall_seed, tmp_path):
+    """The network top on both simulators (Icarus: no X or Z on any output from reset on), two
+    samples one at a time and back to back."""
+    if simulator == "icarus" and icarus_missing():
+        pytest.skip(icarus_missing())
+    results = tmp_path / "results.json"
+    tests, failures = run_network(small_network, [0, 1], stall_seed=stall_seed, results=results, simulator=simulator)
+    assert tests == 1 and failures == 0, f"see build/sim/{simulator}/network_*/test_*.log"
+    _check_results(results, [0, 1])
 
 
 def _check_results(results: Path, samples: list[int]) -> None:

@@ -20,6 +20,7 @@ from amaranth.sim import Simulator
 from spikehq.rtl.glue import ResidualAdd, SpikePool2x2
 from spikehq.rtl.pe import SpikingPE
 from spikehq.sim.amaranth_streams import stream_get, stream_put
+from spikehq.sim.runner import run_network
 from spikehq.sim.vectors import CaseParams, events_of_step, expected_events, make_case
 from test_rtl_attention import BINARY, TERNARY, UINT3, expected_spikes, firing_threshold, make_unit, meta, random_samples
 from test_rtl_readout import HeadWithReadout, golden_result, head_case, sample_tokens
@@ -295,6 +296,6 @@ def test_readout_reset_mid_sample(stall_seed):
 @pytest.mark.verilator
 def test_network_reset_mid_sample_on_verilator(stall_seed):
     """rst at a random cycle inside a digits sample; the samples after it match the golden model."""
-    from spikehq.sim.reset_runner import run_network_reset
-    tests, failures = run_network_reset("configs/digits_searched/searched.json", [0, 1, 2, 3], seed=stall_seed)
-    assert tests == 1 and failures == 0, "see build/sim/network_*/reset_*.log"
+    tests, failures = run_network("configs/digits_searched/searched.json", [0, 1, 2, 3], stall_seed=stall_seed,
+                                  test_module="spikehq.sim.tb_reset")
+    assert tests == 1 and failures == 0, "see build/sim/verilator/network_*/tb_reset_test_*.log"

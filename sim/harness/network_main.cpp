@@ -24,6 +24,7 @@
 //
 // Options: --events F --results F [--seed N] [--stall P] [--max-in-flight N (0 = no limit)]
 //          [--timeout CYCLES (without a handshake: deadlock)] [--progress N]
+//          [--waves F.fst (only in a build with -DSPIKEHQ_WAVES and --trace-fst; 10 time units per cycle)]
 // stdout: "seed N", "progress <results>" every N results, then
 //         "done cycles <C> wall_s <S> cycles_per_s <R>". Exit status: 0 ok, 2 usage or file
 //         error, 3 deadlock (no handshake for --timeout cycles), 4 unexpected result.
@@ -43,6 +44,9 @@
 
 #include "Vharness_top.h"
 #include "verilated.h"
+#ifdef SPIKEHQ_WAVES
+#include "verilated_fst_c.h"
+#endif
 
 namespace {
 
@@ -116,7 +120,7 @@ int usage(const char* message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string events_path, results_path;
+    std::string events_path, results_path, waves_path;
     uint64_t seed = 1, timeout = 20000000, progress = 10;
     double stall = 0.0;
     long max_in_flight = 0;
@@ -131,10 +135,14 @@ int main(int argc, char** argv) {
         else if (a == "--max-in-flight") max_in_flight = std::stol(v);
         else if (a == "--timeout") timeout = std::stoull(v);
         else if (a == "--progress") progress = std::stoull(v);
+        else if (a == "--waves") waves_path = v;
         else return usage(("unknown option " + a).c_str());
     }
     if (events_path.empty() || results_path.empty()) return usage("--events and --results are required");
     if (stall < 0.0 || stall >= 1.0) return usage("--stall: expected 0 <= P < 1");
+#ifndef SPIKEHQ_WAVES
+    if (!waves_path.empty()) return usage("--waves: this harness was built without waves (SPIKEHQ_WAVES)");
+#endif
 
     std::ifstream in(events_path);
     std::string magic;
@@ -162,7 +170,21 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
 
     auto context = std::make_unique<VerilatedContext>();
+#ifdef SPIKEHQ_WAVES
+    context->traceEverOn(true);
+#endif
     auto top = std::make_unique<Vharness_top>(context.get());
+#ifdef SPIKEHQ_WAVES
+    std::unique_ptr<VerilatedFstC> waves;
+    if (!waves_path.empty()) {
+        waves = std::make_unique<VerilatedFstC>();
+        top->trace(waves.get(), 99);
+        waves->open(waves_path.c_str());
+    }
+    auto dump = [&](uint64_t time) { if (waves) waves->dump(time); };
+#else
+    auto dump = [](uint64_t) {};
+#endif
     Rng rng_in(seed), rng_out(seed + 1);
 
     top->in_valid = 0;
@@ -195,6 +217,7 @@ int main(int argc, char** argv) {
         top->in_valid = valid;
         top->out_ready = !(stall > 0.0 && rng_out.next() < stall);
         top->eval();
+        dump(10 * cycle + 5);
         bool fire_in = valid && top->in_ready;
         bool fire_out = top->out_valid && top->out_ready;
         if (fire_out) {
@@ -218,6 +241,7 @@ int main(int argc, char** argv) {
         // positive edge
         top->clk = 1;
         top->eval();
+        dump(10 * cycle + 10);
         if (fire_in) {
             if (send_event == 0) first_in[send_sample] = cycle;
             valid = false;
@@ -241,6 +265,9 @@ int main(int argc, char** argv) {
     }
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     std::fclose(out);
+#ifdef SPIKEHQ_WAVES
+    if (waves) waves->close();
+#endif
     top->final();
     std::printf("done cycles %llu wall_s %.3f cycles_per_s %.0f\n", static_cast<unsigned long long>(cycle), wall,
                 wall > 0 ? cycle / wall : 0.0);
