@@ -12,7 +12,7 @@ JOBS   ?= 2
 TARGET ?= ecp5
 CLOCK_MHZ ?= 100
 
-.PHONY: help venv icarus waves-deps gen test test-icarus-network test-fast verify bench bench-network bench-pot-vs-uniform bench-pot-width e2e search synth clean
+.PHONY: help venv icarus waves-deps gen test test-fast verify bench bench-network bench-pot-vs-uniform bench-pot-width e2e search synth clean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,10 +52,7 @@ gen: $(STAMP)  ## Verilog per layer (+ the network top for a search export), man
 	$(PY) -m spikehq.rtl.gen --config $(CONFIG) --out $(OUT) --lanes $(LANES)
 
 test: $(STAMP) icarus  ## full regression: unit tests, amaranth.sim tests, cocotb on Verilator and on Icarus Verilog
-	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -ra -m "not (icarus and slow)" tests
-
-test-icarus-network: $(STAMP) icarus  ## the digits network top on Icarus Verilog, one sample (slow: minutes per sample; make test runs a smaller network top on Icarus)
-	$(PY) -m pytest -p no:cacheprovider -ra -m "icarus and slow" tests/test_rtl_network.py
+	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -ra tests
 
 verify: $(STAMP) icarus  ## the PE regression at scale on Verilator and Icarus (matrix with new seeds, large/odd geometries, random configs) until VALUES values per simulator are compared (default 500000): make verify [VALUES=n]
 	$(PY) -m spikehq.sim.verify --values $(or $(VALUES),500000)
