@@ -123,3 +123,17 @@ def test_e2e_prints_mismatches_and_fails(monkeypatch, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "e2e: MISMATCH sample 0 (back to back): class 3 != 1" in printed
     assert "e2e: FAIL: 0 of 1 samples mismatch one at a time" in printed and "1 back to back" in printed
+
+
+@pytest.mark.verilator
+def test_harness_writes_fst_waves_on_request(tmp_path, stall_seed):
+    """SPIKEHQ_WAVES / waves=True: a waves build of the harness traces the run to FST."""
+    from spikehq.search.export import export_network
+    from test_golden_network import calibrated_model
+    model, _ = calibrated_model(3)
+    config = export_network(model, tmp_path / "small", name="small")
+    summary = run_harness(config, [0], stall_seed=stall_seed, waves=True, passes=("one_at_a_time",),
+                          build_root=tmp_path / "sim")
+    assert summary["mismatching_samples"] == 0
+    (fst,) = (tmp_path / "sim").glob("harness_*/one_at_a_time.fst")
+    assert fst.stat().st_size > 10_000
