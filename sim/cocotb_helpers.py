@@ -12,10 +12,10 @@ from pathlib import Path
 import cocotb
 from amaranth.hdl import ValueCastable
 from amaranth.lib import wiring
-from cocotb.triggers import First, ReadOnly, RisingEdge
+from cocotb.triggers import First, ReadOnly, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
-__all__ = ["reset", "send_token", "output_ports", "watch_outputs", "write_values"]
+__all__ = ["reset", "send_token", "send_frames", "take_result", "output_ports", "watch_outputs", "write_values"]
 
 RESET_CYCLES = 3
 
@@ -95,3 +95,37 @@ def write_values(counts: dict[str, int], **extra) -> int:
         doc = {"compared": total, **counts, "simulator": cocotb.SIM_NAME, **extra}
         Path(os.environ["SPIKEHQ_VALUES"]).write_text(json.dumps(doc, indent=1) + "\n")
     return total
+
+
+async def send_frames(dut, port: str, layout, frames, *, rng: random.Random | None = None, stall: float = 0.0) -> int:
+    """Send one sample into the network's event stream ``port``: per step of ``frames``
+    ``[T, C, H, W]`` an event ``{y, x, c, value = 1}`` per non-zero entry (in ``nonzero`` order),
+    then the step's end token; return the number of events (end tokens not counted)."""
+    events = 0
+    for t in range(frames.shape[0]):
+        tokens = [{"y": y, "x": x, "c": c, "value": 1, "end": 0} for c, y, x in frames[t].nonzero().tolist()]
+        events += len(tokens)
+        for token in tokens + [{"y": 0, "x": 0, "c": 0, "value": 0, "end": 1}]:
+            await send_token(dut, port, layout.const(token).as_value().value, rng=rng, stall=stall)
+    return events
+
+
+async def take_result(dut, layout, *, timeout_ns: float, rng: random.Random | None = None, stall: float = 0.0,
+                      trace_layout=None):
+    """Take the next ``o_result`` after a random stall (each cycle with probability ``stall``);
+    return its payload and, with ``trace_layout``, ``o_trace`` of the same cycle (else None)."""
+    clk = dut.clk
+    await ReadOnly()
+    if not dut.o_result__valid.value:
+        await with_timeout(RisingEdge(dut.o_result__valid), timeout_ns, "ns")
+    else:
+        await RisingEdge(clk)
+    while rng is not None and rng.random() < stall:
+        await RisingEdge(clk)
+    dut.o_result__ready.value = 1
+    await ReadOnly()
+    result = layout.from_bits(dut.o_result__payload.value.to_unsigned())
+    counts = trace_layout.from_bits(dut.o_trace.value.to_unsigned()) if trace_layout is not None else None
+    await RisingEdge(clk)
+    dut.o_result__ready.value = 0
+    return result, counts

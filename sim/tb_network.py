@@ -23,25 +23,18 @@ import time
 from pathlib import Path
 
 import cocotb
-import torch
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
 from ..search.data import load_dataset
 from ..golden.network import load_network
 from ..rtl.lanes import apply_lanes
 from ..rtl.network import SpikingNetwork
-from .cocotb_helpers import output_ports, reset, send_token, watch_outputs, write_values
+from .cocotb_helpers import output_ports, reset, send_frames, take_result, watch_outputs, write_values
 
 PERIOD_NS = 10
 # no inference of the shipped sizes comes near this; a deadlock must fail, not hang
 TIMEOUT_CYCLES = 20_000_000
-
-
-def frame_events(frame: torch.Tensor) -> list[tuple[int, int, int]]:
-    """(y, x, c) of every non-zero entry of one step's frame [C, H, W], in raster order."""
-    return [(y, x, c) for c, y, x in frame.nonzero().tolist()]
 
 
 def expected_counts(trace: dict, traced: list[str]) -> list[int]:
@@ -74,30 +67,12 @@ async def network_matches_golden(dut):
     trace_layout = top.o_trace.shape()
 
     async def send_sample(frames) -> int:
-        events = 0
-        for t in range(T):
-            tokens = [{"y": y, "x": x, "c": c, "value": 1, "end": 0} for y, x, c in frame_events(frames[0, t])]
-            events += len(tokens)
-            for token in tokens + [{"y": 0, "x": 0, "c": 0, "value": 0, "end": 1}]:
-                await send_token(dut, "i_events", in_layout.const(token).as_value().value, rng=rng_in, stall=stall)
-        return events
+        return await send_frames(dut, "i_events", in_layout, frames[0], rng=rng_in, stall=stall)
 
     async def receive():
         """Take the next result (after a random stall); return it with o_trace of that cycle."""
-        await ReadOnly()
-        if not dut.o_result__valid.value:
-            await with_timeout(RisingEdge(dut.o_result__valid), TIMEOUT_CYCLES * PERIOD_NS, "ns")
-        else:
-            await RisingEdge(clk)
-        while rng_out.random() < stall:
-            await RisingEdge(clk)
-        dut.o_result__ready.value = 1
-        await ReadOnly()
-        result = result_layout.from_bits(dut.o_result__payload.value.to_unsigned())
-        counts = trace_layout.from_bits(dut.o_trace.value.to_unsigned())
-        await RisingEdge(clk)
-        dut.o_result__ready.value = 0
-        return result, counts
+        return await take_result(dut, result_layout, timeout_ns=TIMEOUT_CYCLES * PERIOD_NS, rng=rng_out,
+                                 stall=stall, trace_layout=trace_layout)
 
     records, mismatches = [], 0
     compared = {"labels": 0, "scores": 0, "trace_counts": 0}

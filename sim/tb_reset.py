@@ -21,7 +21,7 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
 from ..golden.network import load_network
@@ -29,7 +29,7 @@ from ..rtl.lanes import apply_lanes
 from ..rtl.network import SpikingNetwork
 from ..rtl.pe import SpikingPE
 from ..search.data import load_dataset
-from .cocotb_helpers import reset, send_token
+from .cocotb_helpers import reset, send_frames, take_result
 
 PERIOD_NS = 10
 TIMEOUT_CYCLES = 20_000_000
@@ -56,25 +56,10 @@ async def reset_mid_sample(dut):
     in_layout, result_layout = top.i_events.payload.shape(), top.o_result.payload.shape()
 
     async def send_sample(index):
-        frames = test.frames[index:index + 1]
-        for t in range(T):
-            tokens = [{"y": y, "x": x, "c": c, "value": 1, "end": 0} for c, y, x in frames[0, t].nonzero().tolist()]
-            for token in tokens + [{"y": 0, "x": 0, "c": 0, "value": 0, "end": 1}]:
-                await send_token(dut, "i_events", in_layout.const(token).as_value().value, rng=rng, stall=stall)
+        await send_frames(dut, "i_events", in_layout, test.frames[index], rng=rng, stall=stall)
 
     async def receive():
-        await ReadOnly()
-        if not dut.o_result__valid.value:
-            await with_timeout(RisingEdge(dut.o_result__valid), TIMEOUT_CYCLES * PERIOD_NS, "ns")
-        else:
-            await RisingEdge(clk)
-        while rng.random() < stall:
-            await RisingEdge(clk)
-        dut.o_result__ready.value = 1
-        await ReadOnly()
-        result = result_layout.from_bits(dut.o_result__payload.value.to_unsigned())
-        await RisingEdge(clk)
-        dut.o_result__ready.value = 0
+        result, _ = await take_result(dut, result_layout, timeout_ns=TIMEOUT_CYCLES * PERIOD_NS, rng=rng, stall=stall)
         return [int(s) for s in result.scores], int(result.label)
 
     def golden(index):

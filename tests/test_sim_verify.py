@@ -9,7 +9,7 @@ import pytest
 
 from spikehq.sim.runner import SIMULATORS, icarus_missing
 from spikehq.sim.verify import geometry_cases, main, plan
-from spikehq.sim.vectors import case_cycles, make_case, make_layer, random_params
+from spikehq.sim.vectors import case_cycles, make_layer, random_params
 
 
 def test_random_configurations_are_valid_varied_and_reproducible():
