@@ -21,7 +21,7 @@ from ..golden.config import LayerConfig, LayerWeights, config_from_dict
 from ..golden.reference import LayerTrace, run_layer
 
 __all__ = ["Case", "make_case", "events_of_step", "expected_events", "matrix", "CaseParams", "random_params",
-           "case_cycles"]
+           "case_cycles", "case_events"]
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,13 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+def case_events(p: CaseParams, time_steps: int = 4) -> int:
+    """Upper estimate of the input events a case sends (the testbench's cost: one cocotb
+    transaction each): random samples at density ≤ 0.6, the all-firing corner samples."""
+    layer = make_layer(p, 1)
+    return int(layer.num_inputs * time_steps * (p.random_samples * 0.6 + 1 + (layer.activation_bits > 1)))
+
+
 def case_cycles(p: CaseParams, time_steps: int = 4) -> int:
     """Upper estimate of the PE cycles a case takes (every sample as dense as the densest):
     k²·G cycles per input event plus a membrane read-out per step (docs/arithmetic.md §7)."""
@@ -173,11 +180,12 @@ def make_layer(p: CaseParams, threshold: int, time_steps: int = 4) -> LayerConfi
                              "time_steps": time_steps, "layers": [_layer_dict(p, threshold)]}).layers[0]
 
 
-def random_params(seed: int, *, max_cycles: int = 400_000) -> CaseParams:
+def random_params(seed: int, *, max_cycles: int = 400_000, max_events: int = 30_000) -> CaseParams:
     """A random valid PE configuration: any scheme, bits, activation width, neuron, membrane,
     reset and leak, with random geometry (maps up to 32×32, odd sizes, fan-in up to ~600,
     kernels 1–5 with any legal padding) and lanes dividing the output channels; redrawn until
-    :func:`case_cycles` is at most ``max_cycles`` (so one case simulates in about a minute)."""
+    :func:`case_cycles` is at most ``max_cycles`` and :func:`case_events` at most ``max_events``
+    (so one case simulates in about a minute)."""
     rng = random.Random(seed)
     while True:
         kind = rng.choice(("linear", "conv2d"))
@@ -199,5 +207,5 @@ def random_params(seed: int, *, max_cycles: int = 400_000) -> CaseParams:
             geometry = dict(kind="conv2d", in_channels=c_in, out_channels=out, kernel_size=k,
                             padding=rng.randint(0, k - 1), height=h, width=w)
         params = CaseParams(**base, **geometry, lanes=rng.choice(_divisors(geometry["out_channels"])))
-        if case_cycles(params) <= max_cycles:
+        if case_cycles(params) <= max_cycles and case_events(params) <= max_events:
             return params

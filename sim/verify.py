@@ -51,10 +51,10 @@ def geometry_cases(seed: int) -> list[CaseParams]:
                    height=5, width=7, **base),                                       # fan-in 576
         CaseParams(kind="linear", scheme="pot", bits=2, activation_bits=8, neuron="lif", membrane="integer",
                    reset="soft", leak_shift=3, lanes=6, in_channels=515, out_channels=12, kernel_size=1, padding=0,
-                   height=9, width=1, **base),
+                   height=3, width=1, **base),
         CaseParams(kind="linear", scheme="uniform", bits=4, activation_bits=3, neuron="ternary", membrane="ternary",
                    reset="hard", leak_shift=16, lanes=1, in_channels=600, out_channels=3, kernel_size=1,
-                   padding=0, height=23, width=1, **base),
+                   padding=0, height=2, width=1, **base),
     ]
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from spikehq.sim.runner import SIMULATORS, icarus_missing
 from spikehq.sim.verify import geometry_cases, main, plan
-from spikehq.sim.vectors import case_cycles, make_layer, random_params
+from spikehq.sim.vectors import case_cycles, case_events, make_layer, random_params
 
 
 def test_random_configurations_are_valid_varied_and_reproducible():
@@ -23,7 +23,7 @@ def test_random_configurations_are_valid_varied_and_reproducible():
     assert max(layer.fan_in for layer in layers) >= 512
     assert any(layer.lanes & (layer.lanes - 1) for layer in layers)   # lanes not a power of two
     assert any(layer.height % 2 and layer.width % 2 and layer.kind == "conv2d" for layer in layers)
-    assert all(case_cycles(p) <= 400_000 for p in params)
+    assert all(case_cycles(p) <= 400_000 and case_events(p) <= 30_000 for p in params)
 
 
 def test_geometry_cases_reach_large_and_odd_shapes():
