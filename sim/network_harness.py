@@ -27,20 +27,18 @@ The model is built once per distinct Verilog, wrapper, main and flags, in
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
-from .runner import network_verilog, verilator_env, waves_requested
+from .runner import build_lock, network_verilog, verilator_env, waves_requested
 
 __all__ = ["HarnessModel", "Expected", "build_harness", "golden_expected", "sample_words", "run_harness",
            "HarnessError", "MAIN"]
@@ -84,17 +82,6 @@ class Expected:
     @property
     def classes(self) -> torch.Tensor:
         return self.scores.argmax(dim=1)
-
-
-@contextmanager
-def _locked(path: Path):
-    """An exclusive lock on ``path`` (as sim/runner.py's builds): concurrent builds of one model wait."""
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _wrapper(top) -> str:
@@ -143,7 +130,7 @@ def build_harness(config_path: str | Path, *, lanes: str = "balanced",
                          result_layout=top.o_result.payload.shape(), trace_layout=top.o_trace.shape(),
                          traced=tuple(top.traced), time_steps=top.time_steps)
     build_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(build_dir / ".build.lock"):
+    with build_lock(build_dir / ".build.lock"):
         if binary.exists():
             return model
         (build_dir / "network_dut.v").write_text(verilog)

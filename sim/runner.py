@@ -27,7 +27,7 @@ from ..rtl.verilog import to_verilog
 from .vectors import CaseParams, make_case
 
 __all__ = ["verilator_env", "run_pe_case", "run_network", "network_verilog", "run_verilog_test",
-           "VerilatorMissing", "IcarusMissing", "SIMULATORS", "icarus_missing", "waves_requested"]
+           "VerilatorMissing", "IcarusMissing", "build_lock", "SIMULATORS", "icarus_missing", "waves_requested"]
 
 SIMULATORS = ("verilator", "icarus")
 TOPLEVEL = "pe_dut"
@@ -90,7 +90,8 @@ def verilator_env() -> dict[str, str]:
 
 
 @contextmanager
-def _locked(path: Path):
+def build_lock(path: Path):
+    """An exclusive lock on the file ``path``: concurrent builds of one model wait for each other."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -113,7 +114,7 @@ def _build_verilator(runner, source: Path, build_dir: Path, build_root: Path, wa
         return
     key = hashlib.sha256(f"{metadata.version('verilator')} {MAKEFLAGS} waves={waves}".encode()).hexdigest()[:16]
     archive = build_root / f"_verilator_runtime_{key}" / "libverilated_runtime.a"
-    with _locked(build_root / ".runtime.lock"):
+    with build_lock(build_root / ".runtime.lock"):
         if not archive.exists():  # the first build compiles the runtime (other workers wait)
             os.environ["MAKEFLAGS"] = MAKEFLAGS
             runner.build(**args)
@@ -197,7 +198,7 @@ def run_network(config_path: str | Path, samples: list[int], *, stall_seed: int,
     source = build_dir / f"{NETWORK_TOPLEVEL}.v"
     if not source.exists() or source.read_text() != text:
         source.write_text(text)
-    with _locked(build_dir / ".build.lock"):
+    with build_lock(build_dir / ".build.lock"):
         runner = _build(simulator, source, build_dir, build_root.resolve(), waves, toplevel=NETWORK_TOPLEVEL)
     env = {"SPIKEHQ_NETWORK": str(Path(config_path).resolve()), "SPIKEHQ_SAMPLES": ",".join(map(str, samples)),
            "SPIKEHQ_STALL_SEED": str(stall_seed), "SPIKEHQ_STALL": str(stall), "SPIKEHQ_LANES": lanes,
@@ -236,7 +237,7 @@ def run_verilog_test(text: str, *, test_module: str, build_dir: Path, extra_env:
     if not source.exists() or source.read_text() != text:
         source.write_text(text)
     runner = get_runner(simulator)
-    with _locked(build_dir / ".build.lock"):
+    with build_lock(build_dir / ".build.lock"):
         if simulator == "verilator":
             os.environ["MAKEFLAGS"] = MAKEFLAGS
             runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir, waves=waves,

@@ -23,6 +23,7 @@ from spikehq.sim.amaranth_streams import stream_get, stream_put
 from spikehq.sim.runner import run_network
 from spikehq.sim.vectors import CaseParams, events_of_step, expected_events, make_case
 from test_rtl_attention import BINARY, TERNARY, UINT3, expected_spikes, firing_threshold, make_unit, meta, random_samples
+from test_rtl_glue import receive_steps
 from test_rtl_readout import HeadWithReadout, golden_result, head_case, sample_tokens
 
 STALL = 0.3
@@ -46,15 +47,7 @@ class _WithReset(Elaboratable):
 def event_steps(ends: int):
     """Collector of ``ends`` steps of an event stream: a list of event lists."""
     async def collect(ctx, port, rng):
-        steps, events = [], []
-        while len(steps) < ends:
-            payload, _ = await stream_get(ctx, port, rng=rng, stall=STALL)
-            if payload.end:
-                steps.append(events)
-                events = []
-            else:
-                events.append((int(payload.y), int(payload.x), int(payload.c), int(payload.value)))
-        return steps
+        return await receive_steps(ctx, port, rng, ends)
     return collect
 
 
