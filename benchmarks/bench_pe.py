@@ -4,7 +4,8 @@
 
 Cycles are counted in amaranth.sim with no stalls (the PE's own throughput), from the first
 input event of a step to the end token it emits, and set beside the cycle model of the
-manifest (k²·G per event, 2 per lane group, 1 per output spike, 2 per step). The last
+PE's bounds (``SpikingPE.step_cycles``: k²·G per event, 1 per lane group, the pipelines'
+latency, at most 1 more per output spike; the manifest lists the same figures). The last
 column is what a dense (non-event-driven) PE with the same lanes would need: every neuron
 visits its whole fan-in, lanes neurons at a time. Prints a
 table, writes ``cycles.json`` and ``cycles_vs_density.png`` to ``--out``.
@@ -78,11 +79,11 @@ def measure(layer, weights, frames) -> tuple[list[int], int]:
     return cycles, spikes_out
 
 
-def model_cycles(layer, events: int, spikes: int, steps: int) -> int:
-    """The manifest's cycle model for back-to-back events: k²·G per event, 2 per lane group,
-    1 per output spike, and 2 per step for the end tokens."""
-    groups = layer.out_height * layer.out_width * layer.groups
-    return events * layer.kernel_size ** 2 * layer.groups + steps * (2 * groups + 2) + spikes
+def model_cycles(layer, weights, events_per_step, spikes_per_step) -> tuple[int, int]:
+    """The PE's own cycle bounds (``SpikingPE.step_cycles``), summed over the steps."""
+    pe = SpikingPE(layer=layer, weights=weights)
+    bounds = [pe.step_cycles(e, s) for e, s in zip(events_per_step, spikes_per_step, strict=True)]
+    return sum(lo for lo, _ in bounds), sum(hi for _, hi in bounds)
 
 
 def main() -> None:
@@ -101,7 +102,7 @@ def main() -> None:
         weights = LayerWeights(codes.encode("pot", 4, values), np.zeros(layer.out_channels, dtype=np.int64),
                                np.full(layer.out_channels, 40))
         print(f"\n{label}: fan-in {layer.fan_in}, {layer.num_inputs} inputs, {layer.num_outputs} neurons")
-        print(f"{'density':>8} {'events/step':>12} {'cycles/step':>12} {'model':>8} {'dense cycles/step':>18}")
+        print(f"{'density':>8} {'events/step':>12} {'cycles/step':>12} {'bounds':>15} {'dense cycles/step':>18}")
         rows = []
         for density in DENSITIES:
             shape = (args.steps, layer.height, layer.width, layer.in_channels)
@@ -110,12 +111,16 @@ def main() -> None:
             trace = run_layer(layer, weights, frames)
             assert int(trace.spikes.abs().sum()) == spikes, "benchmark PE disagrees with the golden model"
             events = int(frames.sum())
-            model = model_cycles(layer, events, spikes, args.steps) / args.steps
+            lo, hi = model_cycles(layer, weights, [int(f.sum()) for f in frames],
+                                  [int(st.abs().sum()) for st in trace.spikes])
+            assert lo <= sum(cycles) <= hi, f"cycles {sum(cycles)} outside the PE's bounds [{lo}, {hi}]"
+            model = (lo / args.steps, hi / args.steps)
             row = {"density": density, "events_per_step": events / args.steps,
-                   "cycles_per_step": sum(cycles) / args.steps, "model_cycles_per_step": model,
+                   "cycles_per_step": sum(cycles) / args.steps, "model_cycles_per_step": list(model),
                    "dense_cycles_per_step": layer.num_outputs * layer.fan_in // layer.lanes}
             rows.append(row)
-            print(f"{density:>8.2f} {row['events_per_step']:>12.1f} {row['cycles_per_step']:>12.1f} {model:>8.1f} "
+            print(f"{density:>8.2f} {row['events_per_step']:>12.1f} {row['cycles_per_step']:>12.1f} "
+                  f"{model[0]:>7.1f}–{model[1]:<7.1f} "
                   f"{layer.num_outputs * layer.fan_in // layer.lanes:>18}")
         results[label] = rows
 

@@ -1,7 +1,9 @@
 """Neuron datapath, one lane each (docs/arithmetic.md §4–§6).
 
-``NeuronLane`` = membrane register (integer or ternary) + leak/integrate + fire unit
-(binary LIF or ternary). All combinational; the processing element registers around them.
+``NeuronLane`` = :class:`Integrate` (restore the membrane register, leak, add bias and
+current), then the fire unit (binary LIF or ternary: spike and reset), then the membrane
+register's store (integer or ternary). All combinational; the processing element puts a
+pipeline register after each of the three, the attention unit uses the whole lane.
 """
 
 from amaranth import Mux, signed, unsigned
@@ -10,7 +12,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["IntegerMembraneRegister", "TernaryMembraneRegister", "BinaryLifUnit",
-           "TernaryNeuronUnit", "NeuronLane", "spike_shape"]
+           "TernaryNeuronUnit", "Integrate", "fire_unit", "membrane_register", "NeuronLane", "spike_shape"]
 
 
 def spike_shape(neuron_type: str):
@@ -115,20 +117,68 @@ class TernaryNeuronUnit(_FireUnit):
         return m
 
 
+def _check_lane(neuron_type: str, membrane: str, reset: str, leak_shift: int) -> None:
+    if neuron_type not in ("lif", "ternary"):
+        raise ValueError(f"Neuron type must be 'lif' or 'ternary', not {neuron_type!r}")
+    if membrane not in ("integer", "ternary"):
+        raise ValueError(f"Membrane must be 'integer' or 'ternary', not {membrane!r}")
+    if leak_shift not in range(17):
+        raise ValueError(f"Leak shift must be between 0 and 16, not {leak_shift}")
+    if reset not in ("hard", "soft"):
+        raise ValueError(f"Reset must be 'hard' or 'soft', not {reset!r}")
+
+
+def _register_cls(membrane: str):
+    return TernaryMembraneRegister if membrane == "ternary" else IntegerMembraneRegister
+
+
+class Integrate(wiring.Component):
+    """First half of a neuron step: restore r from ``stored`` (0 at step 0), ``u = (r >> s) + b + I``."""
+
+    def __init__(self, *, membrane: str, leak_shift: int, current_width: int, membrane_width: int,
+                 bias_width: int, threshold_width: int):
+        _check_lane("lif", membrane, "hard", leak_shift)
+        self.membrane, self.leak_shift = membrane, leak_shift
+        self.membrane_width, self.threshold_width = membrane_width, threshold_width
+        self.stored_width = 2 if membrane == "ternary" else membrane_width
+        super().__init__({
+            "first_step": In(1),
+            "stored": In(signed(self.stored_width)),
+            "current": In(signed(current_width)),
+            "bias": In(signed(bias_width)),
+            "threshold": In(unsigned(threshold_width)),
+            "u": Out(signed(membrane_width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.register = register = _register_cls(self.membrane)(
+            membrane_width=self.membrane_width, threshold_width=self.threshold_width)
+        restored = Mux(self.first_step, 0, register.restored)
+        m.d.comb += [register.stored.eq(self.stored), register.threshold.eq(self.threshold),
+                     self.u.eq((restored >> self.leak_shift) + self.bias + self.current)]
+        return m
+
+
+def fire_unit(*, neuron_type: str, reset: str, membrane_width: int, threshold_width: int) -> "_FireUnit":
+    """The fire unit of a neuron type: binary LIF or ternary."""
+    cls = TernaryNeuronUnit if neuron_type == "ternary" else BinaryLifUnit
+    return cls(membrane_width=membrane_width, threshold_width=threshold_width, reset=reset)
+
+
+def membrane_register(*, membrane: str, membrane_width: int, threshold_width: int) -> _MembraneRegister:
+    """The stored-state codec of a membrane mode: integer or ternary."""
+    return _register_cls(membrane)(membrane_width=membrane_width, threshold_width=threshold_width)
+
+
 class NeuronLane(wiring.Component):
     """One neuron's step: restore, ``u = (r >> s) + b + I``, fire, reset, store (§4)."""
 
     def __init__(self, *, neuron_type: str, membrane: str, reset: str, leak_shift: int,
                  current_width: int, membrane_width: int, bias_width: int, threshold_width: int):
-        if neuron_type not in ("lif", "ternary"):
-            raise ValueError(f"Neuron type must be 'lif' or 'ternary', not {neuron_type!r}")
-        if membrane not in ("integer", "ternary"):
-            raise ValueError(f"Membrane must be 'integer' or 'ternary', not {membrane!r}")
-        if leak_shift not in range(17):
-            raise ValueError(f"Leak shift must be between 0 and 16, not {leak_shift}")
-        if reset not in ("hard", "soft"):
-            raise ValueError(f"Reset must be 'hard' or 'soft', not {reset!r}")
+        _check_lane(neuron_type, membrane, reset, leak_shift)
         self.neuron_type, self.membrane, self.reset, self.leak_shift = neuron_type, membrane, reset, leak_shift
+        self.current_width, self.bias_width = current_width, bias_width
         self.membrane_width, self.threshold_width = membrane_width, threshold_width
         self.stored_width = 2 if membrane == "ternary" else membrane_width
         super().__init__({
@@ -144,18 +194,17 @@ class NeuronLane(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         widths = dict(membrane_width=self.membrane_width, threshold_width=self.threshold_width)
-        register_cls = TernaryMembraneRegister if self.membrane == "ternary" else IntegerMembraneRegister
-        fire_cls = TernaryNeuronUnit if self.neuron_type == "ternary" else BinaryLifUnit
-        m.submodules.register = register = register_cls(**widths)
-        m.submodules.fire = fire = fire_cls(**widths, reset=self.reset)
-        restored = Mux(self.first_step, 0, register.restored)
+        m.submodules.integrate = integrate = Integrate(
+            membrane=self.membrane, leak_shift=self.leak_shift, current_width=self.current_width,
+            bias_width=self.bias_width, **widths)
+        m.submodules.fire = fire = fire_unit(neuron_type=self.neuron_type, reset=self.reset, **widths)
+        m.submodules.register = register = membrane_register(membrane=self.membrane, **widths)
         m.d.comb += [
-            register.stored.eq(self.stored),
-            register.threshold.eq(self.threshold),
-            fire.threshold.eq(self.threshold),
-            fire.u.eq((restored >> self.leak_shift) + self.bias + self.current),
-            register.h_next.eq(fire.h_next),
-            self.spike.eq(fire.spike),
-            self.store.eq(register.store),
+            integrate.first_step.eq(self.first_step), integrate.stored.eq(self.stored),
+            integrate.current.eq(self.current), integrate.bias.eq(self.bias),
+            integrate.threshold.eq(self.threshold),
+            fire.u.eq(integrate.u), fire.threshold.eq(self.threshold),
+            register.h_next.eq(fire.h_next), register.threshold.eq(self.threshold),
+            self.spike.eq(fire.spike), self.store.eq(register.store),
         ]
         return m

@@ -1,28 +1,42 @@
 """The spiking processing element (PE) of one conv/linear layer (docs/arithmetic.md §7, §10).
 
-Event-driven: every input event costs ``k²·G`` cycles (``G = out_channels / lanes``) when
-events arrive back to back (one more after an idle gap), every step ends with a neuron update
-of ``2`` cycles per lane group plus one per output spike, and two cycles for the end tokens.
-Dense fan-in never shows up in the cycle count.
+Event-driven and pipelined: every input event costs ``k²·G`` cycles (``G = out_channels /
+lanes``) when events arrive back to back (one more after an idle gap); dense fan-in never
+shows up in the cycle count. Every memory output is registered before any logic uses it, so
+no path runs from a block RAM through arithmetic.
+
+Scan pipeline, one tap × lane group per cycle::
+
+    ISSUE (counters) ▶ P1 (y', x', bounds) ▶ P2 (row, column products) ▶ R (address: read weights, currents)
+      ▶ D (read data registered; forwarding selects) ▶ M (MAC) ▶ W (write currents back)
+
+Three taps are in flight between a read and its write-back; a read that one of them will
+change takes the newer sum instead (forwarding from M, W and the last two writes), so
+back-to-back events that hit the same current word stay exact.
+
+Neuron update pipeline, one lane group per cycle::
+
+    ISSUE (address counter) ▶ R (read currents, membranes, parameters) ▶ D ▶ N1 (registered; restore,
+      leak, add: u) ▶ N2 (fire, reset) ▶ N3 (membrane register's store) ▶ W (write membrane, clear
+      current, latch spikes)
+
+A lane group with spikes waits in W while the emitter still sends the previous one (one
+event per cycle); then the whole update pipeline holds (read ports included).
 
 After reset (and at power-up) the PE first clears its current memory, one word per cycle
 (``cycles_after_reset`` = ``H'·W'·G`` cycles, ``i_spikes.ready`` low): a reset in the middle of
 a step leaves partial sums there. Membranes need no clearing (step 0 ignores them, §4.1); the
 weight and parameter memories are never written at run time.
 
-Phases, per time step::
-
-    CLEAR (after reset) ─▶ ACCEPT ──event──▶ SCAN (k²·G cycles: read weights + currents, MAC, write currents;
-      ▲  │               its last cycle accepts the next token like ACCEPT does)
-      │  └──end token──▶ UPDATE_READ ▶ UPDATE_CALC ▶ [EMIT: one cycle per spike] ▶ next group …
-      └──────────────── END (end token out) ◀── after the last lane group
+Phases: CLEAR (after reset) ▶ ACCEPT ⇄ SCAN; end token ▶ DRAIN (scan pipeline empties)
+▶ UPDATE (issue every lane group) ▶ FLUSH (update pipeline and emitter empty) ▶ END (end token out) ▶ ACCEPT.
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth import Mux, Signal, signed, unsigned
+from amaranth import Cat, Mux, Signal, signed, unsigned
 from amaranth.hdl import Module
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -30,9 +44,13 @@ from amaranth.lib.wiring import In, Out
 from ..golden.config import LayerConfig, LayerWeights, LayerWidths
 from .events import SpikeEmitter, advance, counter, event_layout, index_shape
 from .mac import MAC_FOR_SCHEME, activation_shape
-from .neuron import NeuronLane, spike_shape
+from .neuron import Integrate, fire_unit, membrane_register, spike_shape
 
-__all__ = ["weight_rows", "param_rows", "SpikingPE", "WeightWriteSignature", "MembraneProbeSignature"]
+__all__ = ["weight_rows", "param_rows", "memory_attrs", "SpikingPE", "WeightWriteSignature", "MembraneProbeSignature"]
+
+# Memories of at most this many words go to LUT RAM (or registers where a device has none):
+# a block RAM for them would sit almost empty (docs/synthesis.md, "Memories").
+LUT_RAM_MAX_DEPTH = 64
 
 
 def weight_rows(layer: LayerConfig, weights: LayerWeights) -> list[list[int]]:
@@ -41,6 +59,14 @@ def weight_rows(layer: LayerConfig, weights: LayerWeights) -> list[list[int]]:
     return [[int(codes[g * L + l, c, i, j]) for l in range(L)]
             for c in range(layer.in_channels) for i in range(k) for j in range(k)
             for g in range(layer.groups)]
+
+
+def memory_attrs(depth: int, *, rom: bool) -> dict:
+    """Synthesis attributes of a memory of ``depth`` words: a small RAM goes to LUT RAM, a small
+    ROM to logic (LUTs), anything larger to block RAM (the tools' choice)."""
+    if depth > LUT_RAM_MAX_DEPTH:
+        return {}
+    return {"rom_style": "logic"} if rom else {"ram_style": "distributed"}
 
 
 def param_rows(layer: LayerConfig, weights: LayerWeights | None) -> list[list[dict]]:
@@ -108,6 +134,23 @@ class SpikingPE(wiring.Component):
                 addr_width=index_shape(self.neuron_depth).width, word_shape=self.membrane_word))
         super().__init__(members)
 
+    #: taps ahead whose pending write-back a current read takes instead (forwarding); 3 covers
+    #: every tap between a read and its write-back (fewer exists only to test the forwarding)
+    FORWARDED_TAPS = 3
+
+    #: cycles per step beyond events and lane groups, at most, without output stalls: the scan
+    #: pipeline drains (7) after the end token, the update pipeline fills and empties (8)
+    STEP_OVERHEAD_CYCLES = 15
+
+    def step_cycles(self, events: int, spikes: int) -> tuple[int, int]:
+        """Bounds on the cycles of one step (end token in to end token out) with ``events``
+        back-to-back input events and ``spikes`` output spikes, when ``o_spikes`` never stalls:
+        at least ``events·k²·G + H'·W'·G`` plus the pipelines' latency; each spike costs at
+        most one more cycle (the emitter overlaps the update)."""
+        layer = self.layer
+        base = events * layer.kernel_size ** 2 * layer.groups + self.neuron_depth
+        return base + 9, base + self.STEP_OVERHEAD_CYCLES + spikes
+
     @property
     def cycles_after_reset(self) -> int:
         """Cycles after ``rst`` falls (or power-up) before ``i_spikes.ready`` can rise: the sweep."""
@@ -117,32 +160,35 @@ class SpikingPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         mem = self._memories(m)
-        macs, lanes = self._lanes(m)
         st = self._state()
-        self._addressing(m, st)
-        self._accumulate(m, st, mem, macs)
-        self._neuron_update(m, st, mem, lanes)
-        # o_spikes: the latched lane group's spikes, lowest lane first
+        scan = self._scan_pipeline(m, st, mem)
+        upd = self._update_pipeline(m, st, mem)
+        self._current_port(m, st, mem, scan, upd)
         st.out.drive(m, y=st.out_y, x=st.out_x, base=st.out_g * self.layer.lanes)
-        self._control(m, st, mem, lanes)
+        self._control(m, st, scan, upd)
         return m
 
     def _memories(self, m) -> SimpleNamespace:
         """Weight and parameter ROMs, current and membrane RAMs, and their ports (§10)."""
         layer = self.layer
-        m.submodules.weights = weight_mem = memory.Memory(
-            shape=self.weight_word, depth=self.weight_depth,
-            init=weight_rows(layer, self.weights) if self.weights is not None else [])
-        m.submodules.params = param_mem = memory.Memory(
-            shape=self.param_word, depth=layer.groups, init=param_rows(layer, self.weights))
-        m.submodules.currents = current_mem = memory.Memory(shape=self.current_word, depth=self.neuron_depth, init=[])
-        m.submodules.membranes = membrane_mem = memory.Memory(shape=self.membrane_word, depth=self.neuron_depth, init=[])
-        current_wr = current_mem.write_port()
+        def make(name, shape, depth, init, rom=False):
+            m.submodules[name] = mem = memory.Memory(shape=shape, depth=depth, init=init,
+                                                     attrs=memory_attrs(depth, rom=rom))
+            return mem
+        weight_mem = make("weights", self.weight_word, self.weight_depth,
+                          weight_rows(layer, self.weights) if self.weights is not None else [],
+                          rom=self.weights is not None)
+        param_mem = make("params", self.param_word, layer.groups, param_rows(layer, self.weights), rom=True)
+        current_mem = make("currents", self.current_word, self.neuron_depth, [])
+        membrane_mem = make("membranes", self.membrane_word, self.neuron_depth, [])
         ports = SimpleNamespace(
-            weight_rd=weight_mem.read_port(), param_rd=param_mem.read_port(), current_wr=current_wr,
-            # transparent: a MAC write-back and a read of the same address in one cycle see the sum
-            current_rd=current_mem.read_port(transparent_for=(current_wr,)),
+            weight_rd=weight_mem.read_port(), param_rd=param_mem.read_port(),
+            current_wr=current_mem.write_port(), current_rd=current_mem.read_port(),
             membrane_wr=membrane_mem.write_port(), membrane_rd=membrane_mem.read_port())
+        # the current memory's one output register, shared by the scan (M) and update (N1) pipelines
+        ports.current_q = Signal(self.current_word)
+        with m.If(ports.current_rd.en):
+            m.d.sync += ports.current_q.eq(ports.current_rd.data)
         if self.weights is None:
             weight_wr = weight_mem.write_port()
             m.d.comb += [weight_wr.addr.eq(self.weight_write.addr), weight_wr.data.eq(self.weight_write.data),
@@ -152,141 +198,217 @@ class SpikingPE(wiring.Component):
             m.d.comb += [probe_rd.addr.eq(self.membrane_probe.addr), self.membrane_probe.data.eq(probe_rd.data)]
         return ports
 
-    def _lanes(self, m):
-        """One MAC (of the scheme's kind only) and one neuron lane per lane."""
-        layer, w = self.layer, self.widths
-        mac_cls = MAC_FOR_SCHEME[layer.scheme]
-        macs, lanes = [], []
-        for l in range(layer.lanes):
-            macs.append(mac_cls(weight_bits=layer.bits, activation_bits=layer.activation_bits,
-                                acc_width=w.current_width))
-            lanes.append(NeuronLane(
-                neuron_type=layer.neuron.type, membrane=layer.membrane, reset=layer.neuron.reset,
-                leak_shift=layer.neuron.leak_shift, current_width=w.current_width,
-                membrane_width=w.membrane_width, bias_width=w.bias_width, threshold_width=w.threshold_width))
-            m.submodules[f"mac{l}"] = macs[l]
-            m.submodules[f"neuron{l}"] = lanes[l]
-        return macs, lanes
-
     def _state(self) -> SimpleNamespace:
         layer = self.layer
         return SimpleNamespace(
             event=Signal(self.in_layout),                       # input event being scanned
             tap_i=counter(layer.kernel_size), tap_j=counter(layer.kernel_size),
-            group=counter(layer.groups),                       # lane group, in scan and update
+            group=counter(layer.groups),                       # lane group of the scan
             weight_addr=counter(self.weight_depth),
-            pixel_y=counter(layer.out_height), pixel_x=counter(layer.out_width),
             step=counter(layer.time_steps),                    # time step within the sample
-            acc_valid=Signal(),                                 # MAC stage: write back this cycle
-            acc_addr=counter(self.neuron_depth),
-            acc_value=Signal.like(self.i_spikes.payload.value),
+            # neuron update / clear sweep: address, pixel and lane group, in address order
+            u_addr=counter(self.neuron_depth), u_y=counter(layer.out_height), u_x=counter(layer.out_width),
+            u_g=counter(layer.groups),
             out=SpikeEmitter(self.o_spikes, lanes=layer.lanes),
             out_y=counter(layer.out_height), out_x=counter(layer.out_width), out_g=counter(layer.groups),
         )
 
-    def _addressing(self, m, st) -> None:
-        """Scan taps: output pixel y' = y + p - i, x' = x + p - j (stride 1) and its address;
-        update: the address of (pixel_y, pixel_x, group)."""
+    def _stage(self, m, prefix: str, fields: dict, *, en=None) -> SimpleNamespace:
+        """Pipeline registers ``prefix_name`` for ``{name: (shape, value)}``, loaded every cycle (or when ``en``)."""
+        regs = SimpleNamespace()
+        for name, (shape, value) in fields.items():
+            reg = Signal(shape, name="$signal")
+            setattr(regs, name, reg)
+            if en is None:
+                m.d.sync += reg.eq(value)
+            else:
+                with m.If(en):
+                    m.d.sync += reg.eq(value)
+        return regs
+
+    @staticmethod
+    def _carry(stage, *names) -> dict:
+        """Fields of ``stage`` passed on unchanged to the next stage."""
+        return {name: (getattr(stage, name).shape(), getattr(stage, name)) for name in names}
+
+    def _scan_pipeline(self, m, st, mem) -> SimpleNamespace:
+        """ISSUE ▶ P1 ▶ P2 ▶ R ▶ D ▶ M ▶ W (module docstring)."""
         layer = self.layer
-        G, k, p, Hp, Wp = layer.groups, layer.kernel_size, layer.padding, layer.out_height, layer.out_width
-        oy = Signal(signed(len(st.event.y) + 2))
-        ox = Signal(signed(len(st.event.x) + 2))
-        m.d.comb += [oy.eq(st.event.y + p - st.tap_i), ox.eq(st.event.x + p - st.tap_j)]
-        st.tap_valid = (oy >= 0) & (oy < Hp) & (ox >= 0) & (ox < Wp)
-        st.tap_addr = (oy * (Wp * G) + ox * G + st.group)[:len(st.acc_addr)]
-        st.pixel_addr = (st.pixel_y * (Wp * G) + st.pixel_x * G + st.group)[:len(st.acc_addr)]
-        st.last_tap = (st.tap_i == k - 1) & (st.tap_j == k - 1) & (st.group == G - 1)
-        st.last_group = (st.pixel_y == Hp - 1) & (st.pixel_x == Wp - 1) & (st.group == G - 1)
+        G, p, Hp, Wp = layer.groups, layer.padding, layer.out_height, layer.out_width
+        addr_shape = index_shape(self.neuron_depth)
+        coord = signed(max(len(st.event.y), len(st.event.x)) + 2)
+        issue = Signal()
+        # P1: output pixel y' = y + p - i, x' = x + p - j (stride 1); P2: its row and column offsets
+        p1 = self._stage(m, "scan_p1", {
+            "valid": (1, issue), "oy": (coord, st.event.y + p - st.tap_i), "ox": (coord, st.event.x + p - st.tap_j),
+            "g": (st.group.shape(), st.group), "waddr": (st.weight_addr.shape(), st.weight_addr),
+            "value": (st.event.value.shape(), st.event.value)})
+        inside = (p1.oy >= 0) & (p1.oy < Hp) & (p1.ox >= 0) & (p1.ox < Wp)
+        p2 = self._stage(m, "scan_p2", {
+            "valid": (1, p1.valid & inside), "row": (addr_shape, p1.oy.as_unsigned() * (Wp * G)),
+            "col": (addr_shape, p1.ox.as_unsigned() * G + p1.g), **self._carry(p1, "waddr", "value")})
+        r = self._stage(m, "scan_r", {"valid": (1, p2.valid), "addr": (addr_shape, p2.row + p2.col),
+                                      **self._carry(p2, "waddr", "value")})
+        m.d.comb += mem.weight_rd.addr.eq(r.waddr)
+        d = self._stage(m, "scan_d", self._carry(r, "valid", "addr", "value"))
+        # M: read data registered; `hit` marks taps ahead whose write this read missed (module docstring)
+        x = self._stage(m, "scan_m", {**self._carry(d, "valid", "addr", "value"),
+                                      "code": (self.weight_word, mem.weight_rd.data)})
+        w = SimpleNamespace(valid=Signal(name="scan_w_valid"), addr=Signal(addr_shape, name="scan_w_addr"),
+                            sum=Signal(self.current_word, name="scan_w_sum"))
+        written = [self._stage(m, "written1", {"valid": (1, mem.current_wr.en), "addr": (addr_shape, mem.current_wr.addr),
+                                               "data": (self.current_word, mem.current_wr.data)})]
+        written.append(self._stage(m, "written2", self._carry(written[0], "valid", "addr", "data")))
+        # now in M, W, just written → next cycle in W, just written, written before
+        ahead = [(x, w.sum), (w, written[0].data), (written[0], written[1].data)][:self.FORWARDED_TAPS]
+        newest = mem.current_q
+        for i, (now, later) in reversed(list(enumerate(ahead))):
+            hit = Signal(name="$signal")
+            m.d.sync += hit.eq(now.valid & (now.addr == d.addr))
+            newest = self.current_word(Mux(hit, later, newest))
+        sums = Signal(self.current_word)
+        for l, mac in enumerate(self._macs(m)):
+            m.d.comb += [mac.code.eq(x.code[l]), mac.x.eq(x.value), mac.acc_in.eq(newest[l]), sums[l].eq(mac.acc_out)]
+        m.d.sync += [w.valid.eq(x.valid), w.addr.eq(x.addr), w.sum.eq(sums)]
+        return SimpleNamespace(issue=issue, read_addr=r.addr, write=w,
+                               busy=p1.valid | p2.valid | r.valid | d.valid | x.valid | w.valid)
 
-    def _accumulate(self, m, st, mem, macs) -> None:
-        """MAC stage: the cycle after a scan read, add the products and write the currents back."""
-        m.d.sync += st.acc_valid.eq(0)
+    def _macs(self, m) -> list:
+        """One MAC (of the scheme's kind only) per lane."""
+        layer, w = self.layer, self.widths
+        macs = [MAC_FOR_SCHEME[layer.scheme](weight_bits=layer.bits, activation_bits=layer.activation_bits,
+                                             acc_width=w.current_width) for _ in range(layer.lanes)]
         for l, mac in enumerate(macs):
-            m.d.comb += [mac.code.eq(mem.weight_rd.data[l]), mac.x.eq(st.acc_value),
-                         mac.acc_in.eq(mem.current_rd.data[l]), mem.current_wr.data[l].eq(mac.acc_out)]
-        m.d.comb += [mem.current_wr.addr.eq(st.acc_addr), mem.current_wr.en.eq(st.acc_valid),
-                     mem.weight_rd.addr.eq(st.weight_addr)]
+            m.submodules[f"mac{l}"] = mac
+        return macs
 
-    def _neuron_update(self, m, st, mem, lanes) -> None:
-        """Neuron lanes see the currents, membranes and parameters of one lane group."""
-        for l, lane in enumerate(lanes):
-            m.d.comb += [
-                lane.first_step.eq(st.step == 0),
-                lane.stored.eq(mem.membrane_rd.data[l]),
-                lane.current.eq(mem.current_rd.data[l]),
-                lane.bias.eq(mem.param_rd.data[l].bias),
-                lane.threshold.eq(mem.param_rd.data[l].threshold),
-                mem.membrane_wr.data[l].eq(lane.store),
-            ]
-        m.d.comb += [mem.membrane_rd.addr.eq(st.pixel_addr), mem.param_rd.addr.eq(st.group)]
+    def _update_pipeline(self, m, st, mem) -> SimpleNamespace:
+        """ISSUE ▶ R ▶ D ▶ N1 ▶ N2 ▶ N3 ▶ W (module docstring); holds while a firing group waits for the emitter."""
+        layer, w, L = self.layer, self.widths, self.layer.lanes
+        issue, hold = Signal(), Signal()
+        go = ~hold
+        where = ("addr", "y", "x", "g")
+        r = self._stage(m, "update_r", {"valid": (1, issue), **self._carry(
+            SimpleNamespace(addr=st.u_addr, y=st.u_y, x=st.u_x, g=st.u_g), *where)}, en=go)
+        m.d.comb += [mem.membrane_rd.addr.eq(r.addr), mem.param_rd.addr.eq(r.g),
+                     mem.membrane_rd.en.eq(go), mem.param_rd.en.eq(go), mem.current_rd.en.eq(go)]
+        d = self._stage(m, "update_d", self._carry(r, "valid", *where), en=go)
+        n1_in = self._stage(m, "update_n1", {**self._carry(d, "valid", *where),
+                                             "stored": (self.membrane_word, mem.membrane_rd.data),
+                                             "param": (self.param_word, mem.param_rd.data)}, en=go)
+        membrane_lanes = data.ArrayLayout(signed(w.membrane_width), L)
+        threshold_lanes = data.ArrayLayout(unsigned(w.threshold_width), L)
+        integrated, h_next = Signal(membrane_lanes), Signal(membrane_lanes)
+        fired = Signal(data.ArrayLayout(spike_shape(layer.neuron.type), L))
+        stores = Signal(self.membrane_word)
+        n2 = self._stage(m, "update_n2", {
+            **self._carry(n1_in, "valid", *where), "u": (membrane_lanes, integrated),
+            "threshold": (threshold_lanes, Cat(*(n1_in.param[l].threshold for l in range(L))))}, en=go)
+        n3 = self._stage(m, "update_n3", {**self._carry(n2, "valid", "threshold", *where),
+                                          "h_next": (membrane_lanes, h_next), "spikes": (fired.shape(), fired),
+                                          "any": (1, Cat(*(fired[l] != 0 for l in range(L))).any())}, en=go)
+        wb = self._stage(m, "update_w", {**self._carry(n3, "valid", "spikes", "any", *where),
+                                         "store": (stores.shape(), stores)}, en=go)
+        for l in range(L):
+            integrate, fire, register = self._neuron_parts(m, l)
+            m.d.comb += [integrate.first_step.eq(st.step == 0), integrate.stored.eq(n1_in.stored[l]),
+                         integrate.current.eq(mem.current_q[l]), integrate.bias.eq(n1_in.param[l].bias),
+                         integrate.threshold.eq(n1_in.param[l].threshold), integrated[l].eq(integrate.u),
+                         fire.u.eq(n2.u[l]), fire.threshold.eq(n2.threshold[l]),
+                         fired[l].eq(fire.spike), h_next[l].eq(fire.h_next),
+                         register.h_next.eq(n3.h_next[l]), register.threshold.eq(n3.threshold[l]),
+                         stores[l].eq(register.store)]
+        # W: the emitter takes a firing group only once it has sent the previous one
+        m.d.comb += hold.eq(wb.valid & wb.any & st.out.fired.any())
+        retire = wb.valid & go
+        m.d.comb += [mem.membrane_wr.addr.eq(wb.addr), mem.membrane_wr.data.eq(wb.store),
+                     mem.membrane_wr.en.eq(retire)]
+        with m.If(retire & wb.any):
+            st.out.latch(m, [wb.spikes[l] for l in range(L)])
+            m.d.sync += [st.out_y.eq(wb.y), st.out_x.eq(wb.x), st.out_g.eq(wb.g)]
+        return SimpleNamespace(issue=issue, go=go, reading=r.valid, read_addr=r.addr, clear=retire,
+                               clear_addr=wb.addr, busy=r.valid | d.valid | n1_in.valid | n2.valid | n3.valid | wb.valid)
 
-    def _control(self, m, st, mem, lanes) -> None:
+    def _neuron_parts(self, m, lane: int):
+        """A lane's integrate, fire and membrane-register parts (§4), pipelined by the caller."""
+        layer, w = self.layer, self.widths
+        widths = dict(membrane_width=w.membrane_width, threshold_width=w.threshold_width)
+        parts = (Integrate(membrane=layer.membrane, leak_shift=layer.neuron.leak_shift,
+                           current_width=w.current_width, bias_width=w.bias_width, **widths),
+                 fire_unit(neuron_type=layer.neuron.type, reset=layer.neuron.reset, **widths),
+                 membrane_register(membrane=layer.membrane, **widths))
+        for name, part in zip(("integrate", "fire", "register"), parts):
+            m.submodules[f"{name}{lane}"] = part
+        return parts
+
+    def _current_port(self, m, st, mem, scan, upd) -> None:
+        """The current memory's read address and its one write port: scan write-back, update clear, reset sweep."""
+        m.d.comb += mem.current_rd.addr.eq(Mux(upd.reading, upd.read_addr, scan.read_addr))
+        with m.If(scan.write.valid):
+            m.d.comb += [mem.current_wr.addr.eq(scan.write.addr), mem.current_wr.data.eq(scan.write.sum),
+                         mem.current_wr.en.eq(1)]
+        with m.Elif(upd.clear):
+            m.d.comb += [mem.current_wr.addr.eq(upd.clear_addr), mem.current_wr.en.eq(1)]
+        st.clear_sweep = Signal()
+        with m.If(st.clear_sweep):
+            m.d.comb += [mem.current_wr.addr.eq(st.u_addr), mem.current_wr.en.eq(1)]
+
+    def _control(self, m, st, scan, upd) -> None:
         """The phase FSM (see the module docstring)."""
         layer = self.layer
         G, k, Hp, Wp = layer.groups, layer.kernel_size, layer.out_height, layer.out_width
         payload = self.i_spikes.payload
+        last_u = st.u_addr == self.neuron_depth - 1
 
         def accept():
             """Take the next input token: an event starts a scan, the end token the update."""
             m.d.comb += self.i_spikes.ready.eq(1)
             with m.If(self.i_spikes.valid):
                 with m.If(payload.end):
-                    m.next = "UPDATE_READ"
+                    m.next = "DRAIN"
                 with m.Else():
                     m.d.sync += [st.event.eq(payload), st.weight_addr.eq(payload.c * (k * k * G)),
                                  st.tap_i.eq(0), st.tap_j.eq(0), st.group.eq(0)]
                     m.next = "SCAN"
 
-        def clear_current():
-            """Zero the current word of (pixel_y, pixel_x, group)."""
-            m.d.comb += [mem.current_wr.addr.eq(st.pixel_addr), mem.current_wr.en.eq(1),
-                         *(mem.current_wr.data[l].eq(0) for l in range(layer.lanes))]
-
-        def leave_group():
-            """After a lane group's update: on to the next group in address order, or END."""
-            with m.If(st.last_group):
-                m.next = "END"
-            with m.Else():
-                m.next = "UPDATE_READ"
-                advance(m, [(st.group, G), (st.pixel_x, Wp), (st.pixel_y, Hp)])
+        def sweep_address():
+            advance(m, [(st.u_g, G), (st.u_x, Wp), (st.u_y, Hp)])
+            m.d.sync += st.u_addr.eq(Mux(last_u, 0, st.u_addr + 1))
 
         with m.FSM(name="phase"):
             with m.State("CLEAR"):
                 # after reset: zero every current word (a reset mid-step leaves partial sums)
-                clear_current()
-                advance(m, [(st.group, G), (st.pixel_x, Wp), (st.pixel_y, Hp)])
-                with m.If(st.last_group):
+                m.d.comb += st.clear_sweep.eq(1)
+                sweep_address()
+                with m.If(last_u):
                     m.next = "ACCEPT"
             with m.State("ACCEPT"):
-                m.d.comb += mem.current_rd.addr.eq(st.pixel_addr)
-                m.d.sync += [st.group.eq(0), st.pixel_x.eq(0), st.pixel_y.eq(0)]
                 accept()
             with m.State("SCAN"):
-                # One tap × lane group per cycle; the MAC stage writes it back next cycle.
-                m.d.comb += mem.current_rd.addr.eq(st.tap_addr)
-                m.d.sync += [st.acc_valid.eq(st.tap_valid), st.acc_addr.eq(st.tap_addr),
-                             st.acc_value.eq(st.event.value), st.weight_addr.eq(st.weight_addr + 1)]
+                # one tap × lane group per cycle into the scan pipeline
+                m.d.comb += scan.issue.eq(1)
+                m.d.sync += st.weight_addr.eq(st.weight_addr + 1)
                 advance(m, [(st.group, G), (st.tap_j, k), (st.tap_i, k)])
-                with m.If(st.last_tap):
+                with m.If((st.tap_i == k - 1) & (st.tap_j == k - 1) & (st.group == G - 1)):
                     m.next = "ACCEPT"
                     accept()  # back-to-back events: the next scan starts without a gap
-            with m.State("UPDATE_READ"):
-                m.d.comb += mem.current_rd.addr.eq(st.pixel_addr)
-                m.next = "UPDATE_CALC"
-            with m.State("UPDATE_CALC"):
-                # Read data of (pixel, group) is valid: store membranes, clear currents, latch spikes.
-                m.d.comb += [mem.membrane_wr.addr.eq(st.pixel_addr), mem.membrane_wr.en.eq(1)]
-                clear_current()
-                fired = st.out.latch(m, [lane.spike for lane in lanes])
-                m.d.sync += [st.out_y.eq(st.pixel_y), st.out_x.eq(st.pixel_x), st.out_g.eq(st.group)]
-                with m.If(fired):
-                    m.next = "EMIT"
-                with m.Else():
-                    leave_group()
-            with m.State("EMIT"):
-                with st.out.emit(m):
-                    leave_group()
+            with m.State("DRAIN"):
+                with m.If(~scan.busy):
+                    m.next = "UPDATE"
+            with m.State("UPDATE"):
+                m.d.comb += upd.issue.eq(1)
+                with m.If(upd.go):
+                    sweep_address()
+                    with m.If(last_u):
+                        m.next = "FLUSH"
+            with m.State("FLUSH"):
+                with m.If(~upd.busy & ~st.out.fired.any()):
+                    m.next = "END"
             with m.State("END"):
                 with st.out.end(m):
                     m.d.sync += st.step.eq(Mux(st.step == layer.time_steps - 1, 0, st.step + 1))
                     m.next = "ACCEPT"
+        # the emitter runs beside the update pipeline: one event per cycle while spikes are latched
+        with m.If(st.out.fired.any()):
+            with st.out.emit(m):
+                pass

@@ -45,6 +45,18 @@ def test_scoreboard_catches_a_broken_mac(monkeypatch, stall_seed):
     assert count_mismatches(case, outputs, membranes) > 0
 
 
+@pytest.mark.parametrize("forwarded", [0, 1, 2])
+def test_every_forwarding_path_matters(monkeypatch, forwarded, stall_seed):
+    """Linear layers with 1, 2 and 3 lane groups: back-to-back events of one token hit the
+    current word read 1, 2 or 3 taps earlier, so dropping the matching forwarding path breaks them."""
+    monkeypatch.setattr(SpikingPE, "FORWARDED_TAPS", forwarded)
+    groups = forwarded + 1
+    case = make_case(CaseParams(scheme="uniform", bits=4, kind="linear", lanes=2, seed=5, in_channels=8,
+                                out_channels=2 * groups, height=4))
+    outputs, membranes = run_case(case, stall_seed=stall_seed, stall_probability=0.0)
+    assert count_mismatches(case, outputs, membranes) > 0
+
+
 def test_widths_override_sizes_the_datapath():
     """``widths`` replaces ``layer.widths(weights)`` in every memory word, MAC and neuron lane."""
     case = make_case(CaseParams(scheme="pot", bits=4, activation_bits=4, seed=3))
@@ -58,7 +70,7 @@ def test_widths_override_sizes_the_datapath():
     assert dut.membrane_word.elem_shape.width == narrow.membrane_width
     m = dut.elaborate(None)
     assert m.submodules.mac0.acc_width == narrow.current_width
-    assert m.submodules.neuron0.membrane_width == narrow.membrane_width
+    assert m.submodules.integrate0.membrane_width == m.submodules.register0.membrane_width == narrow.membrane_width
 
 
 def test_pe_constructor_checks():
