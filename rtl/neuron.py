@@ -6,13 +6,14 @@ register's store (integer or ternary). All combinational; the processing element
 pipeline register after each of the three, the attention unit uses the whole lane.
 """
 
-from amaranth import Mux, signed, unsigned
+from amaranth import Const, Mux, signed, unsigned
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["IntegerMembraneRegister", "TernaryMembraneRegister", "BinaryLifUnit",
-           "TernaryNeuronUnit", "Integrate", "fire_unit", "membrane_register", "NeuronLane", "spike_shape"]
+           "TernaryNeuronUnit", "Integrate", "fire_compare", "fire_resolve", "fire_unit", "membrane_register",
+           "NeuronLane", "spike_shape"]
 
 
 def spike_shape(neuron_type: str):
@@ -67,8 +68,24 @@ class TernaryMembraneRegister(_MembraneRegister):
         return m
 
 
+def fire_compare(neuron_type: str, u, threshold):
+    """First half of firing: ``(u >= θ, u <= -θ)``; the second is constant 0 for binary LIF."""
+    return u >= threshold, (u <= -threshold) if neuron_type == "ternary" else Const(0, 1)
+
+
+def fire_resolve(reset: str, u, threshold, up, down):
+    """Second half: the spike value ``up - down`` and h' (hard: 0 where fired; soft: u - S·θ)."""
+    spike = Mux(up, 1, Mux(down, -1, 0))
+    if reset == "hard":
+        return spike, Mux(up | down, 0, u)
+    return spike, u - Mux(up, threshold, Mux(down, -threshold, 0))
+
+
 class _FireUnit(wiring.Component):
-    """Threshold compare and reset: ``u`` → spike S and post-reset membrane h' (§4.3–4.4)."""
+    """Threshold compare and reset: ``u`` → spike S and post-reset membrane h' (§4.3–4.4):
+    :func:`fire_compare` then :func:`fire_resolve` (the PE registers between the two)."""
+
+    neuron_type = None
 
     def __init__(self, *, membrane_width: int, threshold_width: int, reset: str):
         if reset not in ("hard", "soft"):
@@ -81,40 +98,26 @@ class _FireUnit(wiring.Component):
             "h_next": Out(signed(membrane_width)),
         })
 
-    def _reset(self, m, fired, step):
-        """Hard: 0 where fired; soft: u - step (step = S·θ)."""
-        if self.reset == "hard":
-            m.d.comb += self.h_next.eq(Mux(fired, 0, self.u))
-        else:
-            m.d.comb += self.h_next.eq(self.u - step)
+    def elaborate(self, platform):
+        m = Module()
+        up, down = fire_compare(self.neuron_type, self.u, self.threshold)
+        spike, h_next = fire_resolve(self.reset, self.u, self.threshold, up, down)
+        m.d.comb += [self.spike.eq(spike), self.h_next.eq(h_next)]
+        return m
 
 
 class BinaryLifUnit(_FireUnit):
     """Binary LIF: S = [u >= θ]."""
 
+    neuron_type = "lif"
     spike_shape = unsigned(1)
-
-    def elaborate(self, platform):
-        m = Module()
-        fired = self.u >= self.threshold
-        m.d.comb += self.spike.eq(fired)
-        self._reset(m, fired, Mux(fired, self.threshold, 0))
-        return m
 
 
 class TernaryNeuronUnit(_FireUnit):
     """A2OS2A ternary spiking neuron: S = [u >= θ] - [u <= -θ]."""
 
+    neuron_type = "ternary"
     spike_shape = signed(2)
-
-    def elaborate(self, platform):
-        m = Module()
-        positive = self.u >= self.threshold
-        negative = self.u <= -self.threshold
-        m.d.comb += self.spike.eq(Mux(positive, 1, Mux(negative, -1, 0)))
-        self._reset(m, positive | negative,
-                    Mux(positive, self.threshold, Mux(negative, -self.threshold, 0)))
-        return m
 
 
 def _check_lane(neuron_type: str, membrane: str, reset: str, leak_shift: int) -> None:

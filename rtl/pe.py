@@ -17,8 +17,8 @@ back-to-back events that hit the same current word stay exact.
 Neuron update pipeline, one lane group per cycle::
 
     ISSUE (address counter) ▶ R (read currents, membranes, parameters) ▶ D ▶ N1 (registered; restore,
-      leak, add: u) ▶ N2 (fire, reset) ▶ N3 (membrane register's store) ▶ W (write membrane, clear
-      current, latch spikes)
+      leak, add: u) ▶ N2 (compare with ±θ) ▶ N3 (spike, reset) ▶ N4 (membrane register's store) ▶ W (write
+      membrane, clear current, latch spikes)
 
 A lane group with spikes waits in W while the emitter still sends the previous one (one
 event per cycle); then the whole update pipeline holds (read ports included).
@@ -44,7 +44,7 @@ from amaranth.lib.wiring import In, Out
 from ..golden.config import LayerConfig, LayerWeights, LayerWidths
 from .events import SpikeEmitter, advance, counter, event_layout, index_shape
 from .mac import MAC_FOR_SCHEME, activation_shape
-from .neuron import Integrate, fire_unit, membrane_register, spike_shape
+from .neuron import Integrate, fire_compare, fire_resolve, membrane_register, spike_shape
 
 __all__ = ["weight_rows", "param_rows", "memory_attrs", "SpikingPE", "WeightWriteSignature", "MembraneProbeSignature"]
 
@@ -139,8 +139,8 @@ class SpikingPE(wiring.Component):
     FORWARDED_TAPS = 3
 
     #: cycles per step beyond events and lane groups, at most, without output stalls: the scan
-    #: pipeline drains (7) after the end token, the update pipeline fills and empties (8)
-    STEP_OVERHEAD_CYCLES = 15
+    #: pipeline drains (7) after the end token, the update pipeline fills and empties (9)
+    STEP_OVERHEAD_CYCLES = 16
 
     def step_cycles(self, events: int, spikes: int) -> tuple[int, int]:
         """Bounds on the cycles of one step (end token in to end token out) with ``events``
@@ -149,7 +149,7 @@ class SpikingPE(wiring.Component):
         most one more cycle (the emitter overlaps the update)."""
         layer = self.layer
         base = events * layer.kernel_size ** 2 * layer.groups + self.neuron_depth
-        return base + 9, base + self.STEP_OVERHEAD_CYCLES + spikes
+        return base + 10, base + self.STEP_OVERHEAD_CYCLES + spikes
 
     @property
     def cycles_after_reset(self) -> int:
@@ -283,7 +283,7 @@ class SpikingPE(wiring.Component):
         return macs
 
     def _update_pipeline(self, m, st, mem) -> SimpleNamespace:
-        """ISSUE ▶ R ▶ D ▶ N1 ▶ N2 ▶ N3 ▶ W (module docstring); holds while a firing group waits for the emitter."""
+        """ISSUE ▶ R ▶ D ▶ N1 ▶ N2 ▶ N3 ▶ N4 ▶ W (module docstring); holds while a firing group waits for the emitter."""
         layer, w, L = self.layer, self.widths, self.layer.lanes
         issue, hold = Signal(), Signal()
         go = ~hold
@@ -304,19 +304,23 @@ class SpikingPE(wiring.Component):
         n2 = self._stage(m, "update_n2", {
             **self._carry(n1_in, "valid", *where), "u": (membrane_lanes, integrated),
             "threshold": (threshold_lanes, Cat(*(n1_in.param[l].threshold for l in range(L))))}, en=go)
-        n3 = self._stage(m, "update_n3", {**self._carry(n2, "valid", "threshold", *where),
+        up, down = Signal(L), Signal(L)
+        n3 = self._stage(m, "update_n3", {**self._carry(n2, "valid", "u", "threshold", *where),
+                                          "up": (L, up), "down": (L, down)}, en=go)
+        n4 = self._stage(m, "update_n4", {**self._carry(n3, "valid", "threshold", *where),
                                           "h_next": (membrane_lanes, h_next), "spikes": (fired.shape(), fired),
-                                          "any": (1, Cat(*(fired[l] != 0 for l in range(L))).any())}, en=go)
-        wb = self._stage(m, "update_w", {**self._carry(n3, "valid", "spikes", "any", *where),
+                                          "any": (1, n3.up.any() | n3.down.any())}, en=go)
+        wb = self._stage(m, "update_w", {**self._carry(n4, "valid", "spikes", "any", *where),
                                          "store": (stores.shape(), stores)}, en=go)
         for l in range(L):
-            integrate, fire, register = self._neuron_parts(m, l)
+            integrate, register = self._neuron_parts(m, l)
+            spike, h = fire_resolve(layer.neuron.reset, n3.u[l], n3.threshold[l], n3.up[l], n3.down[l])
             m.d.comb += [integrate.first_step.eq(st.step == 0), integrate.stored.eq(n1_in.stored[l]),
                          integrate.current.eq(mem.current_q[l]), integrate.bias.eq(n1_in.param[l].bias),
                          integrate.threshold.eq(n1_in.param[l].threshold), integrated[l].eq(integrate.u),
-                         fire.u.eq(n2.u[l]), fire.threshold.eq(n2.threshold[l]),
-                         fired[l].eq(fire.spike), h_next[l].eq(fire.h_next),
-                         register.h_next.eq(n3.h_next[l]), register.threshold.eq(n3.threshold[l]),
+                         Cat(up[l], down[l]).eq(Cat(*fire_compare(layer.neuron.type, n2.u[l], n2.threshold[l]))),
+                         fired[l].eq(spike), h_next[l].eq(h),
+                         register.h_next.eq(n4.h_next[l]), register.threshold.eq(n4.threshold[l]),
                          stores[l].eq(register.store)]
         # W: the emitter takes a firing group only once it has sent the previous one
         m.d.comb += hold.eq(wb.valid & wb.any & st.out.fired.any())
@@ -327,19 +331,17 @@ class SpikingPE(wiring.Component):
             st.out.latch(m, [wb.spikes[l] for l in range(L)])
             m.d.sync += [st.out_y.eq(wb.y), st.out_x.eq(wb.x), st.out_g.eq(wb.g)]
         return SimpleNamespace(issue=issue, go=go, reading=r.valid, read_addr=r.addr, clear=retire,
-                               clear_addr=wb.addr, busy=r.valid | d.valid | n1_in.valid | n2.valid | n3.valid | wb.valid)
+                               clear_addr=wb.addr, busy=r.valid | d.valid | n1_in.valid | n2.valid | n3.valid | n4.valid | wb.valid)
 
     def _neuron_parts(self, m, lane: int):
-        """A lane's integrate, fire and membrane-register parts (§4), pipelined by the caller."""
+        """A lane's integrate and membrane-register parts (§4); firing is inline, split in two stages."""
         layer, w = self.layer, self.widths
         widths = dict(membrane_width=w.membrane_width, threshold_width=w.threshold_width)
-        parts = (Integrate(membrane=layer.membrane, leak_shift=layer.neuron.leak_shift,
-                           current_width=w.current_width, bias_width=w.bias_width, **widths),
-                 fire_unit(neuron_type=layer.neuron.type, reset=layer.neuron.reset, **widths),
-                 membrane_register(membrane=layer.membrane, **widths))
-        for name, part in zip(("integrate", "fire", "register"), parts):
-            m.submodules[f"{name}{lane}"] = part
-        return parts
+        m.submodules[f"integrate{lane}"] = integrate = Integrate(
+            membrane=layer.membrane, leak_shift=layer.neuron.leak_shift, current_width=w.current_width,
+            bias_width=w.bias_width, **widths)
+        m.submodules[f"register{lane}"] = register = membrane_register(membrane=layer.membrane, **widths)
+        return integrate, register
 
     def _current_port(self, m, st, mem, scan, upd) -> None:
         """The current memory's read address and its one write port: scan write-back, update clear, reset sweep."""
