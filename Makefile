@@ -12,7 +12,7 @@ JOBS   ?= 2
 TARGET ?= ecp5
 CLOCK_MHZ ?= 100
 
-.PHONY: help venv icarus waves-deps gen test test-fast verify bench bench-network bench-pot-vs-uniform bench-pot-width e2e search synth clean
+.PHONY: help venv icarus waves-deps gen import-nir test test-fast verify bench bench-network bench-pot-vs-uniform bench-pot-width e2e search synth clean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,7 +20,7 @@ help:  ## list targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ".[sim,synth]"
+	$(VENV)/bin/pip install --quiet -e ".[sim,synth,frameworks]"
 	touch $@
 
 venv: $(STAMP)  ## create .venv and install the project with its pinned dependencies
@@ -50,6 +50,9 @@ waves-deps:  ## install liblz4-dev when missing (Verilator FST waveforms); needs
 
 gen: $(STAMP)  ## Verilog per layer (+ the network top for a search export), manifest, weight init data: make gen CONFIG=path [OUT=dir] [LANES=balanced]
 	$(PY) -m spikehq.rtl.gen --config $(CONFIG) --out $(OUT) --lanes $(LANES)
+
+import-nir: $(STAMP)  ## NIR graph → searched.json + weights for make gen: make import-nir NIR=model.nir OUT=dir [NIR_ARGS="--scheme pot-4 --dt 1"]
+	$(PY) -m spikehq.nirio $(NIR) --out $(OUT) $(NIR_ARGS)
 
 test: $(STAMP) icarus  ## full regression: unit tests, amaranth.sim tests, cocotb on Verilator and on Icarus Verilog
 	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -ra tests
