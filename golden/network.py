@@ -67,9 +67,23 @@ class IntegerNetwork:
         return (spikes, state) if final_state else spikes
 
     # -- the network -------------------------------------------------------------------------
+    def input_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """``frames`` [..., T, C, H, W] reshaped to the network's input [C', H', W'] when they
+        hold as many values (a feed-forward graph whose input is flattened event frames: the
+        torch flatten order of [C, H, W]); otherwise unchanged."""
+        graph = self.graph
+        if graph.architecture != "feedforward" or tuple(frames.shape[-3:]) == graph.input_shape:
+            return frames
+        C, H, W = graph.input_shape
+        if frames.dim() < 4 or frames.shape[-3:].numel() != C * H * W:
+            return frames
+        return frames.reshape(*frames.shape[:-3], C, H, W)
+
     def run(self, frames: torch.Tensor, dump: bool = False):
-        """frames int [B, T, C, H, W] (0/1) → (scores int64 [B, classes], trace or None)."""
+        """frames int [B, T, C, H, W] (0/1) → (scores int64 [B, classes], trace or None);
+        feed-forward graphs take frames of as many values as their input (:meth:`input_frames`)."""
         T = self.config.time_steps
+        frames = self.input_frames(frames)
         if frames.dim() != 5 or frames.shape[1] != T:
             raise ValueError(f"frames: expected [B, {T}, C, H, W], got {list(frames.shape)}")
         if frames.dtype.is_floating_point:

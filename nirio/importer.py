@@ -186,10 +186,13 @@ class _Importer:
 
     def _input(self, name, node):
         shape = tuple(int(s) for s in np.asarray(node.input_type["input"]).reshape(-1))
+        if len(shape) in (2, 4) and shape[0] == 1:          # a batch dimension of 1 (Norse's export)
+            shape = shape[1:]
         if len(shape) == 1:
             shape = (shape[0], 1, 1)
         if len(shape) != 3:
-            raise NirImportError(f"node {name!r}.input_type: expected [channels, height, width] or [features], "
+            raise NirImportError(f"node {name!r}.input_type: expected [channels, height, width] or [features] "
+                                 "(after an optional batch dimension of 1), "
                                  f"got {list(shape)}")
         if self.values:
             raise NirImportError(f"node {name!r}: a second Input node; the hardware takes one event stream")
@@ -411,7 +414,7 @@ def read_graph(path: str | Path):
     if not path.is_file():
         raise NirImportError(f"{path}: file not found")
     try:
-        return nir.read(path)
+        return nir.read(path, type_check=False)     # shapes are checked here, node by node
     except Exception as e:       # h5py and nir raise many kinds; the file is what is wrong
         raise NirImportError(f"{path}: not a readable NIR file ({type(e).__name__}: {e})") from None
 

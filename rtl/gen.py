@@ -102,18 +102,27 @@ def layer_manifest(network: NetworkConfig, layer: LayerConfig, pe: SpikingPE | N
 
 
 def top_manifest(network: NetworkConfig, top: SpikingNetwork) -> dict:
-    att = top.graph.attention
-    attention = {"variant": att.variant, "heads": att.heads, "threshold": att.threshold,
-                 "neuron": {"type": att.neuron.type, "leak_shift": att.neuron.leak_shift, "reset": att.neuron.reset},
-                 "membrane": att.membrane}
-    return {"module": f"spikehq_{network.name}_top", "verilog": f"spikehq_{network.name}_top.v",
-            "engines": list(top.graph.layer_names), "attention": attention,
-            "trace": top.traced if top.trace else None,
-            "lanes": {name: layer.lanes for name, layer in top.layers.items()},
-            "input": "i_events: one sample = T steps of frame events (y, x, c=polarity, value=1) each "
-                     "closed by an end token",
-            "output": "o_result: {scores[classes], label}, one per sample",
-            "ports": port_list(top)}
+    graph = top.graph
+    entry = {"module": f"spikehq_{network.name}_top", "verilog": f"spikehq_{network.name}_top.v",
+             "architecture": graph.architecture, "engines": list(graph.layer_names),
+             "trace": top.traced if top.trace else None,
+             "lanes": {name: layer.lanes for name, layer in top.layers.items()}}
+    if graph.architecture == "feedforward":
+        entry["graph"] = [{"name": n.name, "op": n.op, "inputs": list(n.inputs), "shape": list(n.shape),
+                           "value_range": list(n.value_range)} for n in graph.nodes]
+        entry["output"] = (f"o_result: {{scores[classes], label}}, one per sample: the spikes of layer "
+                           f"{graph.output!r} counted per class over steps and pixels, label = first maximum")
+    else:
+        att = graph.attention
+        entry["attention"] = {"variant": att.variant, "heads": att.heads, "threshold": att.threshold,
+                              "neuron": {"type": att.neuron.type, "leak_shift": att.neuron.leak_shift,
+                                         "reset": att.neuron.reset},
+                              "membrane": att.membrane}
+        entry["output"] = "o_result: {scores[classes], label}, one per sample"
+    entry["input"] = ("i_events: one sample = T steps of frame events (y, x, c=polarity, value=1) each "
+                      "closed by an end token")
+    entry["ports"] = port_list(top)
+    return entry
 
 
 def _network_top(network: NetworkConfig, weights: dict[str, LayerWeights], trace: bool):
