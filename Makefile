@@ -48,8 +48,8 @@ waves-deps:  ## install liblz4-dev when missing (Verilator FST waveforms); needs
 	  echo "liblz4-dev could not be installed (needs root and apt-get): Verilator cannot write FST waveforms"; \
 	fi
 
-gen: $(STAMP)  ## Verilog per layer (+ the network top for a search export), manifest, weight init data: make gen CONFIG=path [OUT=dir] [LANES=balanced]
-	$(PY) -m spikehq.rtl.gen --config $(CONFIG) --out $(OUT) --lanes $(LANES)
+gen: $(STAMP)  ## Verilog per layer (+ the network top and a FuseSoC core for a graph), manifest, weight init data: make gen CONFIG=path [OUT=dir] [LANES=balanced] [WRAPPER=axis]
+	$(PY) -m spikehq.rtl.gen --config $(CONFIG) --out $(OUT) --lanes $(LANES) $(if $(WRAPPER),--wrapper $(WRAPPER))
 
 import-nir: $(STAMP)  ## NIR graph → searched.json + weights for make gen: make import-nir NIR=model.nir OUT=dir [NIR_ARGS="--scheme pot-4 --dt 1"]
 	$(PY) -m spikehq.nirio $(NIR) --out $(OUT) $(NIR_ARGS)
