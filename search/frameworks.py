@@ -130,7 +130,7 @@ def quantized_copy(model, config: NetworkConfig):
         synapse = config.metadata["nir"]["layers"][layer.name]["synapse"]
         codes = np.asarray(json.loads(layer.weights_path.read_text())["codes"])
         weight = torch.from_numpy(decode(layer.scheme, layer.bits, codes) * layer.weight_scale).float()
-        module = modules[synapse.replace("_", ".")]
+        module = modules[synapse] if synapse in modules else modules[synapse.replace("_", ".")]
         module.weight.data = weight.reshape(module.weight.shape)
     return twin
 
