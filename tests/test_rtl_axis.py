@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from spikehq.golden.network import load_network
 from spikehq.rtl.axis import AxisNetwork, byte_width
@@ -76,10 +75,9 @@ def test_fusesoc_reads_the_core_and_lints_it(network, tmp_path):
 
 
 @pytest.mark.verilator
-def test_axis_wrapper_is_bit_exact_with_cocotbext_axi(network, tmp_path):
+def test_axis_wrapper_is_bit_exact_with_cocotbext_axi(network, stall_seed, tmp_path):
     net = load_network(network)
-    seed = int(torch.randint(0, 2 ** 16, ()).item())
-    print(f"stall seed {seed}")
+    seed = stall_seed
     text = to_verilog(AxisNetwork(config=net.config, weights=net.weights), "axis_dut")
     tests, failures = run_verilog_test(text, test_module="spikehq.sim.tb_axis", build_dir=tmp_path / "axis",
                                        toplevel="axis_dut",
