@@ -128,6 +128,7 @@ class _Importer:
         self.nodes, self.layers, self.weights, self.sources = [], [], {}, {}
         self.taken: set[str] = set()
         self.output: str | None = None
+        self.input_shape: tuple[int, int, int] | None = None
 
     def kind(self, name: str) -> str:
         return type(self.graph.nodes[name]).__name__
@@ -157,6 +158,8 @@ class _Importer:
                                      f"(supported: {', '.join(SUPPORTED)})")
         for name in order:
             getattr(self, f"_{self.kind(name).lower()}")(name, self.graph.nodes[name])
+        if self.input_shape is None:
+            raise NirImportError("graph: no Input node")
         if self.output is None:
             raise NirImportError("graph: no Output node fed by a neuron layer")
 
@@ -428,8 +431,9 @@ def import_nir(source, out_dir: str | Path, options: ImportOptions = ImportOptio
     parse_scheme(options.scheme)
     imp = _Importer(graph, options)
     imp.run()
+    named = {name for pair in imp.sources.values() for name in pair}
     for key in options.layer_schemes:
-        if key not in imp.taken and not any(syn == key for syn, _ in imp.sources.values()):
+        if key not in named:
             raise NirImportError(f"layer scheme {key!r}: no such synapse node or layer")
     doc = {"format": "spikehq-searched", "version": 1, "name": options.name, "time_steps": options.time_steps,
            "description": f"imported from NIR ({Path(source).name if isinstance(source, (str, Path)) else 'graph'})",

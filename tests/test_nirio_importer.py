@@ -146,3 +146,14 @@ def test_cli_writes_and_refuses(tmp_path, capsys):
     assert main([str(model), "--out", str(tmp_path / "o3"), "--scheme", "int8"]) == 2
     assert "scheme: expected uniform-2, uniform-4, pot-2 or pot-4, got 'int8'" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+
+
+def test_layer_scheme_must_name_a_layer_and_input_must_exist(tmp_path):
+    with pytest.raises(NirImportError, match="layer scheme 'pool': no such synapse node or layer"):
+        import_nir(conv_net(), tmp_path / "a", ImportOptions(layer_schemes={"pool": "pot-4"}))
+    graph = conv_net()
+    graph.nodes.pop("input")
+    graph.edges = [e for e in graph.edges if e[0] != "input"]
+    with pytest.raises(NirImportError, match="node 'conv': has no input edge"):
+        import_nir(graph, tmp_path / "b")
+    assert list(tmp_path.iterdir()) == []
