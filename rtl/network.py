@@ -93,6 +93,29 @@ class SpikingNetwork(wiring.Component):
             members["o_trace"] = Out(data.ArrayLayout(unsigned(self.count_width), len(self.traced) * self.time_steps))
         super().__init__(members)
 
+    @property
+    def cycles_after_reset(self) -> int:
+        """Cycles after ``rst`` falls before ``i_events.ready`` can rise: the sweep of the
+        engine(s) reading the input (docs/arithmetic.md §13)."""
+        if self.graph.architecture == "feedforward":
+            return self._sweep("input", self.graph.input_shape)
+        return SpikingPE(layer=self.layers["tok0"], weights=self.weights["tok0"]).cycles_after_reset
+
+    def _sweep(self, name: str, shape) -> int:
+        """The longest reset sweep among the engines reading ``name`` (a fork waits for all)."""
+        channels, height, width = shape
+        sweeps = []
+        for node in self.graph.consumers(name):
+            if node.op == "layer":
+                sweeps.append(SpikingPE(layer=self.layers[node.name], weights=self.weights[node.name]).cycles_after_reset)
+            elif node.op == "sumpool":
+                sweeps.append(channels * (height // node.kernel) * (width // node.kernel))
+            elif node.op == "add":
+                sweeps.append(channels * height * width)
+            else:
+                sweeps.append(self._sweep(node.name, node.shape))
+        return max(sweeps, default=0)
+
     def elaborate(self, platform):
         m = Module()
         self._taps = {}

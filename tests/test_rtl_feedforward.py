@@ -97,3 +97,20 @@ def test_feedforward_top_is_bit_exact(simulator, stall_seed, tmp_path):
     samples = [0, 1, 2, 3] if simulator == "verilator" else [0]
     tests, failures = run_network(write_network(tmp_path), samples, stall_seed=stall_seed, simulator=simulator)
     assert (tests, failures) == (1, 0), f"stall seed {stall_seed}: see build/sim/{simulator}/network_*/test_*.log"
+
+
+@pytest.mark.verilator
+def test_feedforward_top_recovers_from_reset_mid_sample(stall_seed, tmp_path):
+    """rst at a random cycle inside a sample (sim/tb_reset.py): i_events.ready low for the conv's
+    sweep, then every result golden, so no engine (PE, sum pooling, add) kept a stale sum."""
+    from spikehq.sim.runner import run_network
+    tests, failures = run_network(write_network(tmp_path), [0, 1, 2, 3], stall_seed=stall_seed,
+                                  test_module="spikehq.sim.tb_reset")
+    assert (tests, failures) == (1, 0), "see build/sim/verilator/network_*/tb_reset_test_*.log"
+
+
+def test_reset_sweep_of_the_input_readers(tmp_path):
+    net = load_network(write_network(tmp_path))
+    top = SpikingNetwork(config=net.config, weights=net.weights)
+    conv = net.config.layer("conv")
+    assert top.cycles_after_reset == conv.out_height * conv.out_width * conv.groups
