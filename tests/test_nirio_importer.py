@@ -1,6 +1,6 @@
 """spikehq import-nir on hand-built NIR graphs: the mapping to the contract (leak shift, gain,
 threshold, bias, activation bits, graph), one-line refusals naming node and field, and nothing
-written on a refusal. The real exporters (snnTorch, Norse) are in test_nirio_frameworks.py."""
+written on a refusal. The real exporters (snnTorch, Norse) are in test_search_frameworks.py."""
 
 from __future__ import annotations
 
