@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from amaranth import Mux, Shape, Signal, signed, unsigned
 from amaranth.hdl import Module
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import LayerConfig, signed_width
 from .events import event_layout, index_shape
+from .glue import ResidualAdd
 
 __all__ = ["SumPool", "flatten_events", "range_shape", "count_result_layout", "SpikeCountReadout"]
 
@@ -42,80 +43,36 @@ class SumPool(wiring.Component):
     """``kernel``×``kernel`` sum pooling, stride ``kernel`` (§14): each output position sums its
     window's input values in the step.
 
-    One cycle per input event (read-add-write of the position's partial sum; the first touch
-    appends the position to a list); at the end token the list is replayed, one cycle per
-    touched position (an event when the sum is non-zero, the sum cleared), then the end token.
-    After reset (and at power-up) every sum is cleared, one per cycle, before ``i_events.ready``
-    rises (:attr:`cycles_after_reset`)."""
+    A :class:`~.glue.ResidualAdd` over the output grid with one input: every event goes to its
+    pooled position ``(y // k, x // k, c)`` on the add's skip input, and the branch input offers
+    an end token at all times, so a step closes with the input's end token. So: one cycle per
+    input event, one per touched output position at the end of the step; after reset (and at
+    power-up) the sums are cleared first (:attr:`cycles_after_reset`)."""
 
     def __init__(self, *, height: int, width: int, channels: int, kernel: int, in_shape, out_shape):
         if height % kernel or width % kernel:
             raise ValueError(f"Sum pooling by {kernel} needs a grid divisible by it, not {height}×{width}")
-        self.kernel, self.channels = kernel, channels
-        self.out_height, self.out_width = height // kernel, width // kernel
-        self.out_shape = out_shape
+        self.kernel = kernel
+        self.add = ResidualAdd(height=height // kernel, width=width // kernel, channels=channels,
+                               skip_shape=in_shape, branch_shape=unsigned(1), out_shape=out_shape)
         super().__init__({
             "i_events": In(stream.Signature(event_layout(height, width, channels, in_shape))),
-            "o_events": Out(stream.Signature(event_layout(self.out_height, self.out_width, channels, out_shape))),
+            "o_events": Out(stream.Signature(event_layout(height // kernel, width // kernel, channels, out_shape))),
         })
 
     @property
     def cycles_after_reset(self) -> int:
-        return self.out_height * self.out_width * self.channels
+        return self.add.cycles_after_reset
 
     def elaborate(self, platform):
         m = Module()
-        depth = self.cycles_after_reset
-        position = data.StructLayout({"y": index_shape(self.out_height), "x": index_shape(self.out_width),
-                                      "c": index_shape(self.channels)})
-        m.submodules.sums = sums = memory.Memory(
-            shape=data.StructLayout({"touched": 1, "value": self.out_shape}), depth=depth, init=[])
-        m.submodules.touched = touched = memory.Memory(shape=position, depth=depth, init=[])
-        sum_rd, sum_wr = sums.read_port(domain="comb"), sums.write_port()
-        list_rd, list_wr = touched.read_port(domain="comb"), touched.write_port()
-        count, index = Signal(range(depth + 1)), Signal(range(depth + 1))
-        i, o = self.i_events, self.o_events
-        address = lambda p: (p.y * self.out_width + p.x) * self.channels + p.c
-        pooled = Signal(position)
-        m.d.comb += [pooled.y.eq(i.payload.y // self.kernel), pooled.x.eq(i.payload.x // self.kernel),
-                     pooled.c.eq(i.payload.c)]
-        with m.FSM(name="sumpool"):
-            with m.State("CLEAR"):
-                m.d.comb += [sum_wr.addr.eq(index), sum_wr.data.eq(0), sum_wr.en.eq(1)]
-                m.d.sync += index.eq(index + 1)
-                with m.If(index == depth - 1):
-                    m.d.sync += index.eq(0)
-                    m.next = "COLLECT"
-            with m.State("COLLECT"):
-                m.d.comb += i.ready.eq(1)
-                with m.If(i.valid & i.payload.end):
-                    m.d.sync += index.eq(0)
-                    m.next = "EMIT"
-                with m.Elif(i.valid):
-                    m.d.comb += [sum_rd.addr.eq(address(pooled)), sum_wr.addr.eq(address(pooled)), sum_wr.en.eq(1),
-                                 sum_wr.data.touched.eq(1), sum_wr.data.value.eq(sum_rd.data.value + i.payload.value)]
-                    with m.If(~sum_rd.data.touched):
-                        m.d.comb += [list_wr.addr.eq(count), list_wr.en.eq(1), list_wr.data.eq(pooled)]
-                        m.d.sync += count.eq(count + 1)
-            with m.State("EMIT"):
-                pos = list_rd.data
-                m.d.comb += [list_rd.addr.eq(index), sum_rd.addr.eq(address(pos)), sum_wr.addr.eq(address(pos)),
-                             sum_wr.data.eq(0), o.payload.y.eq(pos.y), o.payload.x.eq(pos.x), o.payload.c.eq(pos.c),
-                             o.payload.value.eq(sum_rd.data.value)]
-                with m.If(index == count):
-                    m.next = "END"
-                with m.Elif(sum_rd.data.value == 0):
-                    m.d.comb += sum_wr.en.eq(1)
-                    m.d.sync += index.eq(index + 1)
-                with m.Else():
-                    m.d.comb += [o.valid.eq(1), sum_wr.en.eq(o.ready)]
-                    with m.If(o.ready):
-                        m.d.sync += index.eq(index + 1)
-            with m.State("END"):
-                m.d.comb += [o.valid.eq(1), o.payload.end.eq(1)]
-                with m.If(o.ready):
-                    m.d.sync += count.eq(0)
-                    m.next = "COLLECT"
+        m.submodules.add = add = self.add
+        i, skip = self.i_events, add.i_skip
+        m.d.comb += [skip.valid.eq(i.valid), i.ready.eq(skip.ready), skip.payload.end.eq(i.payload.end),
+                     skip.payload.value.eq(i.payload.value), skip.payload.c.eq(i.payload.c),
+                     skip.payload.y.eq(i.payload.y // self.kernel), skip.payload.x.eq(i.payload.x // self.kernel),
+                     add.i_branch.valid.eq(1), add.i_branch.payload.end.eq(1)]
+        wiring.connect(m, add.o_sum, wiring.flipped(self.o_events))
         return m
 
 
