@@ -12,7 +12,7 @@ JOBS   ?= 2
 TARGET ?= ecp5
 CLOCK_MHZ ?= 100
 
-.PHONY: help venv icarus waves-deps gen test test-fast verify bench bench-network bench-pot-vs-uniform bench-pot-width e2e search synth clean
+.PHONY: help venv icarus waves-deps gen import-nir test test-fast verify bench bench-network bench-pot-vs-uniform bench-pot-width bench-nir e2e search synth clean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,7 +20,7 @@ help:  ## list targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ".[sim,synth]"
+	$(VENV)/bin/pip install --quiet -e ".[sim,synth,frameworks]"
 	touch $@
 
 venv: $(STAMP)  ## create .venv and install the project with its pinned dependencies
@@ -48,8 +48,11 @@ waves-deps:  ## install liblz4-dev when missing (Verilator FST waveforms); needs
 	  echo "liblz4-dev could not be installed (needs root and apt-get): Verilator cannot write FST waveforms"; \
 	fi
 
-gen: $(STAMP)  ## Verilog per layer (+ the network top for a search export), manifest, weight init data: make gen CONFIG=path [OUT=dir] [LANES=balanced]
-	$(PY) -m spikehq.rtl.gen --config $(CONFIG) --out $(OUT) --lanes $(LANES)
+gen: $(STAMP)  ## Verilog per layer (+ the network top and a FuseSoC core for a graph), manifest, weight init data: make gen CONFIG=path [OUT=dir] [LANES=balanced] [WRAPPER=axis]
+	$(PY) -m spikehq.rtl.gen --config $(CONFIG) --out $(OUT) --lanes $(LANES) $(if $(WRAPPER),--wrapper $(WRAPPER))
+
+import-nir: $(STAMP)  ## NIR graph → searched.json + weights for make gen: make import-nir NIR=model.nir OUT=dir [NIR_ARGS="--scheme pot-4 --dt 1"]
+	$(PY) -m spikehq.nirio $(NIR) --out $(OUT) $(NIR_ARGS)
 
 test: $(STAMP) icarus  ## full regression: unit tests, amaranth.sim tests, cocotb on Verilator and on Icarus Verilog
 	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -ra tests
@@ -74,6 +77,9 @@ bench-pot-vs-uniform: $(STAMP)  ## PoT vs uniform MAC and PE on ECP5 (yosys, nex
 
 bench-pot-width: $(STAMP)  ## how much of 4-bit PoT's area is its wider datapath (yosys only, about 40 s): prints a table
 	$(PY) benchmarks/pot_width.py
+
+bench-nir: $(STAMP)  ## golden vs snnTorch/Norse quantized float model agreement per weight scheme (docs/nir.md; about 2 min): prints a table
+	$(PY) benchmarks/nir_agreement.py
 
 search: $(STAMP)  ## SpikeHQ quantization search on the digits (β sweep, report, searched.json): make search [SEARCH_ARGS="--beta 1 --out build/search"]
 	$(PY) -m spikehq.search $(SEARCH_ARGS)

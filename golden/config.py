@@ -17,11 +17,11 @@ from typing import Literal
 import jsonschema
 import numpy as np
 
-from .codes import SCHEMES, activation_max_abs, check_codes, weight_max_abs
+from .codes import SCHEMES, activation_max_abs, activation_range, check_codes, weight_max_abs
 
 __all__ = [
     "ConfigError", "NeuronConfig", "LayerConfig", "LayerWeights", "LayerWidths", "AttentionConfig",
-    "NetworkGraph", "NetworkConfig", "load_config", "config_from_dict", "load_weights", "signed_width",
+    "GraphNode", "NetworkGraph", "NetworkConfig", "load_config", "config_from_dict", "load_weights", "signed_width",
     "FORMAT", "VERSION", "WEIGHTS_FORMAT",
 ]
 
@@ -185,20 +185,43 @@ class AttentionConfig:
 
 
 @dataclass(frozen=True)
-class NetworkGraph:
-    """The graph around the layers (``metadata.network``, written by the search's export):
-    a Spikformer with ``len(pool_after)`` tokenizer convs ``tok0…`` (2×2 max pooling after
-    those marked), the relative-position conv ``rpe``, ``depth`` blocks of ``b<i>_{q,k,v,proj,
-    fc1,fc2}`` with one attention unit each, and the ``head`` with its readout
-    (docs/arithmetic.md §12)."""
+class GraphNode:
+    """One node of a feed-forward graph (``metadata.network.nodes``): ``layer`` (the conv/linear
+    layer of the same name), ``sumpool`` (``kernel``×``kernel`` sum, stride ``kernel``),
+    ``flatten`` ((C, H, W) → C·H·W in (c, y, x) order) or ``add`` (sum of its two inputs).
+    ``shape`` is its output's (C, H, W), ``value_range`` the integers its output can carry."""
 
-    architecture: Literal["spikformer"]
-    pool_after: tuple[bool, ...]
-    depth: int
-    token_grid: tuple[int, int]
-    attention: AttentionConfig
+    name: str
+    op: Literal["layer", "sumpool", "flatten", "add"]
+    inputs: tuple[str, ...]
+    shape: tuple[int, int, int]
+    value_range: tuple[int, int]
+    kernel: int = 1
+
+
+@dataclass(frozen=True)
+class NetworkGraph:
+    """The graph around the layers (``metadata.network``), one of two architectures:
+
+    * ``spikformer`` (written by the search's export): ``len(pool_after)`` tokenizer convs
+      ``tok0…`` (2×2 max pooling after those marked), the relative-position conv ``rpe``,
+      ``depth`` blocks of ``b<i>_{q,k,v,proj,fc1,fc2}`` with one attention unit each, and the
+      ``head`` with its readout (docs/arithmetic.md §12);
+    * ``feedforward`` (written by ``spikehq import-nir``): ``nodes`` in dataflow order from the
+      binary event frame ``input_shape`` (C, H, W), the class scores counting the spikes of the
+      layer ``output`` (docs/arithmetic.md §14).
+    """
+
+    architecture: Literal["spikformer", "feedforward"]
+    pool_after: tuple[bool, ...] = ()
+    depth: int = 0
+    token_grid: tuple[int, int] = (1, 1)
+    attention: AttentionConfig | None = None
     readout: str = ""
     model: dict = field(default_factory=dict, compare=False)   # the exporter's training settings
+    input_shape: tuple[int, int, int] = (1, 1, 1)
+    nodes: tuple[GraphNode, ...] = ()
+    output: str = ""
 
     @property
     def tokens(self) -> int:
@@ -207,6 +230,8 @@ class NetworkGraph:
     @property
     def layer_names(self) -> tuple[str, ...]:
         """Every conv/linear layer of the graph, in dataflow order."""
+        if self.architecture == "feedforward":
+            return tuple(n.name for n in self.nodes if n.op == "layer")
         names = [f"tok{i}" for i in range(len(self.pool_after))] + ["rpe"]
         names += [f"b{b}_{n}" for b in range(self.depth) for n in ("q", "k", "v", "proj", "fc1", "fc2")]
         return tuple(names + ["head"])
@@ -214,6 +239,16 @@ class NetworkGraph:
     def after_block(self, b: int) -> str:
         """The layer that consumes block ``b``'s output (``b = -1``: the rpe residual's)."""
         return f"b{b + 1}_q" if b + 1 < self.depth else "head"
+
+    def node(self, name: str) -> GraphNode:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def consumers(self, name: str) -> list[GraphNode]:
+        """The nodes reading ``name`` (``"input"``: the event frame), once per input they take."""
+        return [n for n in self.nodes for i in n.inputs if i == name]
 
 
 @dataclass(frozen=True)
@@ -349,6 +384,8 @@ def _layer(raw: dict, where: str, time_steps: int, base_dir: Path | None) -> Lay
 def _graph(raw: dict, where: str, layers: dict[str, LayerConfig]) -> NetworkGraph:
     """``metadata.network`` (already schema-checked) → :class:`NetworkGraph`, checked against
     the layers it names."""
+    if raw["architecture"] == "feedforward":
+        return _feedforward_graph(raw, where, layers)
     model, att = raw["model"], raw["attention"]
     neuron = att["neuron"]
     graph = NetworkGraph(
@@ -372,6 +409,71 @@ def _graph(raw: dict, where: str, layers: dict[str, LayerConfig]) -> NetworkGrap
     if channels % graph.attention.heads:
         raise ConfigError(f"{where}.attention.heads: must divide the {channels} channels, got {graph.attention.heads}")
     return graph
+
+
+def _layer_node(raw: dict, where: str, layer: LayerConfig | None, shape, value_range):
+    """Output (shape, value range) of a layer node reading ``shape``/``value_range``."""
+    name = raw["name"]
+    if layer is None:
+        raise ConfigError(f"{where}.name: layer {name!r} of the graph is missing from layers")
+    want = (layer.in_channels, layer.height, layer.width)
+    if tuple(shape) != want:
+        raise ConfigError(f"{where}.inputs: layer {name!r} takes [channels, height, width] {list(want)}, "
+                          f"its input {raw['inputs'][0]!r} gives {list(shape)}")
+    lo, hi = activation_range(layer.activation_bits)
+    if value_range[0] < lo or value_range[1] > hi:
+        raise ConfigError(f"{where}: layer {name!r}: activation_bits {layer.activation_bits} holds [{lo}, {hi}], "
+                          f"its input carries [{value_range[0]}, {value_range[1]}]")
+    spikes = (-1, 1) if layer.neuron.type == "ternary" else (0, 1)
+    return (layer.out_channels, layer.out_height, layer.out_width), spikes
+
+
+def _feedforward_graph(raw: dict, where: str, layers: dict[str, LayerConfig]) -> NetworkGraph:
+    """A feed-forward graph: every input defined before use, shapes and value ranges derived
+    node by node (a layer's activation_bits must hold its input's range), every layer used once."""
+    shapes = {"input": tuple(raw["input"])}
+    ranges = {"input": (0, 1)}
+    nodes = []
+    for index, node in enumerate(raw["nodes"]):
+        at, name, op, inputs = f"{where}.nodes[{index}]", node["name"], node["op"], node["inputs"]
+        if name in shapes:
+            raise ConfigError(f"{at}.name: duplicate node name {name!r}")
+        for i in inputs:
+            if i not in shapes:
+                raise ConfigError(f"{at}.inputs: {i!r} is not 'input' or an earlier node")
+        arity = 2 if op == "add" else 1
+        if len(inputs) != arity:
+            raise ConfigError(f"{at}.inputs: a {op} node takes {arity} input(s), got {len(inputs)}")
+        if ("kernel" in node) != (op == "sumpool"):
+            raise ConfigError(f"{at}.kernel: " + ("required for a sumpool node" if op == "sumpool"
+                                                  else f"not a field of a {op} node"))
+        shape, (lo, hi) = shapes[inputs[0]], ranges[inputs[0]]
+        c, h, w = shape
+        if op == "layer":
+            shape, (lo, hi) = _layer_node(node, at, layers.get(name), shape, (lo, hi))
+        elif op == "sumpool":
+            k = node["kernel"]
+            if h % k or w % k:
+                raise ConfigError(f"{at}.kernel: must divide the input's {h}×{w} pixels, got {k}")
+            shape, lo, hi = (c, h // k, w // k), lo * k * k, hi * k * k
+        elif op == "flatten":
+            shape = (c * h * w, 1, 1)
+        else:
+            if shapes[inputs[1]] != shape:
+                raise ConfigError(f"{at}.inputs: an add needs equal shapes, got {list(shape)} and "
+                                  f"{list(shapes[inputs[1]])}")
+            lo, hi = lo + ranges[inputs[1]][0], hi + ranges[inputs[1]][1]
+        shapes[name], ranges[name] = shape, (lo, hi)
+        nodes.append(GraphNode(name=name, op=op, inputs=tuple(inputs), shape=shape, value_range=(lo, hi),
+                               kernel=node.get("kernel", 1)))
+    output = raw["output"]
+    if not any(n.name == output and n.op == "layer" for n in nodes):
+        raise ConfigError(f"{where}.output: expected a layer node, got {output!r}")
+    for name in layers:
+        if not any(n.name == name and n.op == "layer" for n in nodes):
+            raise ConfigError(f"{where}.nodes: layer {name!r} is not in the graph")
+    return NetworkGraph(architecture="feedforward", input_shape=tuple(raw["input"]), nodes=tuple(nodes),
+                        output=output, readout=raw.get("readout", ""))
 
 
 def config_from_dict(raw: dict, *, source: str | Path = "<config>", base_dir: Path | None = None) -> NetworkConfig:

@@ -1,4 +1,5 @@
-"""Bit-exact integer forward of a whole exported spiking transformer.
+"""Bit-exact integer forward of a whole network: an exported spiking transformer, or a
+feed-forward graph imported from NIR (layers, sum pooling, flatten, residual adds; §14).
 
 Built layer by layer from :func:`golden.reference.synaptic_current` and
 :func:`golden.reference.neuron_step` (docs/arithmetic.md), with the glue between layers in
@@ -66,16 +67,56 @@ class IntegerNetwork:
         return (spikes, state) if final_state else spikes
 
     # -- the network -------------------------------------------------------------------------
-    def run(self, frames: torch.Tensor, dump: bool = False):
-        """frames int [B, T, C, H, W] (0/1) → (scores int64 [B, classes], trace or None)."""
+    def input_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """``frames`` [..., T, C, H, W] reshaped to the network's input [C', H', W'] when they
+        hold as many values (a feed-forward graph whose input is flattened event frames: the
+        torch flatten order of [C, H, W]); otherwise unchanged."""
         graph = self.graph
+        if graph.architecture != "feedforward" or tuple(frames.shape[-3:]) == graph.input_shape:
+            return frames
+        C, H, W = graph.input_shape
+        if frames.dim() < 4 or frames.shape[-3:].numel() != C * H * W:
+            return frames
+        return frames.reshape(*frames.shape[:-3], C, H, W)
+
+    def run(self, frames: torch.Tensor, dump: bool = False):
+        """frames int [B, T, C, H, W] (0/1) → (scores int64 [B, classes], trace or None);
+        feed-forward graphs take frames of as many values as their input (:meth:`input_frames`)."""
         T = self.config.time_steps
+        frames = self.input_frames(frames)
         if frames.dim() != 5 or frames.shape[1] != T:
             raise ValueError(f"frames: expected [B, {T}, C, H, W], got {list(frames.shape)}")
         if frames.dtype.is_floating_point:
             frames = frames.round()
         trace = {} if dump else None
         x = frames.to(torch.int64).permute(1, 0, 3, 4, 2)            # [T, B, H, W, C]
+        if self.graph.architecture == "feedforward":
+            return self._feedforward(x, trace), trace
+        return self._spikformer(x, trace), trace
+
+    def _feedforward(self, x: torch.Tensor, trace: dict | None) -> torch.Tensor:
+        """The nodes in order (§14); scores = the output layer's spikes summed over steps and pixels."""
+        graph = self.graph
+        C, H, W = graph.input_shape
+        if tuple(x.shape[2:]) != (H, W, C):
+            raise ValueError(f"frames: expected [B, T, {C}, {H}, {W}], got C, H, W = {x.shape[4]}, {x.shape[2]}, {x.shape[3]}")
+        values = {"input": x}
+        for node in graph.nodes:
+            a = values[node.inputs[0]]
+            Tt, B, h, w, c = a.shape
+            if node.op == "layer":
+                values[node.name] = self._layer(node.name, a, trace)
+            elif node.op == "sumpool":
+                k = node.kernel
+                values[node.name] = a.reshape(Tt, B, h // k, k, w // k, k, c).sum(dim=(3, 5))
+            elif node.op == "flatten":                                  # (c, y, x) order, as torch's flatten
+                values[node.name] = a.permute(0, 1, 4, 2, 3).reshape(Tt, B, 1, 1, c * h * w)
+            else:
+                values[node.name] = a + values[node.inputs[1]]
+        return values[graph.output].sum(dim=(0, 2, 3))                 # [B, classes]
+
+    def _spikformer(self, x: torch.Tensor, trace: dict | None) -> torch.Tensor:
+        graph = self.graph
         for i, pool in enumerate(graph.pool_after):
             x = self._layer(f"tok{i}", x, trace)
             if pool:
@@ -99,8 +140,7 @@ class IntegerNetwork:
         spikes, membrane = self._layer("head", x, trace, final_state=True)
         theta = torch.from_numpy(self.weights["head"].threshold.copy())
         # soft reset, no leak, no bias: Σ_t I_t = h_T + θ·Σ_t S_t (the membrane alone if it never fired)
-        scores = (membrane + theta * spikes.sum(dim=0)).sum(dim=(1, 2))  # over tokens: [B, classes]
-        return scores, trace
+        return (membrane + theta * spikes.sum(dim=0)).sum(dim=(1, 2))  # over tokens: [B, classes]
 
     def input_events(self, frames: torch.Tensor) -> dict[str, float]:
         """Mean input events (non-zero activations) per sample of every layer on ``frames``:

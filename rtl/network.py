@@ -1,7 +1,9 @@
-"""Whole-network inference core: one engine per layer, chained by event streams (§12).
+"""Whole-network inference core: one engine per layer, chained by event streams (§12, §14).
 
-The graph is the Spikformer of ``metadata.network`` in searched.json (written by
-:mod:`search.export`, run in software by :class:`golden.network.IntegerNetwork`)::
+The graph is ``metadata.network`` of searched.json, run in software by
+:class:`golden.network.IntegerNetwork`: a feed-forward graph (written by ``spikehq
+import-nir``: layers, sum pooling, flatten, residual adds, a spike-count readout; see
+:meth:`SpikingNetwork._feedforward`), or the Spikformer written by :mod:`search.export`::
 
     i_events ─▶ tok0 ─▶ tok1 ─▶ [pool] ─▶ … ─▶ tokN ─┬─▶ rpe ─▶ (+) ─▶ x
                                                      └─────────▶ (+)
@@ -36,6 +38,7 @@ from amaranth.lib.wiring import In, Out
 from ..golden.config import ConfigError, LayerWeights, NetworkConfig, NetworkGraph
 from .attention import SpikingAttention
 from .events import connect_events, event_layout, index_shape
+from .feedforward import SpikeCountReadout, SumPool, count_result_layout, flatten_events, range_shape
 from .glue import EventFork, ResidualAdd, SpikePool2x2
 from .mac import activation_shape
 from .neuron import spike_shape
@@ -69,28 +72,60 @@ class SpikingNetwork(wiring.Component):
         self.config, self.weights, self.trace = config, weights, trace
         self.graph = check_hardware(config)
         self.layers = {name: config.layer(name) for name in self.graph.layer_names}
-        first, head = self.layers["tok0"], self.layers["head"]
         self.time_steps = config.time_steps
         self.traced = list(self.graph.layer_names)
-        for b in reversed(range(self.graph.depth)):
-            self.traced.insert(self.traced.index(f"b{b}_proj"), f"b{b}_attn")
         self.count_width = max(self.layers[n].out_height * self.layers[n].out_width * self.layers[n].out_channels
                                for n in self.graph.layer_names).bit_length()
+        if self.graph.architecture == "feedforward":
+            channels, height, width = self.graph.input_shape
+            result = count_result_layout(self.layers[self.graph.output])
+        else:
+            for b in reversed(range(self.graph.depth)):
+                self.traced.insert(self.traced.index(f"b{b}_proj"), f"b{b}_attn")
+            first = self.layers["tok0"]
+            channels, height, width = first.in_channels, first.height, first.width
+            result = result_layout(self.layers["head"], weights["head"])
         members = {
-            "i_events": In(stream.Signature(event_layout(first.height, first.width, first.in_channels, unsigned(1)))),
-            "o_result": Out(stream.Signature(result_layout(head, weights["head"]))),
+            "i_events": In(stream.Signature(event_layout(height, width, channels, unsigned(1)))),
+            "o_result": Out(stream.Signature(result)),
         }
         if trace:
             members["o_trace"] = Out(data.ArrayLayout(unsigned(self.count_width), len(self.traced) * self.time_steps))
         super().__init__(members)
 
+    @property
+    def cycles_after_reset(self) -> int:
+        """Cycles after ``rst`` falls before ``i_events.ready`` can rise: the sweep of the
+        engine(s) reading the input (docs/arithmetic.md §13)."""
+        if self.graph.architecture == "feedforward":
+            return self._sweep("input", self.graph.input_shape)
+        return SpikingPE(layer=self.layers["tok0"], weights=self.weights["tok0"]).cycles_after_reset
+
+    def _sweep(self, name: str, shape) -> int:
+        """The longest reset sweep among the engines reading ``name`` (a fork waits for all)."""
+        channels, height, width = shape
+        sweeps = []
+        for node in self.graph.consumers(name):
+            if node.op == "layer":
+                sweeps.append(SpikingPE(layer=self.layers[node.name], weights=self.weights[node.name]).cycles_after_reset)
+            elif node.op == "sumpool":
+                sweeps.append(channels * (height // node.kernel) * (width // node.kernel))
+            elif node.op == "add":
+                sweeps.append(channels * height * width)
+            else:
+                sweeps.append(self._sweep(node.name, node.shape))
+        return max(sweeps, default=0)
+
     def elaborate(self, platform):
         m = Module()
         self._taps = {}
-        x = self._tokenizer(m, self.i_events)
-        for b in range(self.graph.depth):
-            x = self._block(m, b, x)
-        self._head(m, x)
+        if self.graph.architecture == "feedforward":
+            self._feedforward(m)
+        else:
+            x = self._tokenizer(m, self.i_events)
+            for b in range(self.graph.depth):
+                x = self._block(m, b, x)
+            self._head(m, x)
         if self.trace:
             self._trace_counters(m)
         return m
@@ -109,19 +144,55 @@ class SpikingNetwork(wiring.Component):
         connect_events(m, src, fork.i_events)
         return list(fork.o_events)
 
-    def _residual(self, m, name: str, skip, branch, *, height: int, width: int, out_bits: int,
-                  grid_width: int | None = None) -> ResidualAdd:
-        channels = self.layers["rpe"].out_channels
-        add = ResidualAdd(height=height, width=width, channels=channels,
+    def _residual(self, m, name: str, skip, branch, *, height: int, width: int, out_bits: int | None = None,
+                  grid_width: int | None = None, channels: int | None = None, out_shape=None) -> ResidualAdd:
+        add = ResidualAdd(height=height, width=width, channels=channels or self.layers["rpe"].out_channels,
                           skip_shape=skip.payload.shape().members["value"],
                           branch_shape=branch.payload.shape().members["value"],
-                          out_shape=activation_shape(out_bits))
+                          out_shape=out_shape if out_shape is not None else activation_shape(out_bits))
         m.submodules[name] = add
         connect_events(m, skip, add.i_skip, grid_width=grid_width)
         connect_events(m, branch, add.i_branch, grid_width=grid_width)
         return add
 
-    # ---- graph -----------------------------------------------------------------------------
+    # ---- feed-forward graph (§14) ------------------------------------------------------------
+    def _feedforward(self, m):
+        """Each node in order: a PE per layer, :class:`SumPool`, :func:`flatten_events`, a
+        :class:`ResidualAdd` per add; a fork wherever a value has several consumers; the output
+        layer's spikes into :class:`SpikeCountReadout`."""
+        graph, ports = self.graph, {}
+
+        def publish(name: str, src) -> None:
+            readers = len(graph.consumers(name)) + (name == graph.output)
+            if readers == 0:
+                m.d.comb += src.ready.eq(1)           # an unread value: drained
+            ports[name] = [src] if readers == 1 else self._fork(m, f"{name}_fork", src, readers)
+
+        publish("input", self.i_events)
+        for node in graph.nodes:
+            src = ports[node.inputs[0]].pop(0)
+            channels, height, width = graph.node(node.inputs[0]).shape if node.inputs[0] != "input" \
+                else graph.input_shape
+            if node.op == "layer":
+                publish(node.name, self._pe(m, node.name, src).o_spikes)
+            elif node.op == "sumpool":
+                m.submodules[node.name] = pool = SumPool(
+                    height=height, width=width, channels=channels, kernel=node.kernel,
+                    in_shape=src.payload.shape().members["value"], out_shape=range_shape(*node.value_range))
+                connect_events(m, src, pool.i_events)
+                publish(node.name, pool.o_events)
+            elif node.op == "flatten":
+                publish(node.name, flatten_events(m, src, height=height, width=width, channels=channels))
+            else:
+                add = self._residual(m, node.name, src, ports[node.inputs[1]].pop(0), height=height, width=width,
+                                     channels=channels, out_shape=range_shape(*node.value_range))
+                publish(node.name, add.o_sum)
+        out = self.layers[graph.output]
+        m.submodules.readout = readout = SpikeCountReadout(layer=out, value_shape=spike_shape(out.neuron.type))
+        connect_events(m, ports[graph.output].pop(0), readout.i_spikes)
+        wiring.connect(m, readout.o_result, wiring.flipped(self.o_result))
+
+    # ---- Spikformer graph ------------------------------------------------------------------
     def _tokenizer(self, m, x):
         for i, pool in enumerate(self.graph.pool_after):
             x = self._pe(m, f"tok{i}", x).o_spikes

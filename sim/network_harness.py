@@ -314,7 +314,7 @@ def run_harness(config_path: str | Path, samples: list[int], *, stall_seed: int,
     net = load_network(config_path)
     model = build_harness(config_path, lanes=lanes, build_root=build_root, quiet=quiet, waves=waves)
     _, test = load_dataset("digits", time_steps=model.time_steps)
-    frames = test.frames[samples]
+    frames = net.input_frames(test.frames[samples])
     if expected is None:
         expected = golden_expected(net, model, frames, test.labels[samples], samples)
     words = [sample_words(f, model.in_layout) for f in frames]

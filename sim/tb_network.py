@@ -67,7 +67,7 @@ async def network_matches_golden(dut):
     trace_layout = top.o_trace.shape()
 
     async def send_sample(frames) -> int:
-        return await send_frames(dut, "i_events", in_layout, frames[0], rng=rng_in, stall=stall)
+        return await send_frames(dut, "i_events", in_layout, net.input_frames(frames[0]), rng=rng_in, stall=stall)
 
     async def receive():
         """Take the next result (after a random stall); return it with o_trace of that cycle."""

@@ -9,7 +9,7 @@ sent after it), ``SPIKEHQ_STALL_SEED`` (seeds the stalls and the reset point),
 1. The first sample, whole: its result and its latency ``L`` (cycles, first token to result).
 2. The second sample is sent and ``rst`` rises after a random number of cycles in ``[1, L)``
    (the sample is then inside a step of some engines), held 1–3 cycles; the sample is dropped.
-3. ``i_events.ready`` must stay low for the first engine's sweep (``cycles_after_reset``),
+3. ``i_events.ready`` must stay low for the first engine's sweep (the top's ``cycles_after_reset``),
    then the remaining samples are sent back to back; every class and score must equal the
    golden model's, and no result of the dropped sample may appear.
 """
@@ -27,7 +27,6 @@ from cocotb.utils import get_sim_time
 from ..golden.network import load_network
 from ..rtl.lanes import apply_lanes
 from ..rtl.network import SpikingNetwork
-from ..rtl.pe import SpikingPE
 from ..search.data import load_dataset
 from .cocotb_helpers import reset, send_frames, take_result
 
@@ -44,7 +43,7 @@ async def reset_mid_sample(dut):
     net = load_network(config)
     top = SpikingNetwork(config=apply_lanes(net.config, os.environ.get("SPIKEHQ_LANES", "balanced")),
                          weights=net.weights, trace=True)
-    sweep = SpikingPE(layer=top.layers["tok0"], weights=net.weights["tok0"]).cycles_after_reset
+    sweep = top.cycles_after_reset
     T = net.config.time_steps
     _, test = load_dataset("digits", time_steps=T)
     rng = random.Random(seed)
@@ -56,7 +55,7 @@ async def reset_mid_sample(dut):
     in_layout, result_layout = top.i_events.payload.shape(), top.o_result.payload.shape()
 
     async def send_sample(index):
-        await send_frames(dut, "i_events", in_layout, test.frames[index], rng=rng, stall=stall)
+        await send_frames(dut, "i_events", in_layout, net.input_frames(test.frames[index]), rng=rng, stall=stall)
 
     async def receive():
         result, _ = await take_result(dut, result_layout, timeout_ns=TIMEOUT_CYCLES * PERIOD_NS, rng=rng, stall=stall)

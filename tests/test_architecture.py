@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("golden", "search", "rtl", "sim", "synth", "spikehq")
+PACKAGES = ("golden", "search", "rtl", "sim", "synth", "spikehq", "nirio")
 # package → sibling packages it must not import
 FORBIDDEN = {"golden": {"search", "rtl", "sim", "synth"}, "rtl": {"search", "sim", "synth"},
-             "search": {"rtl", "sim", "synth"}}
+             "search": {"rtl", "sim", "synth"}, "nirio": {"search", "rtl", "sim", "synth"}}
 
 
 def sources():

@@ -194,7 +194,7 @@ def graph_config(path: str, value) -> dict:
 
 G = "cfg.json: metadata.network"
 GRAPH_INVALID = [
-    ("architecture", "resnet", f"{G}.architecture: expected \"spikformer\", got \"resnet\""),
+    ("architecture", "resnet", f"{G}.architecture: expected one of \"spikformer\", \"feedforward\", got \"resnet\""),
     ("architecture", DELETE, f"{G}: missing required field 'architecture'"),
     ("model", DELETE, f"{G}: missing required field 'model'"),
     ("model", [], f"{G}.model: expected object, got []"),
@@ -251,3 +251,53 @@ def test_invalid_input_events(value, message):
     with pytest.raises(ConfigError) as info:
         config_from_dict(raw, source="cfg.json")
     assert str(info.value) == f"cfg.json: layers[0].input_events: {message}"
+
+
+def feedforward(**changes) -> dict:
+    """conv (2→4, 4×4) → sumpool 2 → flatten → fc (16 → 3, 4-bit inputs) with a feed-forward graph."""
+    raw = {"format": "spikehq-searched", "version": 1, "name": "ff", "time_steps": 2,
+           "layers": [{"name": "conv", "kind": "conv2d", "in_channels": 2, "out_channels": 4, "kernel_size": 3,
+                       "height": 4, "width": 4, "scheme": "uniform", "bits": 4, "neuron": {"type": "lif", "threshold": 2}},
+                      {"name": "fc", "kind": "linear", "in_features": 16, "out_features": 3, "tokens": 1,
+                       "scheme": "pot", "bits": 4, "activation_bits": 4, "neuron": {"type": "lif", "threshold": 2}}],
+           "metadata": {"network": {"architecture": "feedforward", "input": [2, 4, 4], "output": "fc",
+                                    "nodes": [{"name": "conv", "op": "layer", "inputs": ["input"]},
+                                              {"name": "pool", "op": "sumpool", "kernel": 2, "inputs": ["conv"]},
+                                              {"name": "flat", "op": "flatten", "inputs": ["pool"]},
+                                              {"name": "fc", "op": "layer", "inputs": ["flat"]}]}}}
+    for path, value in changes.items():
+        set_field(raw, path.replace("__", "."), value)
+    return raw
+
+
+F = "cfg.json: metadata.network"
+FEEDFORWARD_INVALID = [
+    ({"metadata__network__input": [2, 4]}, f"{F}.input: expected at least 3 items, got 2"),
+    ({"metadata__network__nodes__1__inputs": ["fc"]}, f"{F}.nodes[1].inputs: 'fc' is not 'input' or an earlier node"),
+    ({"metadata__network__nodes__1__kernel": 3}, f"{F}.nodes[1].kernel: must divide the input's 4×4 pixels, got 3"),
+    ({"metadata__network__nodes__2__kernel": 2}, f"{F}.nodes[2].kernel: not a field of a flatten node"),
+    ({"metadata__network__nodes__2__op": "add"}, f"{F}.nodes[2].inputs: a add node takes 2 input(s), got 1"),
+    ({"layers__1__activation_bits": 3}, f"{F}.nodes[3]: layer 'fc': activation_bits 3 holds [-4, 3], its input carries [0, 4]"),
+    ({"metadata__network__input": [3, 4, 4]},
+     f"{F}.nodes[0].inputs: layer 'conv' takes [channels, height, width] [2, 4, 4], its input 'input' gives [3, 4, 4]"),
+    ({"metadata__network__output": "pool"}, f"{F}.output: expected a layer node, got 'pool'"),
+    ({"layers__0__name": "conv2"}, f"{F}.nodes[0].name: layer 'conv' of the graph is missing from layers"),
+    ({"metadata__network__nodes__1__op": "maxpool"},
+     f"{F}.nodes[1].op: expected one of \"layer\", \"sumpool\", \"flatten\", \"add\", got \"maxpool\""),
+    ({"metadata__network__nodes": DELETE}, f"{F}: missing required field 'nodes'"),
+]
+
+
+@pytest.mark.parametrize("changes,message", FEEDFORWARD_INVALID, ids=[m[27:60] for _, m in FEEDFORWARD_INVALID])
+def test_invalid_feedforward_graph_names_the_field(changes, message):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(feedforward(**changes), source="cfg.json")
+    assert str(info.value) == message
+
+
+def test_feedforward_graph_derives_shapes_and_ranges():
+    graph = config_from_dict(feedforward(), source="cfg.json").graph
+    assert graph.layer_names == ("conv", "fc") and graph.output == "fc"
+    assert [(n.shape, n.value_range) for n in graph.nodes] == [((4, 4, 4), (0, 1)), ((4, 2, 2), (0, 4)),
+                                                               ((16, 1, 1), (0, 4)), ((3, 1, 1), (0, 1))]
+    assert [n.name for n in graph.consumers("conv")] == ["pool"]
