@@ -157,8 +157,7 @@ def fusesoc_core(network: NetworkConfig, manifest: dict) -> str:
     """A FuseSoC CAPI2 core: the top (the AXI4-Stream wrapper when generated) as ``rtl``, the
     per-layer modules as ``layers``, the weight init data as ``weights``, the Verilator waivers
     (rtl/lint_waivers.vlt, copied beside it); targets ``default`` and ``lint`` (Verilator
-    ``--lint-only -Wall`` with the waivers; ASCRANGE off: Amaranth declares the unused address of
-    a one-word memory, a PE with one lane group, as ``[-1:0]``)."""
+    ``--lint-only -Wall`` with the waivers)."""
     top = manifest.get("wrapper") or manifest["top"]
     layers = [e["verilog"] for e in manifest["layers"] if e["hardware"]]
     hexes = [e["weights_hex"] for e in manifest["layers"] if e["hardware"] and e["weights_hex"]]
@@ -197,7 +196,7 @@ targets:
     tools:
       verilator:
         mode: lint-only
-        verilator_options: [-Wall, -Wno-ASCRANGE]
+        verilator_options: [-Wall]
 """
 
 

@@ -42,6 +42,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import LayerConfig, LayerWeights, LayerWidths
+from .banks import BankedMemory
 from .events import SpikeEmitter, advance, counter, event_layout, index_shape
 from .mac import MAC_FOR_SCHEME, activation_shape
 from .neuron import Integrate, fire_compare, fire_resolve, membrane_register, spike_shape
@@ -172,27 +173,29 @@ class SpikingPE(wiring.Component):
         """Weight and parameter ROMs, current and membrane RAMs, and their ports (§10)."""
         layer = self.layer
         def make(name, shape, depth, init, rom=False):
+            # at least 2 words: a 1-word memory has a 0-bit address, which Verilog cannot declare
+            depth = max(depth, 2)
             m.submodules[name] = mem = memory.Memory(shape=shape, depth=depth, init=init,
                                                      attrs=memory_attrs(depth, rom=rom))
             return mem
-        weight_mem = make("weights", self.weight_word, self.weight_depth,
-                          weight_rows(layer, self.weights) if self.weights is not None else [],
-                          rom=self.weights is not None)
+        rom = self.weights is not None
+        m.submodules.weights = weights = BankedMemory(
+            shape=self.weight_word, depth=max(self.weight_depth, 2), writable=not rom,
+            init=weight_rows(layer, self.weights) if rom else [], attrs=memory_attrs(self.weight_depth, rom=rom))
         param_mem = make("params", self.param_word, layer.groups, param_rows(layer, self.weights), rom=True)
         current_mem = make("currents", self.current_word, self.neuron_depth, [])
         membrane_mem = make("membranes", self.membrane_word, self.neuron_depth, [])
         ports = SimpleNamespace(
-            weight_rd=weight_mem.read_port(), param_rd=param_mem.read_port(),
+            weights=weights, param_rd=param_mem.read_port(),
             current_wr=current_mem.write_port(), current_rd=current_mem.read_port(),
             membrane_wr=membrane_mem.write_port(), membrane_rd=membrane_mem.read_port())
         # the current memory's one output register, shared by the scan (M) and update (N1) pipelines
         ports.current_q = Signal(self.current_word)
         with m.If(ports.current_rd.en):
             m.d.sync += ports.current_q.eq(ports.current_rd.data)
-        if self.weights is None:
-            weight_wr = weight_mem.write_port()
-            m.d.comb += [weight_wr.addr.eq(self.weight_write.addr), weight_wr.data.eq(self.weight_write.data),
-                         weight_wr.en.eq(self.weight_write.en)]
+        if not rom:
+            m.d.comb += [weights.write_addr.eq(self.weight_write.addr), weights.write_data.eq(self.weight_write.data),
+                         weights.write_en.eq(self.weight_write.en)]
         if self.probe:
             probe_rd = membrane_mem.read_port()
             m.d.comb += [probe_rd.addr.eq(self.membrane_probe.addr), self.membrane_probe.data.eq(probe_rd.data)]
@@ -247,13 +250,13 @@ class SpikingPE(wiring.Component):
         p2 = self._stage(m, "scan_p2", {
             "valid": (1, p1.valid & inside), "row": (addr_shape, p1.oy.as_unsigned() * (Wp * G)),
             "col": (addr_shape, p1.ox.as_unsigned() * G + p1.g), **self._carry(p1, "waddr", "value")})
+        m.d.comb += mem.weights.read_addr.eq(p2.waddr)   # banked: the word is there two cycles later, in D
         r = self._stage(m, "scan_r", {"valid": (1, p2.valid), "addr": (addr_shape, p2.row + p2.col),
-                                      **self._carry(p2, "waddr", "value")})
-        m.d.comb += mem.weight_rd.addr.eq(r.waddr)
+                                      **self._carry(p2, "value")})
         d = self._stage(m, "scan_d", self._carry(r, "valid", "addr", "value"))
         # M: read data registered; `hit` marks taps ahead whose write this read missed (module docstring)
         x = self._stage(m, "scan_m", {**self._carry(d, "valid", "addr", "value"),
-                                      "code": (self.weight_word, mem.weight_rd.data)})
+                                      "code": (self.weight_word, mem.weights.read_data)})
         w = SimpleNamespace(valid=Signal(name="scan_w_valid"), addr=Signal(addr_shape, name="scan_w_addr"),
                             sum=Signal(self.current_word, name="scan_w_sum"))
         written = [self._stage(m, "written1", {"valid": (1, mem.current_wr.en), "addr": (addr_shape, mem.current_wr.addr),

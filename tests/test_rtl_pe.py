@@ -20,6 +20,17 @@ def test_pe_matrix_amaranth_sim(params, stall_seed):
     assert count_mismatches(case, outputs, membranes) == 0
 
 
+@pytest.mark.parametrize("with_weights", [True, False])
+def test_banked_weights_amaranth_sim(with_weights, stall_seed):
+    """640 weight words of 32 bits: two block-RAM banks (rtl/banks.py), initialized or written."""
+    params = CaseParams(scheme="uniform", bits=4, kind="linear", lanes=8, in_channels=128, out_channels=40,
+                        height=2, seed=105, with_weights=with_weights)
+    case = make_case(params)
+    assert SpikingPE(layer=case.layer, weights=case.weights).elaborate(None).submodules.weights.banks == 2
+    outputs, membranes = run_case(case, stall_seed=stall_seed)
+    assert count_mismatches(case, outputs, membranes) == 0
+
+
 def test_write_port_variant_amaranth_sim(stall_seed):
     case = make_case(CaseParams(scheme="uniform", bits=4, activation_bits=4, kind="conv2d", lanes=2,
                                 with_weights=False, seed=7))

@@ -21,6 +21,9 @@ CORNERS = [
     # 2-bit activations (ternary spikes in), heavy leak
     CaseParams(scheme="pot", bits=2, activation_bits=2, neuron="ternary", membrane="integer",
                kind="conv2d_nopad", reset="hard", leak_shift=16, lanes=2, seed=104),
+    # weights in two block-RAM banks (640 words of 32 bits: rtl/banks.py), initialized and written
+    *(CaseParams(scheme="uniform", bits=4, kind="linear", lanes=8, in_channels=128, out_channels=40, height=2,
+                 seed=seed, with_weights=with_weights) for seed, with_weights in ((105, True), (106, False))),
 ]
 
 SIMULATORS = [
