@@ -148,8 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"random seeds; every seed runs the baseline and the whole β sweep, the report gives "
                         f"mean ± std over seeds (default {' '.join(map(str, DEFAULT_SEEDS))})")
     o.add_argument("--out", default="build/search", help="output folder (default build/search)")
-    o.add_argument("--jobs", type=_positive_int("--jobs"), default=2,
-                   help="seeds run in parallel processes (default 2, one per core; 1 under torchrun)")
+    o.add_argument("--jobs", type=_positive_int("--jobs"), default=3,
+                   help="seeds run at once in separate processes, one torch thread each (default 3: the default "
+                        "seeds all at once; 1 under torchrun). Results do not depend on it")
     o.add_argument("--threads", type=_positive_int("--threads"), default=1,
                    help="torch threads per process (default 1: small layers gain little from more)")
     o.add_argument("--resume", action="store_true", help="reuse finished phases from OUT/checkpoints")

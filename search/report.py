@@ -166,11 +166,16 @@ def markdown(results: dict) -> str:
     for b in summ["betas"]:
         mark = " (selected)" if sel and sel["beta"] == b["beta"] else ""
         other = b["energy_dense_mj" if conv == "paper" else "energy_paper_mj"]
+        dead = f"{b['dead_runs']}/{len(b['seeds'])}" if b["exported"] else "n/a: fp32 layers, not exported"
         lines.append(f"| searched{mark} | {b['beta']:g} | {_pm(b['accuracy'])} | {-b['accuracy_drop'][0]:+.2f} ± "
                      f"{b['accuracy_drop'][1]:.2f} | {_pm(b['avg_bits'])} | {_pm(b['storage_mb'], 4)} | "
-                     f"{_pm(b['energy_mj'], 5)} | {_pm(other, 5)} | {b['dead_runs']}/{len(b['seeds'])} |")
-    lines += ["", "β is selected on the means (lowest mean energy within the allowed mean drop); the shipped "
-              "`searched.json` is that β's most accurate seed whose integer network has no dead engine.", "",
+                     f"{_pm(b['energy_mj'], 5)} | {_pm(other, 5)} | {dead} |")
+    within = [b["beta"] for b in summ["betas"] if b["exported"] and b["accuracy_drop"][0] <= cfg.get("max_drop", 1.0)]
+    lines += ["", f"β is selected on the means: the lowest mean energy among the integer-exported β within "
+              f"{cfg.get('max_drop', 1.0):g} points of the baseline's mean "
+              + (f"({', '.join(f'{x:g}' for x in within)})" if within else
+                 "— none is, so the most accurate mean") + "; the shipped `searched.json` is that β's most "
+              "accurate seed whose integer network has no dead engine.", "",
               "## Per seed", "",
               "| seed | fp32 % | " + " | ".join(f"β={b['beta']:g} % (bits, golden agreement %)" for b in summ["betas"]) + " |",
               "|---|---|" + "---|" * len(summ["betas"])]
