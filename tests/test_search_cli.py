@@ -113,6 +113,11 @@ def test_end_to_end_small_run_is_deterministic(tmp_path):
                 assert r["dead_engines"] == [n for n, e in r["engines"].items() if n != "head" and e["spikes"] == 0]
                 cfg = load_config(r["export"])
                 assert cfg.metadata["search"]["beta"] == r["beta"] and cfg.metadata["search"]["seed"] == s["seed"]
+    assert all(0 <= v <= 1 for v in r1["seeds"][0]["search_rates"].values())     # the paper cost's rates
+    p11 = r1["paper_preset"]["classes"]["11"]
+    assert p11["dense_mj"] == pytest.approx(30.42, abs=0.01) and p11["paper_convention_rate1_mj"] == pytest.approx(12.30, abs=0.01)
+    assert p11["paper_convention_rate0_mj"] < p11["paper_convention_mj"] < p11["paper_convention_rate1_mj"]
+    assert p11["tokenizer_spike_mac_mj"] < p11["dense_mj"]
     md = (out1 / "report.md").read_text()
     for text in ("fp32 baseline", "Per-layer choices", " ± ", "Shipped network", "findings", "non-zero weights"):
         assert text in md, text
