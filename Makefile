@@ -8,6 +8,7 @@ CONFIG ?= configs/example_tiny.json
 OUT    ?= build/gen
 LANES  ?= balanced
 SAMPLES ?=
+SEEDS  ?=
 JOBS   ?= 2
 TARGET ?= ecp5
 CLOCK_MHZ ?= 100
@@ -81,8 +82,8 @@ bench-pot-width: $(STAMP)  ## how much of 4-bit PoT's area is its wider datapath
 bench-nir: $(STAMP)  ## golden vs snnTorch/Norse quantized float model agreement per weight scheme (docs/nir.md; about 2 min): prints a table
 	$(PY) benchmarks/nir_agreement.py
 
-search: $(STAMP)  ## SpikeHQ quantization search on the digits (β sweep, report, searched.json): make search [SEARCH_ARGS="--beta 1 --out build/search"]
-	$(PY) -m spikehq.search $(SEARCH_ARGS)
+search: $(STAMP)  ## SpikeHQ quantization search on the digits (β sweep × seeds, report, searched.json): make search [SEEDS="0 1 2"] [SEARCH_ARGS="--cost dense --out build/search"]
+	$(PY) -m spikehq.search $(if $(SEEDS),--seeds $(SEEDS)) $(SEARCH_ARGS)
 
 synth: $(STAMP)  ## area, Fmax, power estimates per layer: make synth CONFIG=path TARGET=ice40|ecp5|xilinx [DEVICE=85k] [CLOCK_MHZ=100] [LANES=balanced]
 	$(PY) -m spikehq.synth --config $(CONFIG) --target $(TARGET) --clock-mhz $(CLOCK_MHZ) --lanes $(LANES) $(if $(DEVICE),--device $(DEVICE))

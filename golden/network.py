@@ -149,6 +149,23 @@ class IntegerNetwork:
         n = len(frames)
         return {layer.name: float((trace[layer.name]["inputs"] != 0).sum()) / n for layer in self.config.layers}
 
+    def engine_activity(self, frames: torch.Tensor, batch_size: int = 64) -> dict[str, dict]:
+        """Per engine (every layer and every block's attention neuron ``b<i>_attn``), over
+        ``frames``: ``spikes`` (total non-zero outputs), ``spike_rate`` (per output neuron and
+        step), ``input_rate`` (non-zero inputs per input and step). The head's outputs are its
+        readout, not spikes (its threshold is out of reach by design)."""
+        sums: dict[str, list[int]] = {}
+        for i in range(0, len(frames), batch_size):
+            _, trace = self.run(frames[i:i + batch_size], dump=True)
+            for name, t in trace.items():
+                c = sums.setdefault(name, [0, 0, 0, 0])
+                c[0] += int((t["spikes"] != 0).sum())
+                c[1] += t["spikes"].numel()
+                c[2] += int((t["inputs"] != 0).sum())
+                c[3] += t["inputs"].numel()
+        return {name: {"spikes": c[0], "spike_rate": c[0] / max(c[1], 1), "input_rate": c[2] / max(c[3], 1)}
+                for name, c in sums.items()}
+
     def predict(self, frames: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         out = [self.run(frames[i:i + batch_size])[0].argmax(dim=1) for i in range(0, len(frames), batch_size)]
         return torch.cat(out)

@@ -4,4 +4,5 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":      # the guard keeps --jobs' spawned workers from re-running the command
+    sys.exit(main())

@@ -30,6 +30,18 @@ Per layer and quantization candidate (one inference of ``T`` time steps):
     FP32 and 163/8 pJ per bit for INT8 (both ≈ 20.3 pJ/bit); b-bit integer weights use the
     INT8 figure per bit.
 
+Two op-count conventions (``--cost``):
+
+* ``dense`` — every layer does ``N_ops`` multiply-accumulates per step, whatever its input.
+* ``paper`` — the spiking-transformer energy literature's (Spikformer and successors):
+  a layer whose input is binary spikes does one **accumulate per input spike** and weight,
+  ``SOPs = r · N_ops`` with ``r`` the layer's input spike rate measured on data (events per
+  input activation and step), at the format's ``e_add`` (FP32 1.1 pJ, integers INT8 0.03 pJ);
+  a layer with **multi-bit** input (the residual stream into q/k/v/fc1/head) or the first
+  layer (the encoding layer, counted as MACs in that literature) does ``N_ops`` dense
+  multiply-accumulates at ``e_op`` as above. Storage as in ``dense``.
+  ``E = Σ SOPs·E_AC + Σ MACs·E_MAC + S·e_bit``.
+
 Groups (paper Fig. 4): ``tokenizer`` (spiking tokenizer convs and the relative-position conv),
 ``attention`` (q, k, v, output projection), ``mlp``, ``head``.
 """
@@ -41,7 +53,8 @@ from dataclasses import dataclass
 
 from ..golden.codes import pot_max_exponent
 
-__all__ = ["ENERGY_PJ", "CANDIDATES", "GROUPS", "LayerShape", "candidate_scheme", "candidate_name",
+__all__ = ["ENERGY_PJ", "CANDIDATES", "GROUPS", "COSTS", "LayerShape", "Activity", "layer_activity",
+           "rates_by_role", "sop_energy_pj", "candidate_scheme", "candidate_name",
            "op_energy_pj", "dram_energy_per_bit_pj", "layer_ops", "layer_params", "storage_bits",
            "layer_energy_pj", "network_cost", "shapes_from_config"]
 
@@ -50,6 +63,7 @@ ENERGY_PJ = {
     "int8": {"mult": 0.2, "add": 0.03, "shift": 0.024, "dram": 163.0, "word_bits": 8},
 }
 CANDIDATES = ("fp32", "pot2", "pot4", "uni2", "uni4")
+COSTS = ("dense", "paper")
 GROUPS = ("tokenizer", "attention", "mlp", "head")
 _SCHEME = {"fp32": ("fp32", 32), "pot2": ("pot", 2), "pot4": ("pot", 4), "uni2": ("uniform", 2),
            "uni4": ("uniform", 4)}
@@ -124,40 +138,103 @@ def dram_energy_per_bit_pj(candidate: str) -> float:
     return row["dram"] / row["word_bits"]
 
 
-def layer_energy_pj(layer: LayerShape, candidate: str, time_steps: int) -> float:
-    """Eq. 7 for one inference of ``time_steps`` steps (pJ)."""
-    return (time_steps * layer_ops(layer) * op_energy_pj(candidate)
+@dataclass(frozen=True)
+class Activity:
+    """What the ``paper`` convention needs of a layer: its input spike rate (non-zero input
+    activations per input activation and step, measured on data) and whether its input is
+    multi-bit (or the encoding layer), i.e. counted as dense MACs."""
+
+    input_rate: float
+    multibit: bool
+
+
+def layer_activity(layers, rates: dict[str, float], activation_bits: dict[str, int]) -> dict[str, Activity]:
+    """``Activity`` per layer: multi-bit when ``activation_bits > 1`` or the first layer."""
+    out = {}
+    for i, layer in enumerate(layers):
+        rate = rates.get(layer.name)
+        if rate is None or not 0 <= rate <= 1:
+            raise ValueError(f"layer {layer.name!r}: input spike rate must be in [0, 1], got {rate}")
+        out[layer.name] = Activity(float(rate), i == 0 or activation_bits[layer.name] > 1)
+    return out
+
+
+def _role(name: str) -> str:
+    if name.startswith("tok") and name != "tok0":
+        return "tok"
+    return name.split("_", 1)[1] if name.startswith("b") and "_" in name else name
+
+
+def rates_by_role(rates: dict[str, float], layers) -> dict[str, float]:
+    """Transfer measured input rates to another network's ``layers`` by role (tok0, the later
+    tokenizer convs, rpe, q, k, v, proj, fc1, fc2, head), averaging the source layers of a role."""
+    by_role: dict[str, list[float]] = {}
+    for name, r in rates.items():
+        by_role.setdefault(_role(name), []).append(r)
+    out = {}
+    for layer in layers:
+        vals = by_role.get(_role(layer.name))
+        if not vals:
+            raise ValueError(f"layer {layer.name!r}: no measured rate for role {_role(layer.name)!r}")
+        out[layer.name] = sum(vals) / len(vals)
+    return out
+
+
+def sop_energy_pj(candidate: str) -> float:
+    """Energy of one accumulate per input spike (pJ): the format's add (FP32 or INT8 row)."""
+    return ENERGY_PJ["fp32" if candidate == "fp32" else "int8"]["add"]
+
+
+def _compute(layer: LayerShape, candidate: str, time_steps: int, activity: Activity | None) -> tuple[float, float, float]:
+    """(MACs, SOPs, compute energy pJ) of one inference."""
+    dense = time_steps * layer_ops(layer)
+    if activity is None or activity.multibit:
+        return dense, 0.0, dense * op_energy_pj(candidate)
+    sops = dense * activity.input_rate
+    return 0.0, sops, sops * sop_energy_pj(candidate)
+
+
+def layer_energy_pj(layer: LayerShape, candidate: str, time_steps: int, activity: Activity | None = None) -> float:
+    """Eq. 7 for one inference of ``time_steps`` steps (pJ); ``activity`` None is the ``dense``
+    convention, else the ``paper`` one (module docstring)."""
+    return (_compute(layer, candidate, time_steps, activity)[2]
             + storage_bits(layer, candidate) * dram_energy_per_bit_pj(candidate))
 
 
-def network_cost(layers, choices: dict[str, str] | str, time_steps: int) -> dict:
+def network_cost(layers, choices: dict[str, str] | str, time_steps: int,
+                 activity: dict[str, Activity] | None = None) -> dict:
     """Totals and per-group / per-layer figures for a configuration.
 
-    ``choices`` maps layer name → candidate, or is one candidate for every layer. Returns a
-    dict with ``storage_mb`` (10^6 bytes), ``energy_mj``, ``avg_bits`` (storage bits per
-    weight), ``params``, ``ops`` (per time step), ``groups`` and ``layers``.
+    ``choices`` maps layer name → candidate, or is one candidate for every layer; ``activity``
+    (layer name → :class:`Activity`) selects the ``paper`` convention. Returns a dict with
+    ``storage_mb`` (10^6 bytes), ``energy_mj``, ``avg_bits`` (storage bits per weight),
+    ``params``, ``ops`` (dense, per time step), ``macs``/``sops`` (per inference), ``groups``
+    and ``layers``.
     """
-    groups = {g: {"storage_mb": 0.0, "energy_mj": 0.0, "params": 0, "ops": 0} for g in GROUPS}
-    per_layer, bits_total, energy_total, params_total, ops_total = [], 0, 0.0, 0, 0
+    zero = lambda: {"storage_mb": 0.0, "energy_mj": 0.0, "params": 0, "ops": 0}
+    groups = {g: zero() for g in GROUPS}
+    per_layer = []
+    tot = {"bits": 0, "energy": 0.0, "params": 0, "ops": 0, "macs": 0.0, "sops": 0.0}
     for layer in layers:
         cand = choices if isinstance(choices, str) else choices[layer.name]
         bits = storage_bits(layer, cand)
-        energy = layer_energy_pj(layer, cand, time_steps) * 1e-9          # pJ → mJ
+        macs, sops, _ = _compute(layer, cand, time_steps, None if activity is None else activity[layer.name])
+        energy = layer_energy_pj(layer, cand, time_steps, None if activity is None else activity[layer.name]) * 1e-9
         params, ops = layer_params(layer), layer_ops(layer)
-        group = groups.setdefault(layer.group, {"storage_mb": 0.0, "energy_mj": 0.0, "params": 0, "ops": 0})
+        group = groups.setdefault(layer.group, zero())
         group["storage_mb"] += bits / 8e6
         group["energy_mj"] += energy
         group["params"] += params
         group["ops"] += ops
         per_layer.append({"name": layer.name, "group": layer.group, "candidate": cand, "params": params,
-                          "ops": ops, "storage_mb": bits / 8e6, "energy_mj": energy})
-        bits_total += bits
-        energy_total += energy
-        params_total += params
-        ops_total += ops
-    return {"storage_mb": bits_total / 8e6, "energy_mj": energy_total,
-            "avg_bits": bits_total / params_total if params_total else 0.0,
-            "params": params_total, "ops": ops_total, "groups": groups, "layers": per_layer}
+                          "ops": ops, "macs": macs, "sops": sops, "storage_mb": bits / 8e6, "energy_mj": energy})
+        for k, v in (("bits", bits), ("energy", energy), ("params", params), ("ops", ops), ("macs", macs),
+                     ("sops", sops)):
+            tot[k] += v
+    return {"storage_mb": tot["bits"] / 8e6, "energy_mj": tot["energy"],
+            "avg_bits": tot["bits"] / tot["params"] if tot["params"] else 0.0,
+            "params": tot["params"], "ops": tot["ops"], "macs": tot["macs"], "sops": tot["sops"],
+            "convention": "dense" if activity is None else "paper", "groups": groups, "layers": per_layer}
 
 
 def shapes_from_config(config) -> list[LayerShape]:

@@ -559,6 +559,31 @@ class SpikingTransformer(nn.Module):
         return self.head(x.mean(dim=2)).mean(dim=0)
 
     @torch.no_grad()
+    def input_rates(self, frames: torch.Tensor, integer: bool = False, batch: int = 256) -> dict[str, float]:
+        """Each layer's input spike rate on ``frames``: non-zero input activations per input
+        activation and step (the ``paper`` cost's ``r``; the head sees the token mean in float mode)."""
+        counts: dict[str, list[float]] = {l.name: [0.0, 0.0] for l in self.quant_layers()}
+
+        def count(mod, args):
+            c = counts[mod.name]
+            c[0] += float((args[0] != 0).sum())
+            c[1] += args[0].numel()
+        hooks = [l.register_forward_pre_hook(count) for l in self.quant_layers()]
+        was_training = self.training
+        self.eval()
+        try:
+            for i in range(0, len(frames), batch):
+                self(frames[i:i + batch].float(), integer=integer)
+        finally:
+            for h in hooks:
+                h.remove()
+            self.train(was_training)
+        return {name: nz / n if n else 0.0 for name, (nz, n) in counts.items()}
+
+    def activation_bits(self) -> dict[str, int]:
+        return {l.name: l.activation_bits for l in self.quant_layers()}
+
+    @torch.no_grad()
     def integer_scores(self, frames: torch.Tensor) -> torch.Tensor:
         """Exact integer class scores Σ_t Σ_tokens I of the integer-mode forward."""
         x = self.features(frames, integer=True)

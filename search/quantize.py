@@ -8,10 +8,12 @@ with identity gradients, and the Gumbel-softmax sample of the search. A quantize
 always ``scale × v`` with ``v`` the integer the hardware computes with (docs/arithmetic.md §1):
 
 * ``uniform``: ``v = clamp(round(w / scale), -2^(b-1), 2^(b-1) - 1)`` (symmetric, zero-point 0).
-* ``pot``: ``v = sign(w) · 2^e`` with ``e = round(log2(|w| / scale))`` clamped to
-  ``[0, 2^(b-1) - 2]``; ``|w| / scale < 2^-0.5`` (``e`` rounds below 0) gives ``v = 0``.
-  ``scale`` is a power of two, so the largest level ``α = scale · 2^(2^(b-1)-2)`` is one too
-  and every level is a shift of the activation.
+* ``pot``: ``v`` is the level of ``{0, ±1, ±2, …, ±2^E}`` (``E = 2^(b-1) - 2``) nearest to
+  ``w / scale`` (ties up: ``|w|/scale ≥ 1/2`` → 1, ``≥ 1.5·2^e`` → ``2^(e+1)``). ``scale`` is a
+  power of two, so the largest level ``α = scale · 2^E`` is one too and every level is a shift
+  of the activation; :func:`pot_scale` picks the power of two with the least squared error
+  ``‖w − scale·v‖²`` (one scale per tensor, folded into the integer thresholds and biases at
+  export like every other scale).
 
 The integer path (``to_int``) is kept apart from the differentiable one (``fake_quant``).
 """
@@ -25,7 +27,7 @@ import torch.nn.functional as F
 
 from ..golden import codes as _codes
 
-__all__ = ["init_scale", "to_int", "to_codes", "from_codes", "fake_quant", "round_ste", "floor_ste", "ceil_ste",
+__all__ = ["init_scale", "pot_scale", "quantization_error", "synthetic_error_table", "to_int", "to_codes", "from_codes", "fake_quant", "round_ste", "floor_ste", "ceil_ste",
            "exact_round_ste", "spike_fn", "ternary_membrane", "gumbel_softmax_sample"]
 
 
@@ -42,22 +44,77 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
 
 
 def init_scale(w: torch.Tensor, scheme: str, bits: int) -> float:
-    """A starting scale for ``w``: LSQ's 2·mean|w|/sqrt(Qp) for uniform; for PoT the power of two
-    that puts the largest level α at the nearest power of two of max|w|."""
+    """A starting scale for ``w``: LSQ's 2·mean|w|/sqrt(Qp) for uniform; for PoT the
+    least-squared-error power of two (:func:`pot_scale`), which is also the PoT scale in use."""
     _check(scheme, bits)
-    w = w.detach().abs()
     if scheme == "uniform":
         qp = 2 ** (bits - 1) - 1
-        return max(float(2 * w.mean() / math.sqrt(qp)), 1e-8)
-    alpha_exp = round(math.log2(max(float(w.max()), 2.0 ** -30)))
-    return 2.0 ** (alpha_exp - _codes.pot_max_exponent(bits))
+        return max(float(2 * w.detach().abs().mean() / math.sqrt(qp)), 1e-8)
+    return pot_scale(w, bits)
+
+
+POT_SCALE_SPAN = 10   # candidate tops α: 2^(n-SPAN+1) … 2^n, 2^n the power of two at or above max|w|
+
+
+@torch.no_grad()
+def pot_scale(w: torch.Tensor, bits: int) -> float:
+    """The power-of-two scale of ``bits``-bit PoT that minimizes ``‖w − scale·to_int(w)‖²``.
+
+    Candidates: the top level ``α = scale·2^E`` from the power of two at or above max|w| down
+    ``POT_SCALE_SPAN - 1`` octaves; ties go to the larger α. A PoT-2 layer thus gets α near the
+    magnitude that best splits its weights into 0 and ±α instead of α ≈ max|w| (which zeroes
+    almost every weight of a bell-shaped layer)."""
+    w = w.detach().float().flatten()
+    top = math.ceil(math.log2(max(float(w.abs().max()), 2.0 ** -60)))
+    best, best_err = None, math.inf
+    for a in range(top, top - POT_SCALE_SPAN, -1):
+        scale = 2.0 ** (a - _codes.pot_max_exponent(bits))
+        err = float(((w - to_int(w, "pot", bits, scale).to(w.dtype) * scale) ** 2).sum())
+        if err < best_err:
+            best, best_err = scale, err
+    return best
+
+
+def quantization_error(w: torch.Tensor, scheme: str, bits: int, scale: float | torch.Tensor) -> tuple[float, float]:
+    """(relative squared error ``‖w − ŵ‖²/‖w‖²``, share of non-zero quantized weights)."""
+    v = to_int(w, scheme, bits, scale)
+    w = w.detach().float()
+    err = float(((w - v.to(w.dtype) * scale) ** 2).sum() / (w ** 2).sum().clamp_min(1e-30))
+    return err, float((v != 0).float().mean())
+
+
+def _best_uniform_scale(w: torch.Tensor, bits: int, steps: int = 200) -> float:
+    """Least-squared-error uniform scale on a grid of ``steps`` values up to 2·max|w|/Qp (for the
+    comparison table; the search learns its uniform scales with LSQ)."""
+    hi = 2 * float(w.abs().max()) / (2 ** (bits - 1) - 1)
+    grid = [hi * (i + 1) / steps for i in range(steps)]
+    return min(grid, key=lambda s: quantization_error(w, "uniform", bits, s)[0])
+
+
+def synthetic_error_table(n: int = 65536, seed: int = 0) -> list[dict]:
+    """Relative error and non-zero share of pot2/pot4 (power-of-two scale of :func:`pot_scale`)
+    next to uni2/uni4 (least-squared-error scale) on unit Gaussian and Laplace weights."""
+    g = torch.Generator().manual_seed(seed)
+    gauss = torch.randn(n, generator=g)
+    laplace = -torch.log(torch.rand(n, generator=g).clamp_min(1e-12)) * torch.sign(torch.rand(n, generator=g) - 0.5)
+    rows = []
+    for dist, w in (("gaussian", gauss), ("laplace", laplace)):
+        for scheme, bits in (("pot", 2), ("pot", 4), ("uniform", 2), ("uniform", 4)):
+            scale = pot_scale(w, bits) if scheme == "pot" else _best_uniform_scale(w, bits)
+            err, nonzero = quantization_error(w, scheme, bits, scale)
+            rows.append({"distribution": dist, "candidate": f"{'pot' if scheme == 'pot' else 'uni'}{bits}",
+                         "scale": scale, "relative_error": err, "nonzero": nonzero})
+    return rows
 
 
 def _pot_exponent(w_over_scale: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest PoT level of ``|w/scale|``: exponent ``e`` (clamped to [0, E]) and the non-zero
+    mask. ``m = f·2^k`` with ``f`` in [0.5, 1) (frexp, exact): ``e = k − 1 + [f ≥ 0.75]`` picks
+    the nearer of ``2^(k-1)`` and ``2^k``; below 1/2 the nearest level is 0."""
     magnitude = w_over_scale.abs()
-    e = torch.round(torch.log2(magnitude.clamp_min(2.0 ** -60)))
-    nonzero = e >= 0
-    return e.clamp(0, _codes.pot_max_exponent(bits)), nonzero
+    mantissa, exponent = torch.frexp(magnitude)
+    e = (exponent - 1 + (mantissa >= 0.75).to(exponent.dtype)).to(magnitude.dtype)
+    return e.clamp(0, _codes.pot_max_exponent(bits)), magnitude >= 0.5
 
 
 def to_int(w: torch.Tensor, scheme: str, bits: int, scale: float | torch.Tensor) -> torch.Tensor:

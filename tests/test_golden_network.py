@@ -81,3 +81,16 @@ def test_head_readout_exact_when_the_head_fires(tmp_path):
     scores, trace = net.run(frames.to(torch.int64), dump=True)
     assert trace["head"]["spikes"].sum() > 0
     assert torch.equal(scores, expected)
+
+
+def test_engine_activity_counts_spikes_of_every_engine(tmp_path):
+    m, frames = calibrated_model()
+    path = export_network(m, tmp_path / "net")
+    net = load_network(path)
+    act = net.engine_activity(frames.to(torch.int64), batch_size=5)
+    _, trace = net.run(frames.to(torch.int64), dump=True)
+    assert set(act) == set(trace)
+    for name, t in trace.items():
+        assert act[name]["spikes"] == int((t["spikes"] != 0).sum())
+        assert act[name]["spike_rate"] == pytest.approx(act[name]["spikes"] / t["spikes"].numel())
+        assert act[name]["input_rate"] == pytest.approx(float((t["inputs"] != 0).float().mean()))

@@ -35,14 +35,15 @@ def test_help(capsys):
         search.main(["--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--preset", "--beta", "--search-epochs", "--seed", "--out", "torchrun"):
+    for flag in ("--preset", "--beta", "--search-epochs", "--seeds", "--cost", "--out", "torchrun"):
         assert flag in text
 
 
 @pytest.mark.parametrize("argv,field", [
     (["--beta", "-1"], "--beta"), (["--beta", "x"], "--beta"), (["--search-epochs", "0"], "--search-epochs"),
     (["--dataset", "cifar10dvs"], "--data-root"), (["--tau-start", "1", "--tau-end", "2"], "--tau-end"),
-    (["--preset", "huge"], "--preset"), (["--alpha-fraction", "1.5"], "--alpha-fraction")])
+    (["--preset", "huge"], "--preset"), (["--alpha-fraction", "1.5"], "--alpha-fraction"),
+    (["--seeds", "1", "1"], "--seeds"), (["--seeds", "-2"], "--seeds"), (["--cost", "asic"], "--cost")])
 def test_bad_flags_one_line(capsys, argv, field):
     with pytest.raises(SystemExit) as e:
         search.main(argv)
@@ -62,35 +63,68 @@ def _report(out: Path) -> dict:
     return json.loads((out / "report.json").read_text())
 
 
+def _without_command(path: Path) -> dict:
+    doc = json.loads(path.read_text())
+    doc["metadata"]["search"].pop("command")
+    return doc
+
+
 def test_end_to_end_small_run_is_deterministic(tmp_path):
     torch.set_num_threads(1)
     out1, out2 = tmp_path / "r1", tmp_path / "r2"
-    assert search.main(SMOKE + ["--beta", "0", "20", "--seed", "3", "--out", str(out1)]) == 0
-    assert search.main(SMOKE + ["--beta", "0", "20", "--seed", "3", "--out", str(out2), "--no-plots"]) == 0
+    assert search.main(SMOKE + ["--beta", "0", "20", "--seeds", "3", "4", "--out", str(out1)]) == 0
+    # the second run is sequential (--jobs 1): the seeds' results do not depend on the process layout
+    assert search.main(SMOKE + ["--beta", "0", "20", "--seeds", "3", "4", "--out", str(out2), "--no-plots",
+                                "--jobs", "1"]) == 0
     r1, r2 = _report(out1), _report(out2)
-    for key in ("accuracy", "losses"):
-        assert r1["baseline"][key] == r2["baseline"][key]
-    for a, b in zip(r1["runs"], r2["runs"]):
-        assert a["choices"] == b["choices"] and a["accuracy"] == b["accuracy"]
-        assert a["history"]["probs"] == b["history"]["probs"]
-    low, high = r1["runs"]
-    # β pushes the selection toward cheaper candidates
+    assert [s["seed"] for s in r1["seeds"]] == [3, 4]
+    for s1, s2 in zip(r1["seeds"], r2["seeds"]):
+        for key in ("accuracy", "losses"):
+            assert s1["baseline"][key] == s2["baseline"][key]
+        for a, b in zip(s1["runs"], s2["runs"]):
+            assert a["choices"] == b["choices"] and a["accuracy"] == b["accuracy"]
+            assert a["history"]["probs"] == b["history"]["probs"]
+    assert _without_command(out1 / "searched.json") == _without_command(out2 / "searched.json")
+    assert sorted((out1 / "weights").iterdir()) and all(
+        f.read_bytes() == (out2 / "weights" / f.name).read_bytes() for f in (out1 / "weights").iterdir())
+    runs = r1["seeds"][0]["runs"]
+    low, high = runs
+    # β pushes the selection toward cheaper candidates (the paper convention's energy)
+    assert r1["config"]["cost"] == "paper" and high["cost"]["convention"] == "paper"
     assert high["cost"]["energy_mj"] < low["cost"]["energy_mj"]
     assert high["probabilities"]["b0_fc1"][0] < low["probabilities"]["b0_fc1"][0]
-    for f in ("report.md", "plots/pareto.png", "plots/choices.png", "plots/breakdown.png", "checkpoints/baseline.pt"):
+    # mean ± std over the seeds, selection on the means, the shipped seed's export
+    summ = r1["summary"]["betas"][1]
+    accs = [s["runs"][1]["accuracy"] for s in r1["seeds"]]
+    assert summ["accuracy"][0] == pytest.approx(sum(accs) / 2)
+    assert summ["accuracy"][1] == pytest.approx(abs(accs[0] - accs[1]) / 2 ** 0.5)
+    sel = r1["selected"]
+    shipped = next(r for s in r1["seeds"] for r in s["runs"] if r["seed"] == sel["seed"] and r["beta"] == sel["beta"])
+    assert (out1 / "searched.json").read_bytes() == Path(shipped["export"]).read_bytes()
+    for f in ("report.md", "plots/pareto.png", "plots/choices.png", "plots/breakdown.png",
+              "seed_3/checkpoints/baseline.pt", "seed_4/beta_20/searched.json"):
         assert (out1 / f).is_file(), f
     assert len(list((out1 / "plots").glob("probs_*.png"))) == 2
-    for r in r1["runs"]:
-        if r["integer_mode"]:
-            assert r["agreement"] == 100.0
-            cfg = load_config(r["export"])
-            assert cfg.metadata["search"]["beta"] == r["beta"]
+    for s in r1["seeds"]:
+        for r in s["runs"]:
+            assert set(r["layers"]) == {l["name"] for l in r["cost"]["layers"]}
+            if r["integer_mode"]:
+                assert r["agreement"] == 100.0
+                assert r["dead_engines"] == [n for n, e in r["engines"].items() if n != "head" and e["spikes"] == 0]
+                cfg = load_config(r["export"])
+                assert cfg.metadata["search"]["beta"] == r["beta"] and cfg.metadata["search"]["seed"] == s["seed"]
+    assert all(0 <= v <= 1 for v in r1["seeds"][0]["search_rates"].values())     # the paper cost's rates
+    p11 = r1["paper_preset"]["classes"]["11"]
+    assert p11["dense_mj"] == pytest.approx(30.42, abs=0.01) and p11["paper_convention_rate1_mj"] == pytest.approx(12.30, abs=0.01)
+    assert p11["paper_convention_rate0_mj"] < p11["paper_convention_mj"] < p11["paper_convention_rate1_mj"]
+    assert p11["tokenizer_spike_mac_mj"] < p11["dense_mj"]
     md = (out1 / "report.md").read_text()
-    assert "fp32 baseline" in md and "Per-layer choices" in md
+    for text in ("fp32 baseline", "Per-layer choices", " ± ", "Shipped network", "findings", "non-zero weights"):
+        assert text in md, text
     # resume reuses every phase and reproduces the report
-    assert search.main(SMOKE + ["--beta", "0", "20", "--seed", "3", "--out", str(out1), "--resume", "--no-plots"]) == 0
+    assert search.main(SMOKE + ["--beta", "0", "20", "--seeds", "3", "4", "--out", str(out1), "--resume", "--no-plots"]) == 0
     r3 = _report(out1)
-    assert [r["accuracy"] for r in r3["runs"]] == [r["accuracy"] for r in r1["runs"]]
+    assert [r["accuracy"] for s in r3["seeds"] for r in s["runs"]] == [r["accuracy"] for s in r1["seeds"] for r in s["runs"]]
 
 
 def test_torchrun_ddp_two_processes(tmp_path):
@@ -98,11 +132,11 @@ def test_torchrun_ddp_two_processes(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "spikehq.search", *SMOKE,
-           "--beta", "5", "--out", str(out), "--no-plots"]
+           "--beta", "5", "--seeds", "0", "--out", str(out), "--no-plots"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = _report(out)
-    assert r["world_size"] == 2 and len(r["runs"]) == 1
-    if r["runs"][0]["integer_mode"]:
-        assert r["runs"][0]["agreement"] == 100.0
+    assert r["world_size"] == 2 and len(r["seeds"][0]["runs"]) == 1
+    if r["seeds"][0]["runs"][0]["integer_mode"]:
+        assert r["seeds"][0]["runs"][0]["agreement"] == 100.0
         assert load_network(out / "searched.json").config.time_steps == 4

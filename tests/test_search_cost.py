@@ -71,3 +71,36 @@ def test_mixed_choices_and_shapes_from_config():
     assert c["params"] == 72 + 12
     assert c["avg_bits"] == pytest.approx((72 * 2 + 12 * 4) / 84)
     assert c["groups"]["head"]["params"] == 12 and c["ops"] == 64 * 72 + 64 * 12
+
+
+def test_paper_convention_sops_per_spike_macs_for_multibit():
+    lin = cost.LayerShape("l", "linear", 10, 20, height=3)
+    dense = 5 * 3 * 200
+    spikes = cost.Activity(input_rate=0.25, multibit=False)
+    multi = cost.Activity(input_rate=0.25, multibit=True)
+    storage = 4 * 200 * 163 / 8
+    assert cost.layer_energy_pj(lin, "uni4", 5, spikes) == pytest.approx(dense * 0.25 * 0.03 + storage)
+    assert cost.layer_energy_pj(lin, "uni4", 5, multi) == pytest.approx(dense * (0.1 + 0.03) + storage)
+    assert cost.layer_energy_pj(lin, "fp32", 5, spikes) == pytest.approx(dense * 0.25 * 1.1 + 32 * 200 * 650 / 32)
+    assert cost.layer_energy_pj(lin, "uni4", 5, multi) == cost.layer_energy_pj(lin, "uni4", 5)   # = dense
+    c = cost.network_cost([lin], "fp32", 5, {"l": spikes})
+    assert c["sops"] == dense * 0.25 and c["macs"] == 0 and c["convention"] == "paper"
+    assert cost.network_cost([lin], "fp32", 5)["macs"] == dense
+
+
+def test_layer_activity_and_rates_by_role():
+    layers = paper_layers(11)
+    bits = {l.name: (2 if l.name.split("_")[-1] in ("q", "k", "v", "fc1") or l.name == "head" else 1) for l in layers}
+    rates = cost.rates_by_role({"tok0": 0.2, "tok1": 0.1, "tok2": 0.3, "rpe": 0.05, "b0_q": 0.4, "b0_k": 0.4,
+                                "b0_v": 0.4, "b0_proj": 0.15, "b0_fc1": 0.4, "b0_fc2": 0.12, "b1_proj": 0.25,
+                                "head": 0.5}, layers)
+    assert rates["tok3"] == pytest.approx(0.2) and rates["b1_proj"] == pytest.approx(0.2) and rates["b1_fc2"] == 0.12
+    act = cost.layer_activity(layers, rates, bits)
+    assert act["tok0"].multibit and not act["tok1"].multibit and act["b1_q"].multibit and not act["b0_fc2"].multibit
+    with pytest.raises(ValueError, match="'head'.*no measured rate"):
+        cost.rates_by_role({"tok0": 0.1}, layers[-1:])
+    with pytest.raises(ValueError, match="'tok0'.*in \\[0, 1\\]"):
+        cost.layer_activity(layers[:1], {"tok0": 1.5}, bits)
+    # at rate 0 only the dense MAC layers and DRAM remain; rate 1 is the bound of the convention
+    e = lambda r: cost.network_cost(layers, "fp32", 16, cost.layer_activity(layers, {n: r for n in rates}, bits))
+    assert e(0)["energy_mj"] < e(0.2)["energy_mj"] < e(1)["energy_mj"] < cost.network_cost(layers, "fp32", 16)["energy_mj"]

@@ -44,10 +44,40 @@ def test_uniform_rounding_and_clipping():
 
 
 def test_pot_rounding():
-    w = torch.tensor([0.7, 0.71, 1.4, 1.42, 3.0, -5.0, 100.0, -0.1])
-    # |w| < 2^-0.5 → 0; log2 rounded; clamped to 2^6
-    assert quantize.to_int(w, "pot", 4, 1.0).tolist() == [0, 1, 1, 2, 4, -4, 64, 0]
-    assert quantize.to_int(w, "pot", 2, 1.0).tolist() == [0, 1, 1, 1, 1, -1, 1, 0]
+    w = torch.tensor([0.49, 0.5, 0.74, 0.75, 1.49, 1.5, 2.9, 3.0, -5.0, 100.0, -0.1])
+    # nearest level of {0, ±1, ±2, …, ±64}, ties up; clamped to 2^6
+    assert quantize.to_int(w, "pot", 4, 1.0).tolist() == [0, 1, 1, 1, 1, 2, 2, 4, -4, 64, 0]
+    assert quantize.to_int(w, "pot", 2, 1.0).tolist() == [0, 1, 1, 1, 1, 1, 1, 1, -1, 1, 0]
+
+
+def test_pot_scale_minimizes_squared_error_over_powers_of_two():
+    g = torch.Generator().manual_seed(11)
+    w = torch.randn(4096, generator=g) * 0.05
+    w[0] = 0.5                                         # one outlier: max|w| ≈ 10 σ
+    for bits in (2, 4):
+        s = quantize.pot_scale(w, bits)
+        assert np.log2(s) == round(np.log2(s))
+        err = quantize.quantization_error(w, "pot", bits, s)[0]
+        for k in range(-20, 5):                        # no power of two does better
+            assert err <= quantize.quantization_error(w, "pot", bits, 2.0 ** k)[0] + 1e-12
+    # the old choice (α = the power of two nearest max|w|) zeroes almost every weight at 2 bits
+    old = 2.0 ** round(np.log2(float(w.abs().max())))
+    assert quantize.quantization_error(w, "pot", 2, old)[1] < 0.01
+    assert quantize.quantization_error(w, "pot", 2, quantize.pot_scale(w, 2))[1] > 0.3
+
+
+def test_synthetic_error_table_bounds():
+    """PoT-2/4 with the least-squared-error power-of-two scale on Gaussian and Laplace weights:
+    a sensible share of non-zero weights and an error near the uniform quantizer's."""
+    rows = {(r["distribution"], r["candidate"]): r for r in quantize.synthetic_error_table(n=16384)}
+    for dist in ("gaussian", "laplace"):
+        p2, p4, u2, u4 = (rows[(dist, c)] for c in ("pot2", "pot4", "uni2", "uni4"))
+        print(dist, {c: (round(r["relative_error"], 4), round(r["nonzero"], 3))
+                     for c, r in zip(("pot2", "pot4", "uni2", "uni4"), (p2, p4, u2, u4))})
+        assert 0.3 <= p2["nonzero"] <= 0.75 and p4["nonzero"] >= 0.9
+        assert p2["relative_error"] < 0.3 and p4["relative_error"] < 0.05
+        assert p2["relative_error"] < 1.5 * u2["relative_error"]     # 3 levels vs 4
+        assert u4["relative_error"] < p4["relative_error"] < 4 * u4["relative_error"]
 
 
 @pytest.mark.parametrize("scheme,bits", CASES)
