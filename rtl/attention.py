@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.attention import attention_widths
 from ..golden.config import MAX_DEFAULT_LANES, AttentionConfig
-from .events import SpikeEmitter, advance, counter, event_layout, index_shape
+from .events import SpikeEmitter, advance, counter, div_const, event_layout, index_shape, mul_const
 from .neuron import NeuronLane, spike_shape
 
 __all__ = ["SpikingAttention", "value_max_abs"]
@@ -26,28 +26,6 @@ def value_max_abs(shape) -> int:
     """Largest |value| of a stream value shape: 2^w − 1 unsigned, 2^(w−1) signed (§2)."""
     shape = Shape.cast(shape)
     return 2 ** (shape.width - 1) if shape.signed else 2 ** shape.width - 1
-
-
-def _mul_const(x, k: int):
-    """``x·k`` for a constant ``k ≥ 0``: a sum of shifted copies of ``x``."""
-    terms = [x << i for i in range(k.bit_length()) if k >> i & 1]
-    total = terms[0] if terms else Const(0, 1)
-    for term in terms[1:]:
-        total = total + term
-    return total
-
-
-def _div_const(x, divisor: int, limit: int):
-    """``x // divisor`` for ``0 ≤ x < limit``: a shift, or ``(x·M) >> s`` with the reciprocal
-    ``M = ⌈2^s / divisor⌉`` (checked exhaustively over the range here)."""
-    if divisor & (divisor - 1) == 0:
-        return x >> (divisor.bit_length() - 1)
-    s = max(limit - 1, 1).bit_length()
-    while True:
-        mult = -(-(1 << s) // divisor)
-        if all((c * mult) >> s == c // divisor for c in range(limit)):
-            return _mul_const(x, mult) >> s
-        s += 1
 
 
 def _as_signed(x):
@@ -224,12 +202,12 @@ class SpikingAttention(wiring.Component):
     # ---- addressing -----------------------------------------------------------------------
     def _kv_addr(self, c, group):
         """KV row word of channel c (its head's j = group·L …), address c·G + group."""
-        return (_mul_const(c, self.groups) + group)[:index_shape(self.kv_depth).width]
+        return (mul_const(c, self.groups) + group)[:index_shape(self.kv_depth).width]
 
     def _word_addr(self, tok, c, group):
         """V / current word of token ``tok``, lane group ``group`` of channel c's head."""
-        head = _div_const(c, self.head_dim, self.channels)
-        addr = _mul_const(tok, self.blocks) + _mul_const(head, self.groups) + group
+        head = div_const(c, self.head_dim, self.channels)
+        addr = mul_const(tok, self.blocks) + mul_const(head, self.groups) + group
         return addr[:index_shape(self.word_depth).width]
 
     # ---- datapath -------------------------------------------------------------------------
@@ -246,10 +224,10 @@ class SpikingAttention(wiring.Component):
                 m.d.sync += count.eq(count + 1)
         port, wr = self.i_v, mem.v_wr
         fire = port.valid & port.ready
-        blk = _div_const(port.payload.c, L, self.channels)
-        lane = (port.payload.c - _mul_const(blk, L))[:index_shape(L).width]
+        blk = div_const(port.payload.c, L, self.channels)
+        lane = (port.payload.c - mul_const(blk, L))[:index_shape(L).width]
         m.d.comb += [port.ready.eq(st.accepting & ~st.done["v"]),
-                     wr.addr.eq((_mul_const(port.payload.y, B) + blk)[:len(wr.addr)])]
+                     wr.addr.eq((mul_const(port.payload.y, B) + blk)[:len(wr.addr)])]
         for l in range(L):
             m.d.comb += [wr.data[l].eq(port.payload.value), wr.en[l].eq(fire & ~port.payload.end & (lane == l))]
         for n in "qkv":
@@ -285,7 +263,7 @@ class SpikingAttention(wiring.Component):
         # x is always 0; a register (not a constant) keeps the port bit driven for Verilator lint
         out_x = Signal(1)
         m.d.sync += out_x.eq(0)
-        st.out.drive(m, y=st.out_tok, x=out_x, base=_mul_const(st.out_blk, self.lanes))
+        st.out.drive(m, y=st.out_tok, x=out_x, base=mul_const(st.out_blk, self.lanes))
 
     # ---- control --------------------------------------------------------------------------
     def _control(self, m, st, mem, lanes) -> None:
