@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.attention import attention_widths
 from ..golden.config import MAX_DEFAULT_LANES, AttentionConfig
+from .glue import buffered
 from .events import SpikeEmitter, advance, counter, div_const, event_layout, index_shape, mul_const
 from .neuron import NeuronLane, spike_shape
 
@@ -72,13 +73,18 @@ class SpikingAttention(wiring.Component):
        spike is one output event (lowest lane first).
     4. **End** (1 cycle): the end token.
 
+    Pipelining: input writes are registered (they land a cycle after the token is taken), each
+    event's KV and word addresses are computed once when it is loaded from its list (the scan
+    steps them by one per group), and ``o_spikes`` leaves through a :class:`~.glue.StreamBuffer`
+    (one cycle later; every output is a register).
+
     After reset (and at power-up) the unit first zeroes its V and current memories, one word
     of each per cycle (:attr:`cycles_after_reset` = ``N·B`` cycles, every ``ready`` low): a
     reset in the middle of a step leaves v values and partial sums there. KV needs no clearing
     (the "touched" flags are registers), nor the event lists (their counts are registers), nor
     the membranes (step 0 ignores them).
 
-    So with no output stalls the output end token leaves ``4 + G·(E_k + E_q) + N·B + S`` cycles
+    So with no output stalls the output end token leaves ``5 + G·(E_k + E_q) + N·B + S`` cycles
     after the cycle that accepted the last of the three input end tokens
     (:meth:`cycles_per_step`); input takes one cycle per event per stream, the streams in
     parallel. The next step's events are accepted after the end token has left.
@@ -126,7 +132,7 @@ class SpikingAttention(wiring.Component):
 
     def cycles_per_step(self, k_events: int, q_events: int, spikes: int) -> int:
         """Cycles from the last input end token to the output end token, without stalls."""
-        return 4 + self.groups * (k_events + q_events) + self.word_depth + spikes
+        return 5 + self.groups * (k_events + q_events) + self.word_depth + spikes
 
     @property
     def cycles_after_reset(self) -> int:
@@ -138,7 +144,7 @@ class SpikingAttention(wiring.Component):
         m = Module()
         mem = self._memories(m)
         lanes = self._lanes(m)
-        st = self._state()
+        st = self._state(buffered(m, "out_buffer", self.o_spikes))
         self._inputs(m, st, mem)
         self._accumulate(m, st, mem)
         self._neuron_update(m, st, mem, lanes)
@@ -176,7 +182,8 @@ class SpikingAttention(wiring.Component):
             m.submodules[f"neuron{l}"] = lanes[l]
         return lanes
 
-    def _state(self) -> SimpleNamespace:
+    def _state(self, out) -> SimpleNamespace:
+        """Registers of the control; ``out``: the stream the spike emitter drives (the output buffer's input)."""
         N, D, count = self.tokens, self.channels, index_shape(self.list_depth + 1)
         addr = max(index_shape(self.kv_depth).width, index_shape(self.word_depth).width)
         return SimpleNamespace(
@@ -189,47 +196,53 @@ class SpikingAttention(wiring.Component):
             kev=Signal(self.entry["k"]), qev=Signal(self.entry["q"]),    # event being scanned
             live=Signal(),                                               # KV: first of its row; A: row touched
             group=counter(self.groups),
+            kv_addr=Signal(index_shape(self.kv_depth)),                  # scan addresses of the event's
+            word_addr=Signal(index_shape(self.word_depth)),              # current group (set at load)
             # write-back stage (the cycle after a scan read)
             w_kv=Signal(), w_a=Signal(), w_addr=Signal(addr), w_fresh=Signal(),
             w_k=Signal(self.shapes["k"]), w_q=Signal(self.shapes["q"]),
             # neuron phase: word = tok·B + blk
             word=counter(self.word_depth), rd_word=counter(self.word_depth),
             tok=counter(N), blk=counter(self.blocks),
-            out=SpikeEmitter(self.o_spikes, lanes=self.lanes),
+            out=SpikeEmitter(out, lanes=self.lanes),
             out_tok=counter(N), out_blk=counter(self.blocks),
         )
 
     # ---- addressing -----------------------------------------------------------------------
-    def _kv_addr(self, c, group):
-        """KV row word of channel c (its head's j = group·L …), address c·G + group."""
-        return (mul_const(c, self.groups) + group)[:index_shape(self.kv_depth).width]
-
-    def _word_addr(self, tok, c, group):
-        """V / current word of token ``tok``, lane group ``group`` of channel c's head."""
-        head = div_const(c, self.head_dim, self.channels)
-        addr = mul_const(tok, self.blocks) + mul_const(head, self.groups) + group
-        return addr[:index_shape(self.word_depth).width]
+    def _load_addresses(self, m, st, entry) -> None:
+        """At an event's load: the KV row word ``c·G`` and the V / current word
+        ``tok·B + head(c)·G`` of its group 0; the scan then steps both by one per group."""
+        head = div_const(entry.c, self.head_dim, self.channels)
+        m.d.sync += [st.kv_addr.eq(mul_const(entry.c, self.groups)[:len(st.kv_addr)]),
+                     st.word_addr.eq((mul_const(entry.tok, self.blocks) + mul_const(head, self.groups))
+                                     [:len(st.word_addr)])]
 
     # ---- datapath -------------------------------------------------------------------------
     def _inputs(self, m, st, mem) -> None:
-        """While accepting: q/k events append to their lists, v events write one V lane."""
+        """While accepting: q/k events append to their lists, v events write one V lane. Each
+        write is registered first and lands a cycle later (no path from a producer into a
+        memory port); the lists and V are read only after the INPUT phase."""
         L, B = self.lanes, self.blocks
         for n, wr, count in (("q", mem.q_wr, st.q_count), ("k", mem.k_wr, st.k_count)):
             port = getattr(self, f"i_{n}")
             event = port.valid & port.ready & ~port.payload.end
-            m.d.comb += [port.ready.eq(st.accepting & ~st.done[n]), wr.addr.eq(count), wr.en.eq(event),
-                         wr.data.tok.eq(port.payload.y), wr.data.c.eq(port.payload.c),
-                         wr.data.value.eq(port.payload.value)]
+            m.d.comb += port.ready.eq(st.accepting & ~st.done[n])
+            m.d.sync += [wr.addr.eq(count), wr.en.eq(event), wr.data.tok.eq(port.payload.y),
+                         wr.data.c.eq(port.payload.c), wr.data.value.eq(port.payload.value)]
             with m.If(event):
                 m.d.sync += count.eq(count + 1)
         port, wr = self.i_v, mem.v_wr
         fire = port.valid & port.ready
         blk = div_const(port.payload.c, L, self.channels)
         lane = (port.payload.c - mul_const(blk, L))[:index_shape(L).width]
-        m.d.comb += [port.ready.eq(st.accepting & ~st.done["v"]),
-                     wr.addr.eq((mul_const(port.payload.y, B) + blk)[:len(wr.addr)])]
+        m.d.comb += port.ready.eq(st.accepting & ~st.done["v"])
+        v_addr, v_lane, v_value, v_en = (Signal.like(wr.addr), Signal(index_shape(L)), Signal(self.shapes["v"]),
+                                         Signal())
+        m.d.sync += [v_addr.eq((mul_const(port.payload.y, B) + blk)[:len(wr.addr)]), v_lane.eq(lane),
+                     v_value.eq(port.payload.value), v_en.eq(fire & ~port.payload.end)]
+        m.d.comb += wr.addr.eq(v_addr)
         for l in range(L):
-            m.d.comb += [wr.data[l].eq(port.payload.value), wr.en[l].eq(fire & ~port.payload.end & (lane == l))]
+            m.d.comb += [wr.data[l].eq(v_value), wr.en[l].eq(v_en & (v_lane == l))]
         for n in "qkv":
             port = getattr(self, f"i_{n}")
             with m.If(port.valid & port.ready & port.payload.end):
@@ -284,10 +297,12 @@ class SpikingAttention(wiring.Component):
                 m.next = scan
 
         def load_k(entry):
+            self._load_addresses(m, st, entry)
             m.d.sync += [st.kev.eq(entry), st.live.eq(~st.touched.bit_select(entry.c, 1)),
                          st.touched.bit_select(entry.c, 1).eq(1)]
 
         def load_q(entry):
+            self._load_addresses(m, st, entry)
             m.d.sync += [st.qev.eq(entry), st.live.eq(st.touched.bit_select(entry.c, 1))]
 
         def next_word():
@@ -322,10 +337,9 @@ class SpikingAttention(wiring.Component):
             with m.State("KV_LOAD"):
                 next_event("k", st.k_count, load_k, "KV_SCAN", "A_LOAD")
             with m.State("KV_SCAN"):
-                m.d.comb += [mem.kv_rd.addr.eq(self._kv_addr(st.kev.c, st.group)),
-                             mem.v_rd.addr.eq(self._word_addr(st.kev.tok, st.kev.c, st.group))]
-                m.d.sync += [st.w_kv.eq(1), st.w_addr.eq(self._kv_addr(st.kev.c, st.group)),
-                             st.w_fresh.eq(st.live), st.w_k.eq(st.kev.value)]
+                m.d.comb += [mem.kv_rd.addr.eq(st.kv_addr), mem.v_rd.addr.eq(st.word_addr)]
+                m.d.sync += [st.w_kv.eq(1), st.w_addr.eq(st.kv_addr), st.w_fresh.eq(st.live), st.w_k.eq(st.kev.value),
+                             st.kv_addr.eq(st.kv_addr + 1), st.word_addr.eq(st.word_addr + 1)]
                 with m.If(st.group == G - 1):
                     next_event("k", st.k_count, load_k, "KV_SCAN", "A_LOAD")
                 with m.Else():
@@ -333,9 +347,9 @@ class SpikingAttention(wiring.Component):
             with m.State("A_LOAD"):
                 next_event("q", st.q_count, load_q, "A_SCAN", "N_READ")
             with m.State("A_SCAN"):
-                a_addr = self._word_addr(st.qev.tok, st.qev.c, st.group)
-                m.d.comb += [mem.kv_rd.addr.eq(self._kv_addr(st.qev.c, st.group)), mem.a_rd.addr.eq(a_addr)]
-                m.d.sync += [st.w_a.eq(st.live), st.w_addr.eq(a_addr), st.w_q.eq(st.qev.value)]
+                m.d.comb += [mem.kv_rd.addr.eq(st.kv_addr), mem.a_rd.addr.eq(st.word_addr)]
+                m.d.sync += [st.w_a.eq(st.live), st.w_addr.eq(st.word_addr), st.w_q.eq(st.qev.value),
+                             st.kv_addr.eq(st.kv_addr + 1), st.word_addr.eq(st.word_addr + 1)]
                 with m.If(st.group == G - 1):
                     next_event("q", st.q_count, load_q, "A_SCAN", "N_READ")
                 with m.Else():
