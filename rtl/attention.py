@@ -132,7 +132,7 @@ class SpikingAttention(wiring.Component):
 
     def cycles_per_step(self, k_events: int, q_events: int, spikes: int) -> int:
         """Cycles from the last input end token to the output end token, without stalls."""
-        return 5 + self.groups * (k_events + q_events) + self.word_depth + spikes
+        return 6 + self.groups * (k_events + q_events) + 2 * self.word_depth + spikes
 
     @property
     def cycles_after_reset(self) -> int:
@@ -154,12 +154,13 @@ class SpikingAttention(wiring.Component):
 
     def _memories(self, m) -> SimpleNamespace:
         """q/k event lists, dense V, KV rows, currents A and membranes, and their ports."""
-        def ram(name, shape, depth):
-            m.submodules[name] = mem = memory.Memory(shape=shape, depth=depth, init=[])
+        def ram(name, shape, depth, attrs=None):
+            m.submodules[name] = mem = memory.Memory(shape=shape, depth=depth, init=[], attrs=attrs)
             return mem
         q_list = ram("q_list", self.entry["q"], self.list_depth)
         k_list = ram("k_list", self.entry["k"], self.list_depth)
-        v_mem = ram("v", self.v_word, self.word_depth)
+        # V is small and written one lane at a time: LUT RAM (a block RAM split per lane costs two)
+        v_mem = ram("v", self.v_word, self.word_depth, attrs={"ram_style": "distributed"})
         kv_mem, a_mem = ram("kv", self.kv_word, self.kv_depth), ram("currents", self.current_word, self.word_depth)
         membrane_mem = ram("membranes", self.membrane_word, self.word_depth)
         kv_wr, a_wr = kv_mem.write_port(), a_mem.write_port()
@@ -249,22 +250,38 @@ class SpikingAttention(wiring.Component):
                 m.d.sync += st.done[n].eq(1)
 
     def _accumulate(self, m, st, mem) -> None:
-        """Write-back stage: KV += k·V row (or = on the row's first event), A += q·KV row."""
-        for l in range(self.lanes):
-            m.d.comb += [
-                mem.kv_wr.data[l].eq(Mux(st.w_fresh, 0, mem.kv_rd.data[l]) + _times(st.w_k, mem.v_rd.data[l])),
-                mem.a_wr.data[l].eq(mem.a_rd.data[l] + _times(st.w_q, mem.kv_rd.data[l])),
-            ]
-        m.d.comb += [mem.kv_wr.addr.eq(st.w_addr), mem.kv_wr.en.eq(st.w_kv),
-                     mem.a_wr.addr.eq(st.w_addr), mem.a_wr.en.eq(st.w_a)]
-        m.d.sync += [st.w_kv.eq(0), st.w_a.eq(0)]
+        """Read-add-write in three stages: the scan reads (cycle t), the read data is registered
+        (t+1, stage ``w_*``), the sum is written (t+2, stage ``x_*``): KV += k·V row (or = on the
+        row's first event), A += q·KV row. A row read at t that the stage ahead writes at t+1 is
+        forwarded from that write; a write at t itself reaches the read through the read port's
+        transparency."""
+        L, kv_word, cur_word = self.lanes, self.kv_word, self.current_word
+        x = SimpleNamespace(kv=Signal(), a=Signal(), addr=Signal.like(st.w_addr), fresh=Signal(),
+                            k=Signal(self.shapes["k"]), q=Signal(self.shapes["q"]),
+                            kv_old=Signal(kv_word), v=Signal(self.v_word), a_old=Signal(cur_word),
+                            kv_row=Signal(kv_word))
+        kv_sum, a_sum = Signal(kv_word), Signal(cur_word)
+        for l in range(L):
+            m.d.comb += [kv_sum[l].eq(Mux(x.fresh, 0, x.kv_old[l]) + _times(x.k, x.v[l])),
+                         a_sum[l].eq(x.a_old[l] + _times(x.q, x.kv_row[l]))]
+        m.d.comb += [mem.kv_wr.addr.eq(x.addr), mem.kv_wr.en.eq(x.kv), mem.kv_wr.data.eq(kv_sum),
+                     mem.a_wr.addr.eq(x.addr), mem.a_wr.en.eq(x.a), mem.a_wr.data.eq(a_sum)]
+        same = x.addr == st.w_addr
+        m.d.sync += [x.kv.eq(st.w_kv), x.a.eq(st.w_a), x.addr.eq(st.w_addr), x.fresh.eq(st.w_fresh),
+                     x.k.eq(st.w_k), x.q.eq(st.w_q), x.v.eq(mem.v_rd.data), x.kv_row.eq(mem.kv_rd.data),
+                     x.kv_old.eq(Mux(x.kv & same, kv_sum, mem.kv_rd.data)),
+                     x.a_old.eq(Mux(x.a & same, a_sum, mem.a_rd.data)),
+                     st.w_kv.eq(0), st.w_a.eq(0)]
 
     def _neuron_update(self, m, st, mem, lanes) -> None:
+        """The neuron lanes work on registered words (loaded in N_REG), not on memory outputs."""
+        current, stored = Signal(self.current_word), Signal(self.membrane_word)
+        st.load_word = [current.eq(mem.a_rd.data), stored.eq(mem.membrane_rd.data)]
         for l, lane in enumerate(lanes):
             m.d.comb += [
                 lane.first_step.eq(st.step == 0),
-                lane.stored.eq(mem.membrane_rd.data[l]),
-                lane.current.eq(mem.a_rd.data[l]),
+                lane.stored.eq(stored[l]),
+                lane.current.eq(current[l]),
                 lane.bias.eq(0),
                 lane.threshold.eq(self.widths.threshold),
                 mem.membrane_wr.data[l].eq(lane.store),
@@ -312,7 +329,7 @@ class SpikingAttention(wiring.Component):
                 m.d.comb += st.rd_word.eq(st.word + 1)
                 m.d.sync += st.word.eq(st.word + 1)
                 advance(m, [(st.blk, B), (st.tok, N)])
-                m.next = "N_CALC"
+                m.next = "N_REG"
 
         def clear_word():
             """Zero the current and V words ``word``."""
@@ -345,20 +362,27 @@ class SpikingAttention(wiring.Component):
                 with m.Else():
                     m.d.sync += st.group.eq(st.group + 1)
             with m.State("A_LOAD"):
-                next_event("q", st.q_count, load_q, "A_SCAN", "N_READ")
+                next_event("q", st.q_count, load_q, "A_SCAN", "DRAIN")
             with m.State("A_SCAN"):
                 m.d.comb += [mem.kv_rd.addr.eq(st.kv_addr), mem.a_rd.addr.eq(st.word_addr)]
                 m.d.sync += [st.w_a.eq(st.live), st.w_addr.eq(st.word_addr), st.w_q.eq(st.qev.value),
                              st.kv_addr.eq(st.kv_addr + 1), st.word_addr.eq(st.word_addr + 1)]
                 with m.If(st.group == G - 1):
-                    next_event("q", st.q_count, load_q, "A_SCAN", "N_READ")
+                    next_event("q", st.q_count, load_q, "A_SCAN", "DRAIN")
                 with m.Else():
                     m.d.sync += st.group.eq(st.group + 1)
+            with m.State("DRAIN"):
+                m.next = "N_READ"                # the last A write lands (N_READ's read sees it)
             with m.State("N_READ"):
                 m.d.comb += mem.a_rd.addr.eq(st.rd_word)
+                m.next = "N_REG"
+            with m.State("N_REG"):
+                # read data of the word is valid: register it for the neuron lanes
+                m.d.comb += mem.a_rd.addr.eq(st.rd_word)
+                m.d.sync += st.load_word
                 m.next = "N_CALC"
             with m.State("N_CALC"):
-                # read data of the word is valid: store membranes, clear current and V, latch spikes
+                # store membranes, clear current and V, latch spikes
                 m.d.comb += [mem.a_rd.addr.eq(st.rd_word), mem.membrane_wr.en.eq(1)]
                 clear_word()
                 fired = st.out.latch(m, [lane.spike for lane in lanes])

@@ -28,6 +28,7 @@ from ..golden.config import load_config
 from ..search.cost import candidate_name, layer_energy_pj, layer_ops, shapes_from_config
 from ..rtl.gen import generate
 from .activity import run_activity
+from .engines import synth_engines
 from .flow import synth_module, synth_top
 from .power import COEFFICIENT_SOURCES, estimate_power
 from .report import render_markdown
@@ -42,10 +43,11 @@ SUM_KEYS = ("lut", "lut_equiv", "carry", "mux", "ff", "dsp", "dsp_alu", "bram", 
 def synth_config(config_path: Path, *, target: str, device: str | None = None, clock_mhz: float = 100.0,
                  out_dir: Path = Path("build/synth"), power: bool = True, density: float = 0.15,
                  samples: int = 2, seed: int = 1, lanes: str = "balanced", quiet: bool = False,
-                 top: bool = True, layers: bool = True) -> dict:
+                 top: bool = True, layers: bool = True, engines: bool = True) -> dict:
     """``lanes``: the lanes policy of ``make gen`` (``balanced``, ``config``, ``NAME=L,...``).
     ``top``: also synthesize the whole-network top when the config has one; ``layers=False``
-    skips the per-layer PEs (the top alone)."""
+    skips the per-layer PEs; ``engines``: also place and route every non-PE engine of the top
+    (attention, residual adds, pooling, forks, readout) alone in the harness."""
     tgt, dev = get_target(target, device)
     network = load_config(config_path)
     out_dir = Path(out_dir)
@@ -85,13 +87,16 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
     report = {
         "format": REPORT_FORMAT, "version": 1, "network": network.name, "config": str(config_path),
         "config_sha256": manifest["config_sha256"], "target": tgt.name, "family": tgt.family,
-        "device": dev.part, "clock_target_mhz": clock_mhz, "lanes_policy": lanes, "layers": layers, "skipped": skipped,
+        "device": dev.part, "device_name": dev.name, "clock_target_mhz": clock_mhz, "lanes_policy": lanes, "layers": layers, "skipped": skipped,
         "total": {"area": total, "capacity": dev.capacity,
                   "utilization_pct": {k: round(100.0 * total[k] / dev.capacity[k], 2)
                                       for k in ("lut", "ff", "dsp", "bram") if dev.capacity.get(k)},
                   "fmax_mhz": min(p["fmax_mhz"] for p in pnrs) if pnrs else None,
                   "note": "sum of per-layer out-of-context figures, each PE alone"},
         "top": top_row(manifest, gen_dir, tgt, dev, top, out_dir / "cache", quiet, clock_mhz=clock_mhz, seed=seed),
+        "engines": (synth_engines(config_path, target=tgt.name, device=dev.name, clock_mhz=clock_mhz, seed=seed,
+                                  cache_dir=out_dir / "cache", lanes=lanes, quiet=quiet)
+                    if engines and manifest["top"]["module"] else []),
     }
     if power and layers:
         report["total"]["power"] = {

@@ -47,7 +47,7 @@ def render_markdown(report: dict) -> str:
                   f"{k.upper()} {v:g} %" for k, v in t["utilization_pct"].items()) + "."]
     for s in report["skipped"]:
         lines.append(f"Layer `{s['name']}` has no hardware: {s['reason']}.")
-    lines += _top_markdown(report)
+    lines += _top_markdown(report) + _engines_markdown(report)
     if has_pnr:
         lines += ["", "## Place and route", "",
                   "| layer | Fmax MHz | meets target | harness FF overhead | used (harness) |", "|---|---|---|---|---|"]
@@ -131,6 +131,20 @@ def _memory_markdown(mem: dict | None) -> list[str]:
     for e in mem["engines"] + [dict(mem["total"], engine="**total**")]:
         lines.append(f"| {e['engine']} | {e['needed_bits']} | {e['allocated_bits']} | "
                      f"{_pct(e['efficiency'])} | {e['bram']} | {e['lutram']} | {e['ff_bits']} |")
+    return lines
+
+
+def _engines_markdown(report: dict) -> list[str]:
+    rows = report.get("engines") or []
+    if not rows:
+        return []
+    lines = ["", "## Engines of the top besides the PEs", "",
+             "Each alone, out of context (area) and placed and routed in the harness (Fmax), as the PEs.", "",
+             "| engine | kind | LUT | LUT eq. | FF | DSP | BRAM | LUT RAM | Fmax MHz |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        a = r["area"]
+        lines.append(f"| {r['name']} | {r['kind']} | {a['lut']} | {a['lut_equiv']} | {a['ff']} | {a['dsp']} | "
+                     f"{_fmt(a['bram'])} | {a['lutram']} | {_fmt(r['fmax_mhz'])} |")
     return lines
 
 
