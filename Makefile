@@ -12,7 +12,7 @@ JOBS   ?= 2
 TARGET ?= ecp5
 CLOCK_MHZ ?= 100
 
-.PHONY: help venv icarus waves-deps gen test test-fast verify bench bench-network bench-pot-vs-uniform bench-pot-width e2e search synth clean
+.PHONY: help venv icarus waves-deps gen test test-fast verify bench bench-network bench-pot-vs-uniform bench-pot-width bench-hardware e2e search synth clean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -71,6 +71,9 @@ bench-network: $(STAMP)  ## cycles per inference, SOP/cycle, lane utilization, V
 
 bench-pot-vs-uniform: $(STAMP)  ## PoT vs uniform MAC and PE on ECP5 (yosys, nextpnr, activity power): regenerates docs/pot_vs_uniform.{md,json,png}; cached, about 20 min cold
 	$(PY) benchmarks/pot_vs_uniform.py --out docs
+
+bench-hardware: $(STAMP)  ## before/after hardware table + plot from make synth (25F, 85F) and make bench-network reports: docs/hardware.{json,png}, table in docs/synthesis.md
+	$(PY) benchmarks/bench_hardware.py --out docs
 
 bench-pot-width: $(STAMP)  ## how much of 4-bit PoT's area is its wider datapath (yosys only, about 40 s): prints a table
 	$(PY) benchmarks/pot_width.py

@@ -55,8 +55,8 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
     gen_dir = run_dir / "gen"
     manifest = generate(config_path, gen_dir, lanes=lanes, quiet=True)
     shapes = {s.name: s for s in shapes_from_config(network)}
+    hw = [entry for entry in manifest["layers"] if entry["hardware"]] if layers else []
     layers = []
-    hw = [entry for entry in manifest["layers"] if entry["hardware"] and layers]
     for entry in tqdm(hw, desc=f"synth {tgt.name} {dev.name}", unit="layer", disable=quiet):
         verilog = (gen_dir / entry["verilog"]).read_text()
         res = synth_module(verilog, entry["module"], entry["ports"], target=tgt.name, device=dev.name,

@@ -144,8 +144,12 @@ def _run_top_pnr(work: Path, impl: Path, constraints: str, tgt, dev, seed: int) 
     """nextpnr on the synthesized harness ``impl`` (kept in the synthesis' cache folder)."""
     cfile = f"harness.{tgt.constraint_kind}"
     (work / cfile).write_text(constraints)
+    try:                                  # nextpnr (WebAssembly) sees its working folder: link the netlist in
+        os.link(impl, work / "impl.json")
+    except OSError:
+        shutil.copyfile(impl, work / "impl.json")
     start = time.monotonic()
-    run_tool(tgt.pnr_tool, [*dev.pnr_args, "--json", str(impl.resolve()), f"--{tgt.constraint_kind}", cfile,
+    run_tool(tgt.pnr_tool, [*dev.pnr_args, "--json", "impl.json", f"--{tgt.constraint_kind}", cfile,
                             "--report", "pnr_report.json", "--seed", str(seed), "--timing-allow-fail",
                             "--log", "nextpnr.log", "-q"], cwd=work, log=work / "nextpnr.stdout")
     wall = time.monotonic() - start
