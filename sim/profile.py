@@ -20,7 +20,7 @@ import re
 from cocotb.handle import HierarchyObject
 from cocotb.triggers import ReadOnly, RisingEdge
 
-__all__ = ["engine_ports", "EngineProfile"]
+__all__ = ["engine_ports", "classify", "EngineProfile"]
 
 _PORT = re.compile(r"^([io]_\w+?)__valid$")
 
@@ -43,6 +43,15 @@ def engine_ports(dut) -> dict[str, dict[str, list[tuple]]]:
     return engines
 
 
+def classify(ins: list[tuple[int, int]], outs: list[tuple[int, int]]) -> str:
+    """One engine's cycle from its ports' ``(valid, ready)``: blocked, busy or waiting (module docstring)."""
+    if any(v and not r for v, r in outs):
+        return "blocked"
+    if any(v and r for v, r in ins + outs):
+        return "busy"
+    return "waiting" if any(r and not v for v, r in ins) else "busy"
+
+
 class EngineProfile:
     """Counts busy / waiting / blocked cycles per engine while :meth:`run` is active."""
 
@@ -61,17 +70,9 @@ class EngineProfile:
             await ReadOnly()
             self.cycles += 1
             for name, ports in self.engines.items():
-                self.counts[name][self._classify(ports)] += 1
-
-    @staticmethod
-    def _classify(ports) -> str:
-        outs = [(int(v.value), int(r.value)) for v, r in ports["out"]]
-        if any(v and not r for v, r in outs):
-            return "blocked"
-        ins = [(int(v.value), int(r.value)) for v, r in ports["in"]]
-        if any(v and r for v, r in ins + outs):
-            return "busy"
-        return "waiting" if any(r and not v for v, r in ins) else "busy"
+                self.counts[name][classify(
+                    [(int(v.value), int(r.value)) for v, r in ports["in"]],
+                    [(int(v.value), int(r.value)) for v, r in ports["out"]])] += 1
 
     def summary(self) -> dict:
         return {"cycles": self.cycles,

@@ -163,3 +163,33 @@ def test_digits_network_top_real_stat_and_utilization():
     assert over == [] and util["bram"] == 54.81 and util["lut_equiv"] == 26.23
     xtgt, xdev = get_target("xilinx")
     assert "lut_equiv" not in config_flow.top_utilization(xtgt, xdev, area)[0]
+
+
+def test_engines_of_the_top_each_synthesized_once(tmp_path, monkeypatch):
+    """The non-PE engines come from the elaborated top by name; engines with the same Verilog
+    are synthesized once and every name gets a row (real place and route: test above and
+    make synth; faked here)."""
+    from spikehq.synth import engines
+    config = Path(__file__).resolve().parents[1] / "configs" / "digits_searched" / "searched.json"
+    found = engines.network_engines(config)
+    kinds = {name: type(unit).__name__ for name, unit in found.items()}
+    assert kinds["b0_attn"] == "SpikingAttention" and kinds["readout"] == "HeadReadout"
+    assert kinds["rpe_add"] == kinds["b0_attn_add"] == kinds["b0_mlp_add"] == "ResidualAdd"
+    assert "EventFork" in kinds.values() and not any(k == "SpikingPE" for k in kinds.values())
+    calls = []
+
+    def fake_synth(verilog, top, ports, **kw):
+        calls.append(verilog)
+        area = {k: 1 for k in config_flow.SUM_KEYS}
+        return {"area": dict(area, cells={}, unknown_cells={}), "key": str(len(calls)),
+                "pnr": {"fmax_mhz": 100.0 + len(calls), "critical_path_cells": ["dut.x"]}}
+
+    monkeypatch.setattr(engines, "synth_module", fake_synth)
+    rows = engines.synth_engines(config, target="ecp5", device="25k", clock_mhz=100, seed=1, cache_dir=tmp_path,
+                                 quiet=True)
+    assert [r["name"] for r in rows] == list(found) and len(calls) == len(set(calls)) < len(rows)
+    assert sum(1 for r in rows if r["same_as"]) == len(rows) - len(calls)
+    for r in rows:
+        if r["same_as"]:
+            first = next(x for x in rows if x["name"] == r["same_as"])
+            assert r["fmax_mhz"] == first["fmax_mhz"] and r["cache_key"] == first["cache_key"]
