@@ -81,7 +81,7 @@ bench-pot-width: $(STAMP)  ## how much of 4-bit PoT's area is its wider datapath
 search: $(STAMP)  ## SpikeHQ quantization search on the digits (β sweep, report, searched.json): make search [SEARCH_ARGS="--beta 1 --out build/search"]
 	$(PY) -m spikehq.search $(SEARCH_ARGS)
 
-synth: $(STAMP)  ## area, Fmax, power estimates per layer: make synth CONFIG=path TARGET=ice40|ecp5|xilinx [DEVICE=85k] [CLOCK_MHZ=100] [LANES=balanced]
+synth: $(STAMP)  ## area, Fmax, power per layer; network top and its engines placed and routed (exported networks): make synth CONFIG=path TARGET=ice40|ecp5|xilinx [DEVICE=85k] [CLOCK_MHZ=100] [LANES=balanced]
 	$(PY) -m spikehq.synth --config $(CONFIG) --target $(TARGET) --clock-mhz $(CLOCK_MHZ) --lanes $(LANES) $(if $(DEVICE),--device $(DEVICE))
 
 clean:  ## remove build outputs (keeps .venv)

@@ -134,7 +134,7 @@ def top_row(manifest: dict, gen_dir: Path, tgt, dev, enabled: bool, cache_dir: P
     if not quiet:
         print(f"synthesizing the network top {info['module']} with yosys"
               + (f", then placing and routing it on {dev.part}" if pnr and tgt.pnr_tool else ""), file=sys.stderr)
-    res = synth_top((gen_dir / info["verilog"]).read_text(), info["module"], target=tgt.name, device=dev.name,
+    res = synth_top((gen_dir / info["verilog"]).read_text(), info["module"], target=tgt.name, device=dev,
                     ports=info["ports"] if pnr else None, clock_mhz=clock_mhz, seed=seed, cache_dir=cache_dir)
     area = {k: res["area"][k] for k in SUM_KEYS}
     util, over = top_utilization(tgt, dev, area)

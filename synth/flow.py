@@ -20,7 +20,7 @@ from .constraints import render_constraints
 from .harness import HARNESS_TOP, harness_overhead_ffs, harness_verilog
 from .memories import CELL_BITS, memory_table, verilog_memories
 from .parse import critical_path, parse_nextpnr_log, parse_nextpnr_report, parse_yosys_log, parse_yosys_stat, main_clock
-from .targets import get_target, resource_summary
+from .targets import Device, get_target, resource_summary
 from .tools import ToolError, run_tool, tool_version
 
 __all__ = ["FLOW_VERSION", "synth_module", "synth_top", "cache_key"]
@@ -65,12 +65,14 @@ def synth_module(verilog: str, top: str, ports: list[dict], *, target: str, devi
         "tools": tools, "options": options})
 
 
-def synth_top(verilog: str, top: str, *, target: str, ports: list[dict] | None = None, device: str | None = None,
+def synth_top(verilog: str, top: str, *, target: str, ports: list[dict] | None = None,
+              device: "str | Device | None" = None,
               clock_mhz: float = 100.0, seed: int = 1, pnr: bool = True, dsp: bool = True,
               cache_dir: Path = Path("build/synth/cache"), constraints_dir: Path | None = None) -> dict:
     """A whole-network top: out-of-context yosys synthesis (``synth_*`` + ``stat``) and its memory
     table; with ``ports`` (the top's, manifest format) and a target with nextpnr, also the
-    pin-limited harness around it (``synth/harness.py``), placed and routed on ``device``.
+    pin-limited harness around it (``synth/harness.py``), placed and routed on ``device`` (a
+    device name of the target, or a :class:`~.targets.Device`).
 
     One yosys process synthesizes the top, records its area and mapped memory cells, then reads
     the harness and finishes its synthesis around the already mapped top (so the top is
@@ -81,7 +83,8 @@ def synth_top(verilog: str, top: str, *, target: str, ports: list[dict] | None =
     ``pnr`` then says why. Returns ``area``, ``memories``, ``yosys_wall_s``, ``pnr`` (or None),
     ``key``, ``cached``, ``dir``.
     """
-    tgt, dev = get_target(target, device)
+    tgt, dev = get_target(target, None if isinstance(device, Device) else device)
+    dev = device if isinstance(device, Device) else dev
     do_pnr = pnr and ports is not None and tgt.pnr_tool is not None
     harness = harness_verilog(top, ports) if do_pnr else None
     tools = {YOSYS: tool_version(YOSYS)}
