@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--network", default="build/bench/network.json", help="make bench-network's output")
     parser.add_argument("--before", default=str(BEFORE), help="recorded figures of the base commit")
     parser.add_argument("--record", default=None, help="write the current figures here (to record a 'before')")
+    parser.add_argument("--note", default="", help="with --record: where the figures come from (commit, commands)")
     parser.add_argument("--out", default="docs", help="folder of hardware.json and hardware.png (default docs)")
     parser.add_argument("--doc", default="docs/synthesis.md", help="the document whose table is replaced")
     args = parser.parse_args(argv)
@@ -198,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         big = _load(Path(args.synth_85k), "--synth-85k") if Path(args.synth_85k).is_file() else None
         after = collect(synth, _load(Path(args.network), "--network"), big)
         if args.record:
+            after["recorded_from"] = {"synth": args.synth, "synth_85k": args.synth_85k, "network": args.network,
+                                      "note": args.note}
             write_atomic(Path(args.record), json.dumps(after, indent=1) + "\n")
             print(f"recorded {args.record}")
             return 0
