@@ -154,13 +154,12 @@ class SpikingAttention(wiring.Component):
 
     def _memories(self, m) -> SimpleNamespace:
         """q/k event lists, dense V, KV rows, currents A and membranes, and their ports."""
-        def ram(name, shape, depth, attrs=None):
-            m.submodules[name] = mem = memory.Memory(shape=shape, depth=depth, init=[], attrs=attrs)
+        def ram(name, shape, depth):
+            m.submodules[name] = mem = memory.Memory(shape=shape, depth=depth, init=[])
             return mem
         q_list = ram("q_list", self.entry["q"], self.list_depth)
         k_list = ram("k_list", self.entry["k"], self.list_depth)
-        # V is small and written one lane at a time: LUT RAM (a block RAM split per lane costs two)
-        v_mem = ram("v", self.v_word, self.word_depth, attrs={"ram_style": "distributed"})
+        v_mem = ram("v", self.v_word, self.word_depth)
         kv_mem, a_mem = ram("kv", self.kv_word, self.kv_depth), ram("currents", self.current_word, self.word_depth)
         membrane_mem = ram("membranes", self.membrane_word, self.word_depth)
         kv_wr, a_wr = kv_mem.write_port(), a_mem.write_port()
