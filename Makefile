@@ -13,7 +13,7 @@ JOBS   ?= 2
 TARGET ?= ecp5
 CLOCK_MHZ ?= 100
 
-.PHONY: help venv icarus waves-deps gen import-nir test test-fast verify bench bench-network bench-pot-vs-uniform bench-pot-width bench-nir e2e search synth clean
+.PHONY: help venv icarus waves-deps gen import-nir test test-fast verify bench bench-network bench-pot-vs-uniform bench-pot-width bench-nir bench-hardware e2e search synth clean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -76,6 +76,9 @@ bench-network: $(STAMP)  ## cycles per inference, SOP/cycle, lane utilization, V
 bench-pot-vs-uniform: $(STAMP)  ## PoT vs uniform MAC and PE on ECP5 (yosys, nextpnr, activity power): regenerates docs/pot_vs_uniform.{md,json,png}; cached, about 20 min cold
 	$(PY) benchmarks/pot_vs_uniform.py --out docs
 
+bench-hardware: $(STAMP)  ## before/after hardware table + plot from make synth (25F, 85F) and make bench-network reports: docs/hardware.{json,png}, table in docs/synthesis.md
+	$(PY) benchmarks/bench_hardware.py --out docs
+
 bench-pot-width: $(STAMP)  ## how much of 4-bit PoT's area is its wider datapath (yosys only, about 40 s): prints a table
 	$(PY) benchmarks/pot_width.py
 
@@ -85,7 +88,7 @@ bench-nir: $(STAMP)  ## golden vs snnTorch/Norse quantized float model agreement
 search: $(STAMP)  ## SpikeHQ quantization search on the digits (β sweep × seeds, report, searched.json): make search [SEEDS="0 1 2"] [SEARCH_ARGS="--cost dense --out build/search"]
 	$(PY) -m spikehq.search $(if $(SEEDS),--seeds $(SEEDS)) $(SEARCH_ARGS)
 
-synth: $(STAMP)  ## area, Fmax, power estimates per layer: make synth CONFIG=path TARGET=ice40|ecp5|xilinx [DEVICE=85k] [CLOCK_MHZ=100] [LANES=balanced]
+synth: $(STAMP)  ## area, Fmax, power per layer; network top and its engines placed and routed (exported networks): make synth CONFIG=path TARGET=ice40|ecp5|xilinx [DEVICE=85k] [CLOCK_MHZ=100] [LANES=balanced]
 	$(PY) -m spikehq.synth --config $(CONFIG) --target $(TARGET) --clock-mhz $(CLOCK_MHZ) --lanes $(LANES) $(if $(DEVICE),--device $(DEVICE))
 
 clean:  ## remove build outputs (keeps .venv)

@@ -9,7 +9,10 @@ the same samples: input events, synaptic operations (events × in-bounds taps ×
 scan cycles from the PE's cycle formula (events × k²·C_out/L; rtl/pe.py), whose lane
 utilization is SOP / (scan cycles × L). Simulation speed: cycles per second of the same model
 under cocotb (sim/tb_network.py) and in the C++ harness (sim/network_harness.py), one sample
-at a time. Writes build/bench/network.json.
+at a time. Back to back, for the first policy, every engine's cycles are split into busy,
+waiting for input and blocked by output (sim/profile.py: sampled at the engines' stream ports
+in the Verilator model, the generated Verilog unchanged), and lane utilization is
+SOP / (interval cycles × lanes). Writes build/bench/network.json.
 """
 
 from __future__ import annotations
@@ -58,10 +61,11 @@ def layer_figures(net, config, samples: list[int]) -> dict:
     return out
 
 
-def run_policy(config_path: str, policy: str, samples: list[int]) -> dict:
+def run_policy(config_path: str, policy: str, samples: list[int], profile: bool = False) -> dict:
     path = OUT / f"network_{policy.replace(':', '_')}.json"
     start = time.monotonic()
-    tests, failures = run_network(config_path, samples, stall_seed=1, stall=0.0, lanes=policy, results=path)
+    tests, failures = run_network(config_path, samples, stall_seed=1, stall=0.0, lanes=policy, results=path,
+                                  profile=profile)
     wall = time.monotonic() - start
     results = json.loads(path.read_text())
     records = results["samples"]
@@ -73,6 +77,7 @@ def run_policy(config_path: str, policy: str, samples: list[int]) -> dict:
             "input_events_mean": statistics.fmean(r["input_events"] for r in records),
             "back_to_back_cycles": results["back_to_back"]["cycles_between_results"],
             "back_to_back_passed": results["back_to_back"]["mismatching_samples"] == 0,
+            "engine_cycles": results["back_to_back"].get("engine_cycles"),
             **run_policy_harness(config_path, policy, samples)}
 
 
@@ -86,10 +91,21 @@ def run_policy_harness(config_path: str, policy: str, samples: list[int]) -> dic
             "harness_sim_cycles_per_s": one["cycles_per_s"], "harness_wall_s_including_build": time.monotonic() - start}
 
 
+def print_engine_cycles(profile: dict) -> None:
+    """Per engine, back to back: the share of cycles busy, waiting for input, blocked by output."""
+    print(f"\nwhere the cycles go back to back ({profile['cycles']} cycles sampled; sim/profile.py):")
+    print(f"{'engine':14} {'busy':>7} {'waiting':>8} {'blocked':>8}")
+    for name, c in sorted(profile["engines"].items(), key=lambda kv: -kv[1]["busy"]):
+        print(f"{name:14} {100 * c['busy_fraction']:6.1f}% {100 * c['waiting_fraction']:7.1f}% "
+              f"{100 * c['blocked_fraction']:7.1f}%")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/digits_searched/searched.json")
     parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--no-profile", action="store_true",
+                        help="skip the per-engine busy/waiting/blocked profile (it slows the first policy's cocotb run)")
     parser.add_argument("--policies", nargs="+", default=["balanced", "config", "balanced:2"],
                         help="lanes policies to compare (see rtl/lanes.py)")
     args = parser.parse_args()
@@ -99,10 +115,10 @@ def main() -> None:
     frames_in = net.config.layers[0]
     report = {"config": args.config, "samples": samples, "policies": [], "layers": {}}
     print(f"network {net.config.name}: {args.samples} digits test samples, T={net.config.time_steps}")
-    for policy in args.policies:
+    for i, policy in enumerate(args.policies):
         config = apply_lanes(net.config, policy)
         figures = layer_figures(net, config, samples)
-        result = run_policy(args.config, policy, samples)
+        result = run_policy(args.config, policy, samples, profile=i == 0 and not args.no_profile)
         total_sop = sum(f["sop"] for f in figures.values())
         result["sop_per_cycle"] = total_sop / result["cycles_mean"]
         result["total_lanes"] = sum(layer.lanes for layer in config.layers)
@@ -111,12 +127,14 @@ def main() -> None:
         report["policies"].append(result)
         report["layers"][policy] = figures
         result["back_to_back_sop_per_cycle"] = total_sop / result["back_to_back_cycles"]
+        result["back_to_back_lane_utilization"] = result["back_to_back_sop_per_cycle"] / result["total_lanes"]
         ok = result["passed"] and result["back_to_back_passed"] and result["harness_passed"]
         print(f"\nlanes policy {policy!r}: {'0 mismatches' if ok else 'MISMATCH'}; latency "
               f"{result['cycles_mean']:.0f} cycles per inference (min {result['cycles_min']}, "
               f"max {result['cycles_max']}), back to back one result every {result['back_to_back_cycles']:.0f} cycles; "
               f"{result['sop_per_cycle']:.2f} SOP/cycle one at a time, "
-              f"{result['back_to_back_sop_per_cycle']:.2f} back to back; "
+              f"{result['back_to_back_sop_per_cycle']:.2f} back to back "
+              f"(lane utilization SOP/(cycles × lanes) {100 * result['back_to_back_lane_utilization']:.1f} %); "
               f"{result['total_lanes']} lanes in all; input spike density {result['input_spike_density']:.3f}; "
               f"Verilator {result['sim_cycles_per_s'] / 1e3:.0f} k cycles/s under cocotb, "
               f"{result['harness_sim_cycles_per_s'] / 1e3:.0f} k cycles/s in the C++ harness "
@@ -125,10 +143,13 @@ def main() -> None:
         for name, f in figures.items():
             print(f"{name:10} {f['lanes']:5d} {f['input_events']:10.1f} {f['input_density']:8.3f} {f['sop']:10.0f} "
                   f"{f['scan_cycles']:10.0f} {f['lane_utilization']:9.2f}")
+        if result["engine_cycles"]:
+            print_engine_cycles(result["engine_cycles"])
     print("\ncycles per inference by lanes policy (latency one at a time | interval back to back):")
     for r in report["policies"]:
         print(f"  {r['policy']:12} {r['total_lanes']:4d} lanes  {r['cycles_mean']:10.0f} | {r['back_to_back_cycles']:8.0f} cycles  "
-              f"{r['sop_per_cycle']:6.2f} | {r['back_to_back_sop_per_cycle']:6.2f} SOP/cycle")
+              f"{r['sop_per_cycle']:6.2f} | {r['back_to_back_sop_per_cycle']:6.2f} SOP/cycle  "
+              f"lane utilization {100 * r['back_to_back_lane_utilization']:.1f} % back to back")
     (OUT / "network.json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"\nwrote {OUT / 'network.json'}")
 

@@ -16,7 +16,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.attention import attention_widths
 from ..golden.config import MAX_DEFAULT_LANES, AttentionConfig
-from .events import SpikeEmitter, advance, counter, event_layout, index_shape
+from .glue import buffered
+from .events import SpikeEmitter, advance, counter, div_const, event_layout, index_shape, mul_const
 from .neuron import NeuronLane, spike_shape
 
 __all__ = ["SpikingAttention", "value_max_abs"]
@@ -26,28 +27,6 @@ def value_max_abs(shape) -> int:
     """Largest |value| of a stream value shape: 2^w − 1 unsigned, 2^(w−1) signed (§2)."""
     shape = Shape.cast(shape)
     return 2 ** (shape.width - 1) if shape.signed else 2 ** shape.width - 1
-
-
-def _mul_const(x, k: int):
-    """``x·k`` for a constant ``k ≥ 0``: a sum of shifted copies of ``x``."""
-    terms = [x << i for i in range(k.bit_length()) if k >> i & 1]
-    total = terms[0] if terms else Const(0, 1)
-    for term in terms[1:]:
-        total = total + term
-    return total
-
-
-def _div_const(x, divisor: int, limit: int):
-    """``x // divisor`` for ``0 ≤ x < limit``: a shift, or ``(x·M) >> s`` with the reciprocal
-    ``M = ⌈2^s / divisor⌉`` (checked exhaustively over the range here)."""
-    if divisor & (divisor - 1) == 0:
-        return x >> (divisor.bit_length() - 1)
-    s = max(limit - 1, 1).bit_length()
-    while True:
-        mult = -(-(1 << s) // divisor)
-        if all((c * mult) >> s == c // divisor for c in range(limit)):
-            return _mul_const(x, mult) >> s
-        s += 1
 
 
 def _as_signed(x):
@@ -94,13 +73,18 @@ class SpikingAttention(wiring.Component):
        spike is one output event (lowest lane first).
     4. **End** (1 cycle): the end token.
 
+    Pipelining: input writes are registered (they land a cycle after the token is taken), each
+    event's KV and word addresses are computed once when it is loaded from its list (the scan
+    steps them by one per group), and ``o_spikes`` leaves through a :class:`~.glue.StreamBuffer`
+    (one cycle later; every output is a register).
+
     After reset (and at power-up) the unit first zeroes its V and current memories, one word
     of each per cycle (:attr:`cycles_after_reset` = ``N·B`` cycles, every ``ready`` low): a
     reset in the middle of a step leaves v values and partial sums there. KV needs no clearing
     (the "touched" flags are registers), nor the event lists (their counts are registers), nor
     the membranes (step 0 ignores them).
 
-    So with no output stalls the output end token leaves ``4 + G·(E_k + E_q) + N·B + S`` cycles
+    So with no output stalls the output end token leaves ``5 + G·(E_k + E_q) + N·B + S`` cycles
     after the cycle that accepted the last of the three input end tokens
     (:meth:`cycles_per_step`); input takes one cycle per event per stream, the streams in
     parallel. The next step's events are accepted after the end token has left.
@@ -148,7 +132,7 @@ class SpikingAttention(wiring.Component):
 
     def cycles_per_step(self, k_events: int, q_events: int, spikes: int) -> int:
         """Cycles from the last input end token to the output end token, without stalls."""
-        return 4 + self.groups * (k_events + q_events) + self.word_depth + spikes
+        return 6 + self.groups * (k_events + q_events) + 2 * self.word_depth + spikes
 
     @property
     def cycles_after_reset(self) -> int:
@@ -160,7 +144,7 @@ class SpikingAttention(wiring.Component):
         m = Module()
         mem = self._memories(m)
         lanes = self._lanes(m)
-        st = self._state()
+        st = self._state(buffered(m, "out_buffer", self.o_spikes))
         self._inputs(m, st, mem)
         self._accumulate(m, st, mem)
         self._neuron_update(m, st, mem, lanes)
@@ -198,7 +182,8 @@ class SpikingAttention(wiring.Component):
             m.submodules[f"neuron{l}"] = lanes[l]
         return lanes
 
-    def _state(self) -> SimpleNamespace:
+    def _state(self, out) -> SimpleNamespace:
+        """Registers of the control; ``out``: the stream the spike emitter drives (the output buffer's input)."""
         N, D, count = self.tokens, self.channels, index_shape(self.list_depth + 1)
         addr = max(index_shape(self.kv_depth).width, index_shape(self.word_depth).width)
         return SimpleNamespace(
@@ -211,69 +196,91 @@ class SpikingAttention(wiring.Component):
             kev=Signal(self.entry["k"]), qev=Signal(self.entry["q"]),    # event being scanned
             live=Signal(),                                               # KV: first of its row; A: row touched
             group=counter(self.groups),
+            kv_addr=Signal(index_shape(self.kv_depth)),                  # scan addresses of the event's
+            word_addr=Signal(index_shape(self.word_depth)),              # current group (set at load)
             # write-back stage (the cycle after a scan read)
             w_kv=Signal(), w_a=Signal(), w_addr=Signal(addr), w_fresh=Signal(),
             w_k=Signal(self.shapes["k"]), w_q=Signal(self.shapes["q"]),
             # neuron phase: word = tok·B + blk
             word=counter(self.word_depth), rd_word=counter(self.word_depth),
             tok=counter(N), blk=counter(self.blocks),
-            out=SpikeEmitter(self.o_spikes, lanes=self.lanes),
+            out=SpikeEmitter(out, lanes=self.lanes),
             out_tok=counter(N), out_blk=counter(self.blocks),
         )
 
     # ---- addressing -----------------------------------------------------------------------
-    def _kv_addr(self, c, group):
-        """KV row word of channel c (its head's j = group·L …), address c·G + group."""
-        return (_mul_const(c, self.groups) + group)[:index_shape(self.kv_depth).width]
-
-    def _word_addr(self, tok, c, group):
-        """V / current word of token ``tok``, lane group ``group`` of channel c's head."""
-        head = _div_const(c, self.head_dim, self.channels)
-        addr = _mul_const(tok, self.blocks) + _mul_const(head, self.groups) + group
-        return addr[:index_shape(self.word_depth).width]
+    def _load_addresses(self, m, st, entry) -> None:
+        """At an event's load: the KV row word ``c·G`` and the V / current word
+        ``tok·B + head(c)·G`` of its group 0; the scan then steps both by one per group."""
+        head = div_const(entry.c, self.head_dim, self.channels)
+        m.d.sync += [st.kv_addr.eq(mul_const(entry.c, self.groups)[:len(st.kv_addr)]),
+                     st.word_addr.eq((mul_const(entry.tok, self.blocks) + mul_const(head, self.groups))
+                                     [:len(st.word_addr)])]
 
     # ---- datapath -------------------------------------------------------------------------
     def _inputs(self, m, st, mem) -> None:
-        """While accepting: q/k events append to their lists, v events write one V lane."""
+        """While accepting: q/k events append to their lists, v events write one V lane. Each
+        write is registered first and lands a cycle later (no path from a producer into a
+        memory port); the lists and V are read only after the INPUT phase."""
         L, B = self.lanes, self.blocks
         for n, wr, count in (("q", mem.q_wr, st.q_count), ("k", mem.k_wr, st.k_count)):
             port = getattr(self, f"i_{n}")
             event = port.valid & port.ready & ~port.payload.end
-            m.d.comb += [port.ready.eq(st.accepting & ~st.done[n]), wr.addr.eq(count), wr.en.eq(event),
-                         wr.data.tok.eq(port.payload.y), wr.data.c.eq(port.payload.c),
-                         wr.data.value.eq(port.payload.value)]
+            m.d.comb += port.ready.eq(st.accepting & ~st.done[n])
+            m.d.sync += [wr.addr.eq(count), wr.en.eq(event), wr.data.tok.eq(port.payload.y),
+                         wr.data.c.eq(port.payload.c), wr.data.value.eq(port.payload.value)]
             with m.If(event):
                 m.d.sync += count.eq(count + 1)
         port, wr = self.i_v, mem.v_wr
         fire = port.valid & port.ready
-        blk = _div_const(port.payload.c, L, self.channels)
-        lane = (port.payload.c - _mul_const(blk, L))[:index_shape(L).width]
-        m.d.comb += [port.ready.eq(st.accepting & ~st.done["v"]),
-                     wr.addr.eq((_mul_const(port.payload.y, B) + blk)[:len(wr.addr)])]
+        blk = div_const(port.payload.c, L, self.channels)
+        lane = (port.payload.c - mul_const(blk, L))[:index_shape(L).width]
+        m.d.comb += port.ready.eq(st.accepting & ~st.done["v"])
+        v_addr, v_lane, v_value, v_en = (Signal.like(wr.addr), Signal(index_shape(L)), Signal(self.shapes["v"]),
+                                         Signal())
+        m.d.sync += [v_addr.eq((mul_const(port.payload.y, B) + blk)[:len(wr.addr)]), v_lane.eq(lane),
+                     v_value.eq(port.payload.value), v_en.eq(fire & ~port.payload.end)]
+        m.d.comb += wr.addr.eq(v_addr)
         for l in range(L):
-            m.d.comb += [wr.data[l].eq(port.payload.value), wr.en[l].eq(fire & ~port.payload.end & (lane == l))]
+            m.d.comb += [wr.data[l].eq(v_value), wr.en[l].eq(v_en & (v_lane == l))]
         for n in "qkv":
             port = getattr(self, f"i_{n}")
             with m.If(port.valid & port.ready & port.payload.end):
                 m.d.sync += st.done[n].eq(1)
 
     def _accumulate(self, m, st, mem) -> None:
-        """Write-back stage: KV += k·V row (or = on the row's first event), A += q·KV row."""
-        for l in range(self.lanes):
-            m.d.comb += [
-                mem.kv_wr.data[l].eq(Mux(st.w_fresh, 0, mem.kv_rd.data[l]) + _times(st.w_k, mem.v_rd.data[l])),
-                mem.a_wr.data[l].eq(mem.a_rd.data[l] + _times(st.w_q, mem.kv_rd.data[l])),
-            ]
-        m.d.comb += [mem.kv_wr.addr.eq(st.w_addr), mem.kv_wr.en.eq(st.w_kv),
-                     mem.a_wr.addr.eq(st.w_addr), mem.a_wr.en.eq(st.w_a)]
-        m.d.sync += [st.w_kv.eq(0), st.w_a.eq(0)]
+        """Read-add-write in three stages: the scan reads (cycle t), the read data is registered
+        (t+1, stage ``w_*``), the sum is written (t+2, stage ``x_*``): KV += k·V row (or = on the
+        row's first event), A += q·KV row. A row read at t that the stage ahead writes at t+1 is
+        forwarded from that write; a write at t itself reaches the read through the read port's
+        transparency."""
+        L, kv_word, cur_word = self.lanes, self.kv_word, self.current_word
+        x = SimpleNamespace(kv=Signal(), a=Signal(), addr=Signal.like(st.w_addr), fresh=Signal(),
+                            k=Signal(self.shapes["k"]), q=Signal(self.shapes["q"]),
+                            kv_old=Signal(kv_word), v=Signal(self.v_word), a_old=Signal(cur_word),
+                            kv_row=Signal(kv_word))
+        kv_sum, a_sum = Signal(kv_word), Signal(cur_word)
+        for l in range(L):
+            m.d.comb += [kv_sum[l].eq(Mux(x.fresh, 0, x.kv_old[l]) + _times(x.k, x.v[l])),
+                         a_sum[l].eq(x.a_old[l] + _times(x.q, x.kv_row[l]))]
+        m.d.comb += [mem.kv_wr.addr.eq(x.addr), mem.kv_wr.en.eq(x.kv), mem.kv_wr.data.eq(kv_sum),
+                     mem.a_wr.addr.eq(x.addr), mem.a_wr.en.eq(x.a), mem.a_wr.data.eq(a_sum)]
+        same = x.addr == st.w_addr
+        m.d.sync += [x.kv.eq(st.w_kv), x.a.eq(st.w_a), x.addr.eq(st.w_addr), x.fresh.eq(st.w_fresh),
+                     x.k.eq(st.w_k), x.q.eq(st.w_q), x.v.eq(mem.v_rd.data), x.kv_row.eq(mem.kv_rd.data),
+                     x.kv_old.eq(Mux(x.kv & same, kv_sum, mem.kv_rd.data)),
+                     x.a_old.eq(Mux(x.a & same, a_sum, mem.a_rd.data)),
+                     st.w_kv.eq(0), st.w_a.eq(0)]
 
     def _neuron_update(self, m, st, mem, lanes) -> None:
+        """The neuron lanes work on registered words (loaded in N_REG), not on memory outputs."""
+        current, stored = Signal(self.current_word), Signal(self.membrane_word)
+        st.load_word = [current.eq(mem.a_rd.data), stored.eq(mem.membrane_rd.data)]
         for l, lane in enumerate(lanes):
             m.d.comb += [
                 lane.first_step.eq(st.step == 0),
-                lane.stored.eq(mem.membrane_rd.data[l]),
-                lane.current.eq(mem.a_rd.data[l]),
+                lane.stored.eq(stored[l]),
+                lane.current.eq(current[l]),
                 lane.bias.eq(0),
                 lane.threshold.eq(self.widths.threshold),
                 mem.membrane_wr.data[l].eq(lane.store),
@@ -285,7 +292,7 @@ class SpikingAttention(wiring.Component):
         # x is always 0; a register (not a constant) keeps the port bit driven for Verilator lint
         out_x = Signal(1)
         m.d.sync += out_x.eq(0)
-        st.out.drive(m, y=st.out_tok, x=out_x, base=_mul_const(st.out_blk, self.lanes))
+        st.out.drive(m, y=st.out_tok, x=out_x, base=mul_const(st.out_blk, self.lanes))
 
     # ---- control --------------------------------------------------------------------------
     def _control(self, m, st, mem, lanes) -> None:
@@ -306,10 +313,12 @@ class SpikingAttention(wiring.Component):
                 m.next = scan
 
         def load_k(entry):
+            self._load_addresses(m, st, entry)
             m.d.sync += [st.kev.eq(entry), st.live.eq(~st.touched.bit_select(entry.c, 1)),
                          st.touched.bit_select(entry.c, 1).eq(1)]
 
         def load_q(entry):
+            self._load_addresses(m, st, entry)
             m.d.sync += [st.qev.eq(entry), st.live.eq(st.touched.bit_select(entry.c, 1))]
 
         def next_word():
@@ -319,7 +328,7 @@ class SpikingAttention(wiring.Component):
                 m.d.comb += st.rd_word.eq(st.word + 1)
                 m.d.sync += st.word.eq(st.word + 1)
                 advance(m, [(st.blk, B), (st.tok, N)])
-                m.next = "N_CALC"
+                m.next = "N_REG"
 
         def clear_word():
             """Zero the current and V words ``word``."""
@@ -344,29 +353,35 @@ class SpikingAttention(wiring.Component):
             with m.State("KV_LOAD"):
                 next_event("k", st.k_count, load_k, "KV_SCAN", "A_LOAD")
             with m.State("KV_SCAN"):
-                m.d.comb += [mem.kv_rd.addr.eq(self._kv_addr(st.kev.c, st.group)),
-                             mem.v_rd.addr.eq(self._word_addr(st.kev.tok, st.kev.c, st.group))]
-                m.d.sync += [st.w_kv.eq(1), st.w_addr.eq(self._kv_addr(st.kev.c, st.group)),
-                             st.w_fresh.eq(st.live), st.w_k.eq(st.kev.value)]
+                m.d.comb += [mem.kv_rd.addr.eq(st.kv_addr), mem.v_rd.addr.eq(st.word_addr)]
+                m.d.sync += [st.w_kv.eq(1), st.w_addr.eq(st.kv_addr), st.w_fresh.eq(st.live), st.w_k.eq(st.kev.value),
+                             st.kv_addr.eq(st.kv_addr + 1), st.word_addr.eq(st.word_addr + 1)]
                 with m.If(st.group == G - 1):
                     next_event("k", st.k_count, load_k, "KV_SCAN", "A_LOAD")
                 with m.Else():
                     m.d.sync += st.group.eq(st.group + 1)
             with m.State("A_LOAD"):
-                next_event("q", st.q_count, load_q, "A_SCAN", "N_READ")
+                next_event("q", st.q_count, load_q, "A_SCAN", "DRAIN")
             with m.State("A_SCAN"):
-                a_addr = self._word_addr(st.qev.tok, st.qev.c, st.group)
-                m.d.comb += [mem.kv_rd.addr.eq(self._kv_addr(st.qev.c, st.group)), mem.a_rd.addr.eq(a_addr)]
-                m.d.sync += [st.w_a.eq(st.live), st.w_addr.eq(a_addr), st.w_q.eq(st.qev.value)]
+                m.d.comb += [mem.kv_rd.addr.eq(st.kv_addr), mem.a_rd.addr.eq(st.word_addr)]
+                m.d.sync += [st.w_a.eq(st.live), st.w_addr.eq(st.word_addr), st.w_q.eq(st.qev.value),
+                             st.kv_addr.eq(st.kv_addr + 1), st.word_addr.eq(st.word_addr + 1)]
                 with m.If(st.group == G - 1):
-                    next_event("q", st.q_count, load_q, "A_SCAN", "N_READ")
+                    next_event("q", st.q_count, load_q, "A_SCAN", "DRAIN")
                 with m.Else():
                     m.d.sync += st.group.eq(st.group + 1)
+            with m.State("DRAIN"):
+                m.next = "N_READ"                # the last A write lands (N_READ's read sees it)
             with m.State("N_READ"):
                 m.d.comb += mem.a_rd.addr.eq(st.rd_word)
+                m.next = "N_REG"
+            with m.State("N_REG"):
+                # read data of the word is valid: register it for the neuron lanes
+                m.d.comb += mem.a_rd.addr.eq(st.rd_word)
+                m.d.sync += st.load_word
                 m.next = "N_CALC"
             with m.State("N_CALC"):
-                # read data of the word is valid: store membranes, clear current and V, latch spikes
+                # store membranes, clear current and V, latch spikes
                 m.d.comb += [mem.a_rd.addr.eq(st.rd_word), mem.membrane_wr.en.eq(1)]
                 clear_word()
                 fired = st.out.latch(m, [lane.spike for lane in lanes])

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from amaranth import Cat, Signal, unsigned
+from amaranth import Cat, Const, Signal, unsigned
 from amaranth.lib import data
 
-__all__ = ["index_shape", "counter", "advance", "event_layout", "connect_events", "SpikeEmitter"]
+__all__ = ["index_shape", "counter", "advance", "mul_const", "div_const", "event_layout", "connect_events",
+           "SpikeEmitter"]
 
 
 def index_shape(n: int):
@@ -34,6 +35,28 @@ def advance(m, counters) -> None:
             advance(m, outer)
     with m.Else():
         m.d.sync += count.eq(count + 1)
+
+
+def mul_const(x, k: int):
+    """``x·k`` for a constant ``k ≥ 0``: a sum of shifted copies of ``x``."""
+    terms = [x << i for i in range(k.bit_length()) if k >> i & 1]
+    total = terms[0] if terms else Const(0, 1)
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
+def div_const(x, divisor: int, limit: int):
+    """``x // divisor`` for ``0 ≤ x < limit``: a shift, or ``(x·M) >> s`` with the reciprocal
+    ``M = ⌈2^s / divisor⌉`` (checked exhaustively over the range here)."""
+    if divisor & (divisor - 1) == 0:
+        return x >> (divisor.bit_length() - 1)
+    s = max(limit - 1, 1).bit_length()
+    while True:
+        mult = -(-(1 << s) // divisor)
+        if all((c * mult) >> s == c // divisor for c in range(limit)):
+            return mul_const(x, mult) >> s
+        s += 1
 
 
 def event_layout(height: int, width: int, channels: int, value_shape) -> data.StructLayout:

@@ -4,6 +4,8 @@ Every stream carries the events of one time step in any order, then one end toke
 (:func:`~.events.event_layout`; :func:`~.events.connect_events` wires one stream into another
 of a different layout). The units here keep that contract:
 
+* :class:`StreamBuffer` — a registered stage (skid buffer): every output and ``ready`` comes
+  from a register, one token per cycle, so no combinational path crosses it.
 * :class:`EventFork` — broadcast one stream to several consumers (each takes every token).
 * :class:`SpikePool2x2` — 2×2 max pooling of binary spikes (OR over the window), one cycle per
   event, ``H/2·W/2`` cycles at the end of a step (and after reset) to clear its bitmap.
@@ -18,9 +20,45 @@ from amaranth.hdl import Module
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .events import event_layout, index_shape
+from .events import div_const, event_layout, index_shape, mul_const
 
-__all__ = ["EventFork", "SpikePool2x2", "ResidualAdd"]
+__all__ = ["StreamBuffer", "buffered", "EventFork", "SpikePool2x2", "ResidualAdd"]
+
+
+class StreamBuffer(wiring.Component):
+    """A registered stream stage (a two-entry skid buffer).
+
+    ``o.valid``, ``o.payload`` and ``i.ready`` are registers, so the stage cuts every
+    combinational path between producer and consumer. It passes one token per cycle (full
+    throughput) and adds one cycle of latency; while the consumer stalls, one more token waits
+    in the skid register and ``i.ready`` falls in the next cycle.
+    """
+
+    def __init__(self, layout):
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i, self.o
+        skid, held = Signal.like(i.payload, name="skid"), Signal.like(o.payload, name="held")
+        skid_valid, held_valid = Signal(), Signal()
+        m.d.comb += [i.ready.eq(~skid_valid), o.valid.eq(held_valid), o.payload.eq(held)]
+        with m.If(~held_valid | o.ready):                 # the output register is free this cycle
+            with m.If(skid_valid):
+                m.d.sync += [held.eq(skid), held_valid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [held.eq(i.payload), held_valid.eq(i.valid)]
+        with m.Elif(i.valid & ~skid_valid):               # output stalled: the offered token waits
+            m.d.sync += [skid.eq(i.payload), skid_valid.eq(1)]
+        return m
+
+
+def buffered(m, name: str, port):
+    """A :class:`StreamBuffer` submodule ``name`` in front of the engine's own output stream
+    ``port``: returns the stream the engine drives instead."""
+    m.submodules[name] = buf = StreamBuffer(port.payload.shape())
+    wiring.connect(m, buf.o, wiring.flipped(port))
+    return buf.i
 
 
 class EventFork(wiring.Component):
@@ -126,12 +164,16 @@ class ResidualAdd(wiring.Component):
     """Residual connection ``skip + branch`` per position, out as multi-bit integer events.
 
     Both inputs are accepted independently (never one waiting on the other: the skip path of a
-    block arrives long before its branch). Each input event costs one cycle (read-add-write of
-    the position's partial sum); the first touch of a position appends it to a list. After both
-    end tokens the list is replayed: one cycle per distinct position, an event when its sum is
-    non-zero, the position cleared; then the end token. After reset (and at power-up) every
-    partial sum is cleared, one position per cycle, before the inputs' ``ready`` rises
-    (:attr:`cycles_after_reset`): a reset mid-step leaves sums and "touched" bits behind.
+    block arrives long before its branch), each through a :class:`StreamBuffer`, and the output
+    leaves through one, so no combinational path crosses the unit. Each input event costs one
+    cycle, pipelined in two stages: the position's partial sum is read (a registered read,
+    transparent to the write of the stage behind it, so back-to-back events on one position
+    add up), then sum and write back; the first touch of a position appends its address to a
+    list. After both end tokens the list is replayed through a three-stage pipeline (list read,
+    sum read, emit and clear): one cycle per distinct position, an event when its sum is
+    non-zero, then the end token. After reset (and at power-up) every partial sum is cleared,
+    one position per cycle (:attr:`cycles_after_reset`): a reset mid-step leaves sums and
+    "touched" bits behind; tokens that arrive meanwhile wait in the input buffers.
     """
 
     def __init__(self, *, height: int, width: int, channels: int, skip_shape, branch_shape, out_shape):
@@ -145,88 +187,104 @@ class ResidualAdd(wiring.Component):
 
     @property
     def cycles_after_reset(self) -> int:
-        """Cycles after ``rst`` falls before the inputs' ``ready`` can rise (the sum sweep)."""
+        """Cycles after ``rst`` falls before the partial sums are cleared and input is taken in."""
         return self.height * self.width * self.channels
 
     def elaborate(self, platform):
         m = Module()
         depth = self.cycles_after_reset
-        position = data.StructLayout({"y": index_shape(self.height), "x": index_shape(self.width),
-                                      "c": index_shape(self.channels)})
         m.submodules.sums = sums = memory.Memory(
             shape=data.StructLayout({"touched": 1, "value": self.out_shape}), depth=depth, init=[])
-        m.submodules.touched = touched = memory.Memory(shape=position, depth=depth, init=[])
-        sum_rd, sum_wr = sums.read_port(domain="comb"), sums.write_port()
-        list_rd, list_wr = touched.read_port(domain="comb"), touched.write_port()
-        count = Signal(range(depth + 1))
-        index = Signal(range(depth + 1))
-        skip_done, branch_done = Signal(), Signal()
+        m.submodules.touched = touched = memory.Memory(shape=index_shape(depth), depth=depth, init=[])
+        sum_wr = sums.write_port()
+        sum_rd = sums.read_port(transparent_for=(sum_wr,))
+        list_rd, list_wr = touched.read_port(), touched.write_port()
+        ins = [_buffered_input(m, f"{n}_buffer", port) for n, port in (("skip", self.i_skip), ("branch", self.i_branch))]
+        out = buffered(m, "sum_buffer", self.o_sum)
+        count, index = Signal(range(depth + 1)), Signal(range(depth + 1))
         with m.FSM(name="residual"):
             with m.State("CLEAR"):
                 m.d.comb += [sum_wr.addr.eq(index), sum_wr.data.eq(0), sum_wr.en.eq(1)]
                 m.d.sync += index.eq(index + 1)
                 with m.If(index == depth - 1):
+                    m.d.sync += index.eq(0)
                     m.next = "COLLECT"
             with m.State("COLLECT"):
-                self._collect(m, sum_rd, sum_wr, list_wr, count, skip_done, branch_done)
-                with m.If(skip_done & branch_done):
-                    m.d.sync += [index.eq(0), skip_done.eq(0), branch_done.eq(0)]
+                with m.If(self._collect(m, ins, sum_rd, sum_wr, list_wr, count)):
                     m.next = "EMIT"
             with m.State("EMIT"):
-                self._emit(m, sum_rd, sum_wr, list_rd, count, index)
+                with m.If(self._emit(m, out, sum_rd, sum_wr, list_rd, count, index)):
+                    m.next = "END"
             with m.State("END"):
-                m.d.comb += [self.o_sum.valid.eq(1), self.o_sum.payload.end.eq(1)]
-                with m.If(self.o_sum.ready):
-                    m.d.sync += count.eq(0)
+                m.d.comb += [out.valid.eq(1), out.payload.end.eq(1)]
+                with m.If(out.ready):
+                    m.d.sync += [count.eq(0), index.eq(0)]
                     m.next = "COLLECT"
         return m
 
     def _address(self, p):
-        return (p.y * self.width + p.x) * self.channels + p.c
+        """Flat position ``(y·W + x)·C + c`` (constant multiplies: shift-adds)."""
+        return mul_const(mul_const(p.y, self.width) + p.x, self.channels) + p.c
 
-    def _collect(self, m, sum_rd, sum_wr, list_wr, count, skip_done, branch_done):
-        """One input token per cycle, the skip input first when both are valid."""
-        skip, branch = self.i_skip, self.i_branch
-        take_skip = skip.valid & ~skip_done
-        take_branch = branch.valid & ~branch_done & ~take_skip
-        p = Signal(data.StructLayout({"y": index_shape(self.height), "x": index_shape(self.width),
-                                      "c": index_shape(self.channels), "end": 1}))
+    def _position(self, address) -> dict:
+        """``{y, x, c}`` of a flat position (constant divisions: shifts or reciprocal multiplies)."""
+        depth, C, W = self.cycles_after_reset, self.channels, self.width
+        pixel = div_const(address, C, depth)
+        y = div_const(pixel, W, depth // C)
+        return {"y": y, "x": pixel - mul_const(y, W), "c": address - mul_const(pixel, C)}
+
+    def _collect(self, m, ins, sum_rd, sum_wr, list_wr, count):
+        """Stage A takes one input token (the skip input first) and reads its position's sum;
+        stage B adds and writes back. Returns "both end tokens are in" (the state's exit)."""
+        done = [Signal(name=f"{n}_done") for n in ("skip", "branch")]
+        take_skip = ins[0].valid & ~done[0]
+        take = [take_skip, ins[1].valid & ~done[1] & ~take_skip]
+        b_valid, b_addr = Signal(), Signal.like(sum_wr.addr)
+        b_addend = Signal(self.out_shape)
+        p = Signal.like(ins[0].payload)
         addend = Signal(self.out_shape)
-        with m.If(take_skip):
-            m.d.comb += [skip.ready.eq(1), p.y.eq(skip.payload.y), p.x.eq(skip.payload.x), p.c.eq(skip.payload.c),
-                         p.end.eq(skip.payload.end), addend.eq(skip.payload.value)]
-        with m.Elif(take_branch):
-            m.d.comb += [branch.ready.eq(1), p.y.eq(branch.payload.y), p.x.eq(branch.payload.x),
-                         p.c.eq(branch.payload.c), p.end.eq(branch.payload.end), addend.eq(branch.payload.value)]
-        with m.If(take_skip | take_branch):
-            with m.If(p.end):
-                with m.If(take_skip):
-                    m.d.sync += skip_done.eq(1)
-                with m.Else():
-                    m.d.sync += branch_done.eq(1)
-            with m.Else():
-                m.d.comb += [sum_rd.addr.eq(self._address(p)), sum_wr.addr.eq(self._address(p)), sum_wr.en.eq(1),
-                             sum_wr.data.touched.eq(1), sum_wr.data.value.eq(sum_rd.data.value + addend)]
-                with m.If(~sum_rd.data.touched):
-                    m.d.comb += [list_wr.addr.eq(count), list_wr.en.eq(1), list_wr.data.y.eq(p.y),
-                                 list_wr.data.x.eq(p.x), list_wr.data.c.eq(p.c)]
-                    m.d.sync += count.eq(count + 1)
+        for port, taken in zip(ins, take):
+            with m.If(taken):
+                m.d.comb += [port.ready.eq(1), p.y.eq(port.payload.y), p.x.eq(port.payload.x),
+                             p.c.eq(port.payload.c), p.end.eq(port.payload.end), addend.eq(port.payload.value)]
+        m.d.comb += sum_rd.addr.eq(self._address(p))
+        m.d.sync += [b_valid.eq((take[0] | take[1]) & ~p.end), b_addr.eq(self._address(p)), b_addend.eq(addend)]
+        for flag, taken in zip(done, take):
+            with m.If(taken & p.end):
+                m.d.sync += flag.eq(1)
+        with m.If(b_valid):
+            m.d.comb += [sum_wr.addr.eq(b_addr), sum_wr.en.eq(1), sum_wr.data.touched.eq(1),
+                         sum_wr.data.value.eq(sum_rd.data.value + b_addend)]
+            with m.If(~sum_rd.data.touched):
+                m.d.comb += [list_wr.addr.eq(count), list_wr.en.eq(1), list_wr.data.eq(b_addr)]
+                m.d.sync += count.eq(count + 1)
+        finished = done[0] & done[1]
+        with m.If(finished):
+            m.d.sync += [flag.eq(0) for flag in done]
+        return finished
 
-    def _emit(self, m, sum_rd, sum_wr, list_rd, count, index):
-        """Replay the touched positions: emit non-zero sums, clear every entry."""
-        o = self.o_sum
-        with m.If(index == count):
-            m.next = "END"
-        with m.Else():
-            pos = list_rd.data
-            m.d.comb += [list_rd.addr.eq(index), sum_rd.addr.eq(self._address(pos)), sum_wr.addr.eq(self._address(pos)),
-                         sum_wr.data.eq(0),
-                         o.payload.y.eq(pos.y), o.payload.x.eq(pos.x), o.payload.c.eq(pos.c),
-                         o.payload.value.eq(sum_rd.data.value)]
-            with m.If(sum_rd.data.value == 0):
-                m.d.comb += sum_wr.en.eq(1)
+    def _emit(self, m, out, sum_rd, sum_wr, list_rd, count, index):
+        """Replay pipeline: list entry ``index`` → its sum → emit when non-zero, clear it. Stalls
+        (every stage holds) while a non-zero sum waits for the output. Returns "replay done"."""
+        s1_valid, s2_valid = Signal(), Signal()
+        s2_addr = Signal.like(sum_wr.addr)
+        stall = s2_valid & (sum_rd.data.value != 0) & ~out.ready
+        pos = self._position(s2_addr)
+        m.d.comb += [list_rd.addr.eq(index), list_rd.en.eq(~stall), sum_rd.addr.eq(list_rd.data),
+                     sum_rd.en.eq(~stall),
+                     out.valid.eq(s2_valid & (sum_rd.data.value != 0)), out.payload.y.eq(pos["y"]),
+                     out.payload.x.eq(pos["x"]), out.payload.c.eq(pos["c"]), out.payload.value.eq(sum_rd.data.value),
+                     sum_wr.addr.eq(s2_addr), sum_wr.data.eq(0), sum_wr.en.eq(s2_valid & ~stall)]
+        with m.If(~stall):
+            m.d.sync += [s1_valid.eq(index != count), s2_valid.eq(s1_valid), s2_addr.eq(list_rd.data)]
+            with m.If(index != count):
                 m.d.sync += index.eq(index + 1)
-            with m.Else():
-                m.d.comb += [o.valid.eq(1), sum_wr.en.eq(o.ready)]
-                with m.If(o.ready):
-                    m.d.sync += index.eq(index + 1)
+        return (index == count) & ~s1_valid & ~s2_valid
+
+
+def _buffered_input(m, name: str, port):
+    """A :class:`StreamBuffer` behind the unit's own input stream ``port``: returns the stream
+    the unit takes tokens from."""
+    m.submodules[name] = buf = StreamBuffer(port.payload.shape())
+    wiring.connect(m, wiring.flipped(port), buf.i)
+    return buf.o

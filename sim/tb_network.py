@@ -2,7 +2,8 @@
 
 Environment: ``SPIKEHQ_NETWORK`` (searched.json), ``SPIKEHQ_SAMPLES`` (comma-separated
 digits test-set indices), ``SPIKEHQ_STALL_SEED``, ``SPIKEHQ_STALL`` (probability of a
-valid/ready stall on the input and result streams), ``SPIKEHQ_RESULTS`` (JSON written here), ``SPIKEHQ_LANES`` (lanes policy, as ``make gen``).
+valid/ready stall on the input and result streams), ``SPIKEHQ_RESULTS`` (JSON written here), ``SPIKEHQ_LANES`` (lanes policy, as ``make gen``),
+``SPIKEHQ_PROFILE=1`` (count each engine's busy / waiting / blocked cycles during phase 2, :mod:`sim.profile`).
 
 Phase 1, one sample at a time: the scoreboard compares, against
 :class:`golden.network.IntegerNetwork`, the predicted class, every class score, and every
@@ -31,6 +32,7 @@ from ..golden.network import load_network
 from ..rtl.lanes import apply_lanes
 from ..rtl.network import SpikingNetwork
 from .cocotb_helpers import output_ports, reset, send_frames, take_result, watch_outputs, write_values
+from .profile import EngineProfile
 
 PERIOD_NS = 10
 # no inference of the shipped sizes comes near this; a deadlock must fail, not hang
@@ -120,6 +122,9 @@ async def network_matches_golden(dut):
     # one sample has nothing to overlap with: phase 2 would only repeat phase 1 (and double
     # the run time of the Icarus regression, which simulates one sample)
     back_to_back = indices if len(indices) > 1 else []
+    profile = EngineProfile(dut) if back_to_back and os.environ.get("SPIKEHQ_PROFILE") == "1" else None
+    if profile is not None:
+        cocotb.start_soon(profile.run())
     producer = cocotb.start_soon(send_all()) if back_to_back else None
     stream_mismatches, times = 0, []
     for index in back_to_back:
@@ -135,6 +140,8 @@ async def network_matches_golden(dut):
                            f"scores {got} vs {want_scores}")
     if producer is not None:
         await producer
+    if profile is not None:
+        profile.active = False
     interval = (times[-1] - times[0]) / (len(times) - 1) / PERIOD_NS if len(times) > 1 else None
     dut._log.info(f"back to back: {len(back_to_back) - stream_mismatches} of {len(back_to_back)} match; "
                   f"{interval if interval is None else round(interval)} cycles between results")
@@ -147,6 +154,8 @@ async def network_matches_golden(dut):
                                     "traced": top.traced, "samples": records,
                                     "back_to_back": {"samples": len(back_to_back),
                                                      "mismatching_samples": stream_mismatches,
-                                                     "cycles_between_results": interval}}, indent=1) + "\n")
+                                                     "cycles_between_results": interval,
+                                                     "engine_cycles": profile.summary() if profile else None}},
+                                    indent=1) + "\n")
     assert mismatches == 0, f"{mismatches} of {len(indices)} samples differ from the golden model (stall seed {stall_seed})"
     assert stream_mismatches == 0, f"{stream_mismatches} samples differ when sent back to back (stall seed {stall_seed})"

@@ -35,7 +35,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="lanes policy, as make gen: balanced[:N] (default), config, or NAME=L[,NAME=L...]")
     parser.add_argument("--top", action=argparse.BooleanOptionalAction, default=True,
                         help="also synthesize the whole-network top of an exported Spikformer, out of context "
-                             "(yosys only; default on; the digits top takes minutes, see docs/synthesis.md)")
+                             "(area, memory table) and place and route it inside the pin-limited harness on iCE40/ECP5 "
+                             "when it fits the device (default on; the digits top takes 10-30 minutes, see "
+                             "docs/synthesis.md)")
+    parser.add_argument("--layers", action=argparse.BooleanOptionalAction, default=True,
+                        help="synthesize, place and route every layer's PE (default on; --no-layers: the top alone)")
+    parser.add_argument("--engines", action=argparse.BooleanOptionalAction, default=True,
+                        help="place and route every non-PE engine of the top (attention, residual adds, pooling, "
+                             "forks, readout) alone in the harness: Fmax per engine (default on)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     from .config_flow import synth_config
@@ -43,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         report = synth_config(Path(args.config), target=args.target, device=args.device, clock_mhz=args.clock_mhz,
                               out_dir=Path(args.out), power=not args.no_power, density=args.density,
                               samples=args.samples, seed=args.seed, lanes=args.lanes, quiet=args.quiet,
-                              top=args.top)
+                              top=args.top, layers=args.layers, engines=args.engines)
     except (ConfigError, ToolError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,9 +7,9 @@ the per-layer figures and takes the lowest Fmax: the PEs are synthesized one by 
 
 For an exported Spikformer (``metadata.network``), ``make gen`` also emits the whole-network
 top (``rtl/network.py``: the PEs chained by streams, glue, attention, readout). With ``top``
-on, that top is synthesized too, out of context (yosys only, no place and route: its stream
-ports are not pinned out, and a large top exceeds small devices), and reported as its own row
-with device utilization against the chosen device.
+on, that top is synthesized too (out of context, for its area and memory table) and, on
+iCE40/ECP5, placed and routed inside the pin-limited harness on the chosen device when it fits
+by cell counts (Fmax, critical path); it is reported as its own row.
 
 This module runs the flow and builds the report dict (report.json); ``synth/report.py``
 renders it as report.md.
@@ -28,6 +28,7 @@ from ..golden.config import load_config
 from ..search.cost import candidate_name, layer_energy_pj, layer_ops, shapes_from_config
 from ..rtl.gen import generate
 from .activity import run_activity
+from .engines import synth_engines
 from .flow import synth_module, synth_top
 from .power import COEFFICIENT_SOURCES, estimate_power
 from .report import render_markdown
@@ -42,9 +43,11 @@ SUM_KEYS = ("lut", "lut_equiv", "carry", "mux", "ff", "dsp", "dsp_alu", "bram", 
 def synth_config(config_path: Path, *, target: str, device: str | None = None, clock_mhz: float = 100.0,
                  out_dir: Path = Path("build/synth"), power: bool = True, density: float = 0.15,
                  samples: int = 2, seed: int = 1, lanes: str = "balanced", quiet: bool = False,
-                 top: bool = True) -> dict:
+                 top: bool = True, layers: bool = True, engines: bool = True) -> dict:
     """``lanes``: the lanes policy of ``make gen`` (``balanced``, ``config``, ``NAME=L,...``).
-    ``top``: also synthesize the whole-network top when the config has one."""
+    ``top``: also synthesize the whole-network top when the config has one; ``layers=False``
+    skips the per-layer PEs; ``engines``: also place and route every non-PE engine of the top
+    (attention, residual adds, pooling, forks, readout) alone in the harness."""
     tgt, dev = get_target(target, device)
     network = load_config(config_path)
     out_dir = Path(out_dir)
@@ -52,8 +55,8 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
     gen_dir = run_dir / "gen"
     manifest = generate(config_path, gen_dir, lanes=lanes, quiet=True)
     shapes = {s.name: s for s in shapes_from_config(network)}
+    hw = [entry for entry in manifest["layers"] if entry["hardware"]] if layers else []
     layers = []
-    hw = [entry for entry in manifest["layers"] if entry["hardware"]]
     for entry in tqdm(hw, desc=f"synth {tgt.name} {dev.name}", unit="layer", disable=quiet):
         verilog = (gen_dir / entry["verilog"]).read_text()
         res = synth_module(verilog, entry["module"], entry["ports"], target=tgt.name, device=dev.name,
@@ -84,13 +87,16 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
     report = {
         "format": REPORT_FORMAT, "version": 1, "network": network.name, "config": str(config_path),
         "config_sha256": manifest["config_sha256"], "target": tgt.name, "family": tgt.family,
-        "device": dev.part, "clock_target_mhz": clock_mhz, "lanes_policy": lanes, "layers": layers, "skipped": skipped,
+        "device": dev.part, "device_name": dev.name, "clock_target_mhz": clock_mhz, "lanes_policy": lanes, "layers": layers, "skipped": skipped,
         "total": {"area": total, "capacity": dev.capacity,
                   "utilization_pct": {k: round(100.0 * total[k] / dev.capacity[k], 2)
                                       for k in ("lut", "ff", "dsp", "bram") if dev.capacity.get(k)},
                   "fmax_mhz": min(p["fmax_mhz"] for p in pnrs) if pnrs else None,
                   "note": "sum of per-layer out-of-context figures, each PE alone"},
-        "top": top_row(manifest, gen_dir, tgt, dev, top, out_dir / "cache", quiet),
+        "top": top_row(manifest, gen_dir, tgt, dev, top, out_dir / "cache", quiet, clock_mhz=clock_mhz, seed=seed),
+        "engines": (synth_engines(config_path, target=tgt.name, device=dev.name, clock_mhz=clock_mhz, seed=seed,
+                                  cache_dir=out_dir / "cache", lanes=lanes, quiet=quiet)
+                    if engines and manifest["top"]["module"] else []),
     }
     if power and layers:
         report["total"]["power"] = {
@@ -115,8 +121,10 @@ def top_utilization(tgt, dev, area: dict) -> tuple[dict, list[str]]:
     return util, sorted(k for k, v in util.items() if v > 100.0)
 
 
-def top_row(manifest: dict, gen_dir: Path, tgt, dev, enabled: bool, cache_dir: Path, quiet: bool) -> dict:
-    """The network top's report entry: synthesized, skipped (``--no-top``) or absent (and why)."""
+def top_row(manifest: dict, gen_dir: Path, tgt, dev, enabled: bool, cache_dir: Path, quiet: bool, *,
+            clock_mhz: float = 100.0, seed: int = 1, pnr: bool = True) -> dict:
+    """The network top's report entry: synthesized (and, on iCE40/ECP5, placed and routed in
+    the harness on ``dev`` when it fits), skipped (``--no-top``) or absent (and why)."""
     info = manifest["top"]
     if info["module"] is None:
         return {"module": None, "synthesized": False, "reason": info["reason"]}
@@ -124,14 +132,17 @@ def top_row(manifest: dict, gen_dir: Path, tgt, dev, enabled: bool, cache_dir: P
     if not enabled:
         return dict(row, synthesized=False, reason="not synthesized (--no-top)")
     if not quiet:
-        print(f"synthesizing the network top {info['module']} with yosys (out of context; no place and route)",
-              file=sys.stderr)
-    res = synth_top((gen_dir / info["verilog"]).read_text(), info["module"], target=tgt.name, cache_dir=cache_dir)
+        print(f"synthesizing the network top {info['module']} with yosys"
+              + (f", then placing and routing it on {dev.part}" if pnr and tgt.pnr_tool else ""), file=sys.stderr)
+    res = synth_top((gen_dir / info["verilog"]).read_text(), info["module"], target=tgt.name, device=dev,
+                    ports=info["ports"] if pnr else None, clock_mhz=clock_mhz, seed=seed, cache_dir=cache_dir)
     area = {k: res["area"][k] for k in SUM_KEYS}
     util, over = top_utilization(tgt, dev, area)
     return dict(row, synthesized=True, area=area, cells=res["area"]["cells"],
                 unknown_cells=res["area"].get("unknown_cells", {}), utilization_pct=util,
                 fits=not over, over_capacity=over, yosys_wall_s=res.get("yosys_wall_s"),
+                memories=res["memories"], pnr=res["pnr"],
+                harness_area={k: res["harness_area"][k] for k in SUM_KEYS} if "harness_area" in res else None,
                 cache_key=res["key"], cached=res["cached"], logs=res["dir"],
-                note="out-of-context yosys synthesis of the whole top, cell counts before packing; no place "
-                     "and route, no Fmax")
+                note="area: out-of-context yosys synthesis of the whole top, cell counts before packing; "
+                     "pnr: the top inside the pin-limited harness, placed and routed by nextpnr")

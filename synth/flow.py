@@ -18,8 +18,9 @@ from pathlib import Path
 from ..atomic import atomic_directory
 from .constraints import render_constraints
 from .harness import HARNESS_TOP, harness_overhead_ffs, harness_verilog
-from .parse import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_log, parse_yosys_stat, main_clock
-from .targets import get_target, resource_summary
+from .memories import CELL_BITS, memory_table, verilog_memories
+from .parse import critical_path, parse_nextpnr_log, parse_nextpnr_report, parse_yosys_log, parse_yosys_stat, main_clock
+from .targets import Device, get_target, resource_summary
 from .tools import ToolError, run_tool, run_yosys, tool_version
 
 __all__ = ["FLOW_VERSION", "synth_module", "synth_top", "cache_key"]
@@ -64,22 +65,105 @@ def synth_module(verilog: str, top: str, ports: list[dict], *, target: str, devi
         "tools": tools, "options": options})
 
 
-def synth_top(verilog: str, top: str, *, target: str, dsp: bool = True,
-              cache_dir: Path = Path("build/synth/cache")) -> dict:
-    """Out-of-context yosys synthesis (``synth_*`` + ``stat``) of a whole-network top; no place
-    and route: the top has far more ports than any package has pins.
+def synth_top(verilog: str, top: str, *, target: str, ports: list[dict] | None = None,
+              device: "str | Device | None" = None,
+              clock_mhz: float = 100.0, seed: int = 1, pnr: bool = True, dsp: bool = True,
+              cache_dir: Path = Path("build/synth/cache"), constraints_dir: Path | None = None) -> dict:
+    """A whole-network top: out-of-context yosys synthesis (``synth_*`` + ``stat``) and its memory
+    table; with ``ports`` (the top's, manifest format) and a target with nextpnr, also the
+    pin-limited harness around it (``synth/harness.py``), placed and routed on ``device`` (a
+    device name of the target, or a :class:`~.targets.Device`).
 
-    The result does not depend on the device of the target (utilization is computed by the
-    caller), so the cache key leaves the device out: ECP5 25k and 85k share one run. Returns
-    ``area``, ``yosys_wall_s`` (of the run that produced it), ``key``, ``cached``, ``dir``.
+    One yosys process synthesizes the top, records its area and mapped memory cells, then reads
+    the harness and finishes its synthesis around the already mapped top (so the top is
+    synthesized once). The synthesis does not depend on the device (utilization is computed by
+    the caller), so its cache key leaves the device out and ECP5 25k and 85k share it; place and
+    route has its own cache entry per device, clock, seed and tool version. A device the
+    harness does not fit by cell counts (block RAM, DSP, LUT sites) is not placed and routed:
+    ``pnr`` then says why. Returns ``area``, ``memories``, ``yosys_wall_s``, ``pnr`` (or None),
+    ``key``, ``cached``, ``dir``.
     """
-    tgt, _ = get_target(target, None)
+    tgt, dev = get_target(target, None if isinstance(device, Device) else device)
+    dev = device if isinstance(device, Device) else dev
+    do_pnr = pnr and ports is not None and tgt.pnr_tool is not None
+    harness = harness_verilog(top, ports) if do_pnr else None
     tools = {YOSYS: tool_version(YOSYS)}
     options = {"target": tgt.name, "dsp": dsp, "synth": _synth_command(tgt, top, dsp), "kind": "network-top",
-               "flow": FLOW_VERSION}
-    key = cache_key({"verilog": verilog, "top": top, "tools": tools, "options": options})
-    return _cached(key, Path(cache_dir), lambda work: {
-        **_run_ooc(work, verilog, top, tgt, options["synth"]), "tools": tools, "options": options})
+               "flow": FLOW_VERSION, "harness": do_pnr}
+    key = cache_key({"verilog": verilog, "top": top, "harness": harness, "tools": tools, "options": options})
+    result = _cached(key, Path(cache_dir), lambda work: {
+        **_run_top_synth(work, verilog, top, harness, tgt, dsp), "tools": tools, "options": options})
+    if not do_pnr:
+        return dict(result, pnr=None)
+    over = _over_capacity(tgt, dev, result["harness_area"])
+    if over:
+        return dict(result, pnr={"device": dev.part, "placed": False,
+                                 "reason": "does not fit the device by cell counts: " + ", ".join(over)})
+    constraints = render_constraints(tgt, clock_mhz, directory=constraints_dir)
+    pnr_tools = {tgt.pnr_tool: tool_version(tgt.pnr_tool)}
+    pnr_options = {"device": dev.name, "clock_mhz": float(clock_mhz), "seed": seed, "flow": FLOW_VERSION}
+    pnr_key = cache_key({"synth": key, "constraints": constraints, "tools": pnr_tools, "options": pnr_options})
+    placed = _cached(pnr_key, Path(cache_dir), lambda work: _run_top_pnr(
+        work, Path(result["dir"]) / "impl.json", constraints, tgt, dev, seed))
+    return dict(result, pnr=dict(placed["pnr"], key=pnr_key, cached=placed["cached"], logs=placed["dir"]))
+
+
+def _over_capacity(tgt, dev, area: dict) -> list[str]:
+    """Resources of ``area`` beyond the device (LUT sites = LUT eq. + LUT RAM cells' two LUTs on ECP5)."""
+    used = {"bram": area["bram"], "dsp": area["dsp"], "ff": area["ff"],
+            "lut": area["lut_equiv"] + (2 * area["lutram"] if tgt.name == "ecp5" else 0)}
+    return [f"{k.upper()} {v:g}/{dev.capacity[k]}" for k, v in used.items()
+            if dev.capacity.get(k) and v > dev.capacity[k]]
+
+
+def _run_top_synth(work: Path, verilog: str, top: str, harness: str | None, tgt, dsp: bool) -> dict:
+    """yosys on the top (``module.v``): area, mapped memory cells; then, in the same process from
+    the saved parse, the harness (``harness.v``) around it."""
+    (work / "module.v").write_text(verilog)
+    sources = "module.v"
+    if harness is not None:
+        (work / "harness.v").write_text(harness)
+        sources += " harness.v"
+    script = [f"read_verilog -sv {sources}", "design -save sources", _synth_command(tgt, top, dsp),
+              "tee -q -o ooc_stat.json stat -json", *(f"select -write mem_{cell}.txt t:{cell}" for cell in CELL_BITS)]
+    if harness is not None:
+        script += ["design -load sources", _synth_command(tgt, HARNESS_TOP, dsp),
+                   "tee -q -o impl_stat.json stat -json", "write_json impl.json"]
+    start = time.monotonic()
+    mapper = run_yosys(["-q", "-l", "yosys_ooc.log", "-p", "; ".join(script)], cwd=work, log=work / "yosys_ooc.stdout")
+    wall = time.monotonic() - start
+    log = (work / "yosys_ooc.log").read_text(errors="replace")
+    cells = {cell: [n for n in (work / f"mem_{cell}.txt").read_text().split() if n]
+             for cell in CELL_BITS if (work / f"mem_{cell}.txt").is_file()}
+    result = {"top": top, "area": resource_summary(tgt, parse_yosys_stat((work / "ooc_stat.json").read_text())["cells"]),
+              "memories": memory_table(verilog_memories(verilog, top), cells, log, top),
+              "yosys_warnings": len(parse_yosys_log(log)["warnings"]), "yosys_wall_s": round(wall, 1),
+              "lut_mapper": mapper}
+    if harness is not None:
+        result["harness_area"] = resource_summary(tgt, parse_yosys_stat((work / "impl_stat.json").read_text())["cells"])
+    return result
+
+
+def _run_top_pnr(work: Path, impl: Path, constraints: str, tgt, dev, seed: int) -> dict:
+    """nextpnr on the synthesized harness ``impl`` (kept in the synthesis' cache folder)."""
+    cfile = f"harness.{tgt.constraint_kind}"
+    (work / cfile).write_text(constraints)
+    try:                                  # nextpnr (WebAssembly) sees its working folder: link the netlist in
+        os.link(impl, work / "impl.json")
+    except OSError:
+        shutil.copyfile(impl, work / "impl.json")
+    start = time.monotonic()
+    run_tool(tgt.pnr_tool, [*dev.pnr_args, "--json", "impl.json", f"--{tgt.constraint_kind}", cfile,
+                            "--report", "pnr_report.json", "--seed", str(seed), "--timing-allow-fail",
+                            "--log", "nextpnr.log", "-q"], cwd=work, log=work / "nextpnr.stdout")
+    wall = time.monotonic() - start
+    text = (work / "pnr_report.json").read_text()
+    report = parse_nextpnr_report(text)
+    clock, fmax = main_clock(report["fmax"])
+    return {"pnr": {"device": dev.part, "placed": True, "clock": clock, "fmax_mhz": round(fmax["achieved"], 2),
+                    "constraint_mhz": fmax["constraint"], "meets_constraint": fmax["achieved"] >= fmax["constraint"],
+                    "utilization": report["utilization"], "critical_path": critical_path(text),
+                    "nextpnr_wall_s": round(wall, 1)}}
 
 
 def _cached(key: str, cache_dir: Path, run) -> dict:

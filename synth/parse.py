@@ -9,7 +9,7 @@ import json
 import re
 
 __all__ = ["ReportError", "parse_yosys_stat", "parse_yosys_log", "parse_nextpnr_report", "parse_nextpnr_log",
-           "main_clock"]
+           "main_clock", "critical_path"]
 
 
 class ReportError(ValueError):
@@ -93,6 +93,38 @@ def _path_cells(paths) -> list[str]:
             if cell and (not cells or cells[-1] != cell):
                 cells.append(cell)
     return cells
+
+
+def critical_path(text: str) -> dict:
+    """The worst path of a ``nextpnr --report`` JSON: its delay, logic and routing shares, the
+    cells it passes (in order, with the delay of each hop) and the engines those cells belong to
+    (the first level of a flattened name below the harness' ``dut.``, ``dut.b0_attn.…`` → ``b0_attn``;
+    ``(harness)`` for the harness' own cells, ``(top)`` for the top's own)."""
+    paths = _json(text, "nextpnr report").get("critical_paths") or []
+    if not paths:
+        return {"delay_ns": None, "hops": [], "engines": []}
+    hops, engines = [], []
+    for hop in paths[0].get("path", []):
+        cell = hop.get("to", {}).get("cell") or hop.get("from", {}).get("cell") or ""
+        hops.append({"type": hop.get("type"), "delay_ns": round(float(hop.get("delay", 0.0)), 3),
+                     "from": hop.get("from", {}).get("cell"), "to": hop.get("to", {}).get("cell"),
+                     "net": hop.get("net")})
+        engine = _engine_of(cell)
+        if not engines or engines[-1] != engine:
+            engines.append(engine)
+    delay = sum(h["delay_ns"] for h in hops)
+    routing = sum(h["delay_ns"] for h in hops if h["type"] == "routing")
+    return {"from": paths[0].get("from"), "to": paths[0].get("to"), "delay_ns": round(delay, 3),
+            "routing_ns": round(routing, 3), "logic_levels": sum(1 for h in hops if h["type"] == "logic"),
+            "engines": engines, "hops": hops}
+
+
+def _engine_of(cell: str) -> str:
+    cell = cell.lstrip("\\")
+    if not cell.startswith("dut."):
+        return "(harness)"
+    inner = cell[len("dut."):]
+    return inner.split(".", 1)[0] if "." in inner else "(top)"
 
 
 _FMAX_LINE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([0-9.]+) MHz \((PASS|FAIL) at ([0-9.]+) MHz\)")

@@ -37,8 +37,9 @@ def render_markdown(report: dict) -> str:
     top = report.get("top") or {}
     if top.get("synthesized"):
         ta = top["area"]
+        tp_ = top.get("pnr") or {}
         lines.append(f"| **network top** (one design) | | | | {ta['lut']} | {ta['lut_equiv']} | {ta['ff']} | {ta['dsp']} | "
-                     f"{_fmt(ta['bram'])} | — | | | |")
+                     f"{_fmt(ta['bram'])} | {_fmt(tp_.get('fmax_mhz'))} | | | |")
     lines += ["", "Total = sum of the layers (each PE alone); total Fmax = the slowest layer. "
               + ("Network top = the whole network synthesized as one design (section below)." if top.get("synthesized")
                  else "The network top is not synthesized (section below)." if top.get("module") else ""),
@@ -46,7 +47,7 @@ def render_markdown(report: dict) -> str:
                   f"{k.upper()} {v:g} %" for k, v in t["utilization_pct"].items()) + "."]
     for s in report["skipped"]:
         lines.append(f"Layer `{s['name']}` has no hardware: {s['reason']}.")
-    lines += _top_markdown(report)
+    lines += _top_markdown(report) + _engines_markdown(report)
     if has_pnr:
         lines += ["", "## Place and route", "",
                   "| layer | Fmax MHz | meets target | harness FF overhead | used (harness) |", "|---|---|---|---|---|"]
@@ -86,17 +87,69 @@ def _top_markdown(report: dict) -> list[str]:
                "**does not fit the device**: " + ", ".join(f"{k.upper().replace('_EQUIV', ' eq.')} {util[k]:g} %"
                                                           for k in top["over_capacity"]))
     wall = f"{top['yosys_wall_s']:g} s" if top.get("yosys_wall_s") is not None else "unknown"
-    return ["", "## Network top", "",
-            f"The whole network as one design (`{top['module']}`, {top['engines']} engines chained by streams, "
-            "with glue, attention and readout), synthesized out of context with yosys (`synth_*` + `stat`) under the "
-            "same lanes policy as the PEs; no place and route (its stream ports are not pinned out and a large "
-            "top may exceed the device), so no Fmax. LUT RAM cells are not counted in LUT or LUT eq.", "",
-            "| design | LUT | LUT eq. | FF | DSP | BRAM | LUT RAM |", "|---|---|---|---|---|---|---|",
-            f"| **network top** | {top['area']['lut']} | {top['area']['lut_equiv']} | {top['area']['ff']} | "
-            f"{top['area']['dsp']} | {_fmt(top['area']['bram'])} | {top['area']['lutram']} |", "",
-            f"Device utilization of the top on {report['device']}: " + ", ".join(
-                f"{k.upper().replace('_EQUIV', ' eq.')} {v:g} %" for k, v in util.items()) + f"; it {verdict}.",
-            f"yosys wall time of the run that produced it: {wall}" + (" (read from the cache now)." if top["cached"] else ".")]
+    a = top["area"]
+    lines = ["", "## Network top", "",
+             f"The whole network as one design (`{top['module']}`, {top['engines']} engines chained by streams, "
+             "with glue, attention and readout), synthesized out of context with yosys (`synth_*` + `stat`) under the "
+             "same lanes policy as the PEs. LUT RAM cells are not counted in LUT or LUT eq.", "",
+             "| design | LUT | CCU2C | LUT eq. | FF | DSP | BRAM | LUT RAM |", "|---|---|---|---|---|---|---|---|",
+             f"| **network top** | {a['lut']} | {a['carry']} | {a['lut_equiv']} | {a['ff']} | "
+             f"{a['dsp']} | {_fmt(a['bram'])} | {a['lutram']} |", "",
+             f"Device utilization of the top on {report['device']}: " + ", ".join(
+                 f"{k.upper().replace('_EQUIV', ' eq.')} {v:g} %" for k, v in util.items()) + f"; it {verdict}.",
+             f"yosys wall time of the run that produced it: {wall}" + (" (read from the cache now)." if top["cached"] else ".")]
+    return lines + _top_pnr_markdown(top) + _memory_markdown(top.get("memories"))
+
+
+def _top_pnr_markdown(top: dict) -> list[str]:
+    p = top.get("pnr")
+    if not p:
+        return []
+    if not p.get("placed"):
+        return ["", f"**Place and route** on {p['device']}: not run, {p['reason']}."]
+    cp = p["critical_path"]
+    used = ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in sorted(p["utilization"].items()) if v["used"])
+    return ["", "### Place and route of the top", "",
+            f"nextpnr, the top inside the pin-limited harness (serial input, XOR-reduced registered output) on "
+            f"{p['device']}: **Fmax {p['fmax_mhz']:.1f} MHz** (target {p['constraint_mhz']:g} MHz, "
+            f"meets target: {'yes' if p['meets_constraint'] else 'no'}); nextpnr wall time "
+            f"{_fmt(p.get('nextpnr_wall_s'))} s.", "",
+            f"Used (harness included): {used}.", "",
+            f"Critical path: {_fmt(cp['delay_ns'], 2)} ns, {cp.get('logic_levels', 0)} logic hops, "
+            f"{_fmt(cp.get('routing_ns'), 2)} ns of it routing; through " + " → ".join(f"`{e}`" for e in cp["engines"])
+            + f"; from `{cp['hops'][0]['from'] if cp['hops'] else '—'}` to `{cp['hops'][-1]['to'] if cp['hops'] else '—'}`."]
+
+
+def _memory_markdown(mem: dict | None) -> list[str]:
+    if not mem:
+        return []
+    lines = ["", "### Memory efficiency of the top", "",
+             "Needed = depth × word width of every memory of the Verilog (what it holds); allocated = DP16KD × 18432 "
+             "+ LUT RAM cells × 64 + register bits of memories mapped to flip-flops. Per engine:", "",
+             "| engine | needed bits | allocated bits | efficiency | DP16KD | LUT RAM cells | FF bits |",
+             "|---|---|---|---|---|---|---|"]
+    for e in mem["engines"] + [dict(mem["total"], engine="**total**")]:
+        lines.append(f"| {e['engine']} | {e['needed_bits']} | {e['allocated_bits']} | "
+                     f"{_pct(e['efficiency'])} | {e['bram']} | {e['lutram']} | {e['ff_bits']} |")
+    return lines
+
+
+def _engines_markdown(report: dict) -> list[str]:
+    rows = report.get("engines") or []
+    if not rows:
+        return []
+    lines = ["", "## Engines of the top besides the PEs", "",
+             "Each alone, out of context (area) and placed and routed in the harness (Fmax), as the PEs.", "",
+             "| engine | kind | LUT | LUT eq. | FF | DSP | BRAM | LUT RAM | Fmax MHz |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        a = r["area"]
+        lines.append(f"| {r['name']} | {r['kind']} | {a['lut']} | {a['lut_equiv']} | {a['ff']} | {a['dsp']} | "
+                     f"{_fmt(a['bram'])} | {a['lutram']} | {_fmt(r['fmax_mhz'])} |")
+    return lines
+
+
+def _pct(v):
+    return "—" if v is None else f"{100 * v:.1f} %"
 
 
 def _fmt(v, nd=1):

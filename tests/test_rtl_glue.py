@@ -148,3 +148,34 @@ def test_glue_constructor_checks():
         SpikePool2x2(height=4, width=5, channels=2)
     with pytest.raises(ValueError, match=r"^2×2 pooling needs an even grid, not 3×4$"):
         SpikePool2x2(height=3, width=4, channels=2)
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_residual_add_back_to_back_on_one_position(seed):
+    """The skip input stalls often, the branch never, both dense in one order: the branch takes a
+    position in the cycle after the skip took it, so the read of the pipelined read-add-write
+    must see the sum being written (the transparent read)."""
+    print(f"seed {seed}")
+    N, C = 4, 4
+    dut = ResidualAdd(height=N, width=1, channels=C, skip_shape=signed(3), branch_shape=signed(2),
+                      out_shape=signed(4))
+    skip = [{"y": n, "x": 0, "c": c, "value": (n + c) % 3 + 1, "end": 0} for n in range(N) for c in range(C)]
+    branch = [dict(t, value=-1 if (t["y"] + t["c"]) % 2 else 1) for t in skip]
+    got = {}
+
+    async def skip_tb(ctx):
+        rng = random.Random(seed)
+        for token in skip + [END]:
+            await stream_put(ctx, dut.i_skip, token, rng=rng, stall=0.5)
+
+    async def branch_tb(ctx):
+        for token in branch + [END]:
+            await stream_put(ctx, dut.i_branch, token)
+
+    async def consumer(ctx):
+        got["steps"] = await receive_steps(ctx, dut.o_sum, random.Random(seed + 1), ends=1)
+
+    run(dut, skip_tb, branch_tb, consumer)
+    want = sorted((s["y"], 0, s["c"], s["value"] + b["value"]) for s, b in zip(skip, branch)
+                  if s["value"] + b["value"])
+    assert sorted(got["steps"][0]) == want

@@ -76,8 +76,9 @@ def test_make_synth_synthesizes_the_network_top(tmp_path, monkeypatch):
         return {"area": dict(area, cells={}), "pnr": None, "key": "k", "cached": True, "dir": str(tmp_path)}
 
     monkeypatch.setattr(config_flow, "synth_module", fake_synth)
-    report = config_flow.synth_config(config, target="ecp5", out_dir=tmp_path / "out", power=False, quiet=True)
-    assert len(pes) == 9
+    report = config_flow.synth_config(config, target="ecp5", out_dir=tmp_path / "out", power=False, quiet=True,
+                                      engines=False)
+    assert len(pes) == 9 and report["engines"] == []
     top = report["top"]
     assert top["module"] == "spikehq_toptiny_top" and top["synthesized"] and top["engines"] == 9
     area = top["area"]
@@ -92,29 +93,55 @@ def test_make_synth_synthesizes_the_network_top(tmp_path, monkeypatch):
     assert saved["top"]["area"] == area and saved["top"]["utilization_pct"] == top["utilization_pct"]
     md = (Path(report["report_dir"]) / "report.md").read_text()
     assert f"| **network top** (one design) | | | | {area['lut']} | {area['lut_equiv']} | {area['ff']} |" in md
-    assert "## Network top" in md and f"| **network top** | {area['lut']} |" in md and "it fits the device" in md
+    assert "## Network top" in md and f"| **network top** | {area['lut']} | {area['carry']} |" in md
+    assert "it fits the device" in md
 
-    # the same top on the 85k part: one cached synthesis (the key leaves the device out),
-    # utilization against the larger device
+    # placed and routed in the harness on the 25k part: a real Fmax and the path it ends on
+    pnr = top["pnr"]
+    assert pnr["placed"] and pnr["device"] == "LFE5U-25F-6BG381C" and 5 < pnr["fmax_mhz"] < 500
+    assert pnr["constraint_mhz"] == 100 and pnr["meets_constraint"] == (pnr["fmax_mhz"] >= 100)
+    cp = pnr["critical_path"]
+    assert cp["hops"] and cp["delay_ns"] == pytest.approx(1000 / pnr["fmax_mhz"], rel=0.2)
+    assert set(cp["engines"]) <= set(manifest_engines(report)) | {"(top)", "(harness)"}
+    assert f"**Fmax {pnr['fmax_mhz']:.1f} MHz**" in md and "Critical path:" in md
+    harness = top["harness_area"]
+    assert harness["ff"] > area["ff"] and harness["bram"] == area["bram"]
+    # memory table: every memory of the top, bits needed vs allocated, per engine and in total
+    mem = top["memories"]
+    assert mem["total"]["needed_bits"] == sum(m["depth"] * m["width"] for m in mem["memories"])
+    assert mem["total"]["bram"] == area["bram"] and mem["total"]["lutram"] == area["lutram"]
+    assert 0 < mem["total"]["efficiency"] <= 1 and "### Memory efficiency of the top" in md
+
+    # the same top on the 85k part: one cached synthesis (the key leaves the device out), its
+    # own place and route, utilization against the larger device
     gen = Path(report["report_dir"]) / "gen"
     manifest = json.loads((gen / "manifest.json").read_text())
     tgt, big_dev = get_target("ecp5", "85k")
     big = config_flow.top_row(manifest, gen, tgt, big_dev, True, tmp_path / "out" / "cache", True)
     assert big["cached"] and big["cache_key"] == top["cache_key"] and big["area"] == area
+    assert big["pnr"]["placed"] and big["pnr"]["device"] == "LFE5U-85F-6BG381C" and not big["pnr"]["cached"]
+    assert big["pnr"]["key"] != pnr["key"]
     assert big["utilization_pct"]["lut"] < top["utilization_pct"]["lut"]
 
     # a device too small for it: said plainly
     small = Device("tiny", "TINY", "none", (), {"lut": area["lut"] // 2, "ff": 10 ** 6, "dsp": 100, "bram": 100})
     row = config_flow.top_row(manifest, gen, tgt, small, True, tmp_path / "out" / "cache", True)
     assert row["cached"] and not row["fits"] and row["over_capacity"] == ["lut", "lut_equiv"]
+    assert not row["pnr"]["placed"] and row["pnr"]["reason"].startswith("does not fit the device by cell counts: LUT")
     text = render_markdown(dict(report, device="TINY", top=row))
     assert "**does not fit the device**: LUT 2" in text
 
     skipped = config_flow.synth_config(config, target="ecp5", out_dir=tmp_path / "skip", power=False, quiet=True,
-                                       top=False)["top"]
+                                       top=False, engines=False)["top"]
     assert skipped == {"module": "spikehq_toptiny_top", "engines": 9, "lanes": top["lanes"], "synthesized": False,
                        "reason": "not synthesized (--no-top)"}
     assert "not synthesized (--no-top)" in (tmp_path / "skip" / "toptiny_ecp5_25k" / "report.md").read_text()
+
+
+def manifest_engines(report: dict) -> list[str]:
+    manifest = json.loads((Path(report["report_dir"]) / "gen" / "manifest.json").read_text())
+    return list(manifest["top"]["engines"]) + ["readout", "rpe_add", "rpe_fork", "pool0"] + [
+        f"b0_{n}" for n in ("attn", "attn_add", "mlp_add", "fork", "mlp_fork")]
 
 
 def test_digits_network_top_real_stat_and_utilization():
@@ -136,3 +163,33 @@ def test_digits_network_top_real_stat_and_utilization():
     assert over == [] and util["bram"] == 54.81 and util["lut_equiv"] == 26.23
     xtgt, xdev = get_target("xilinx")
     assert "lut_equiv" not in config_flow.top_utilization(xtgt, xdev, area)[0]
+
+
+def test_engines_of_the_top_each_synthesized_once(tmp_path, monkeypatch):
+    """The non-PE engines come from the elaborated top by name; engines with the same Verilog
+    are synthesized once and every name gets a row (real place and route: test above and
+    make synth; faked here)."""
+    from spikehq.synth import engines
+    config = Path(__file__).resolve().parents[1] / "configs" / "digits_searched" / "searched.json"
+    found = engines.network_engines(config)
+    kinds = {name: type(unit).__name__ for name, unit in found.items()}
+    assert kinds["b0_attn"] == "SpikingAttention" and kinds["readout"] == "HeadReadout"
+    assert kinds["rpe_add"] == kinds["b0_attn_add"] == kinds["b0_mlp_add"] == "ResidualAdd"
+    assert "EventFork" in kinds.values() and not any(k == "SpikingPE" for k in kinds.values())
+    calls = []
+
+    def fake_synth(verilog, top, ports, **kw):
+        calls.append(verilog)
+        area = {k: 1 for k in config_flow.SUM_KEYS}
+        return {"area": dict(area, cells={}, unknown_cells={}), "key": str(len(calls)),
+                "pnr": {"fmax_mhz": 100.0 + len(calls), "critical_path_cells": ["dut.x"]}}
+
+    monkeypatch.setattr(engines, "synth_module", fake_synth)
+    rows = engines.synth_engines(config, target="ecp5", device="25k", clock_mhz=100, seed=1, cache_dir=tmp_path,
+                                 quiet=True)
+    assert [r["name"] for r in rows] == list(found) and len(calls) == len(set(calls)) < len(rows)
+    assert sum(1 for r in rows if r["same_as"]) == len(rows) - len(calls)
+    for r in rows:
+        if r["same_as"]:
+            first = next(x for x in rows if x["name"] == r["same_as"])
+            assert r["fmax_mhz"] == first["fmax_mhz"] and r["cache_key"] == first["cache_key"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from spikehq.synth.parse import (ReportError, main_clock, parse_nextpnr_log, parse_nextpnr_report,
+from spikehq.synth.parse import (critical_path, ReportError, main_clock, parse_nextpnr_log, parse_nextpnr_report,
                                  parse_yosys_log, parse_yosys_stat)
 from spikehq.synth.targets import TARGETS, resource_summary
 
@@ -53,6 +53,21 @@ def test_nextpnr_report_ecp5_real_output():
     assert rep["utilization"]["DP16KD"] == {"used": 4, "available": 56}
     assert rep["utilization"]["TRELLIS_IO"]["used"] == 4          # the harness: clk, rst, sin, sout
     assert rep["critical_path_cells"][0].startswith("dut.")
+
+
+def test_critical_path_of_real_output_and_engines_below_the_harness():
+    text = (DATA / "ecp5_pnr_report.json").read_text()
+    cp = critical_path(text)
+    assert [h["type"] for h in cp["hops"]] == ["clk-to-q", "routing", "logic", "routing"]
+    assert cp["delay_ns"] == pytest.approx(sum(h["delay_ns"] for h in cp["hops"]))
+    assert cp["routing_ns"] == pytest.approx(2.97, abs=0.01) and cp["logic_levels"] == 1
+    assert cp["hops"][0]["from"] == "dut.membranes.0.1" and cp["engines"] == ["membranes"]
+    hop = lambda cell, kind: {"type": kind, "delay": 1.0, "from": {"cell": cell}, "to": {"cell": cell}}
+    top = {"critical_paths": [{"from": "clk", "to": "clk", "path": [
+        hop("outs_q_TRELLIS_FF_Q", "clk-to-q"), hop("dut.b0_attn.kv.0.0", "logic"), hop("dut.b0_attn.x", "logic"),
+        hop("dut.state_FF", "logic"), hop("dut.readout.best", "setup")]}]}
+    assert critical_path(json.dumps(top))["engines"] == ["(harness)", "b0_attn", "(top)", "readout"]
+    assert critical_path(json.dumps({"critical_paths": []})) == {"delay_ns": None, "hops": [], "engines": []}
 
 
 def test_nextpnr_report_ice40_real_output():

@@ -30,10 +30,33 @@ def test_synthesis_only_report():
 
 def test_network_top_section():
     top = {"module": "spikehq_tiny_top", "synthesized": True, "engines": 3, "fits": True, "over_capacity": [],
-           "area": {"lut": 900, "lut_equiv": 900, "ff": 300, "dsp": 1, "bram": 4, "lutram": 12},
+           "area": {"lut": 900, "carry": 0, "lut_equiv": 900, "ff": 300, "dsp": 1, "bram": 4, "lutram": 12},
            "utilization_pct": {"lut": 4.33, "ff": 0.72}, "yosys_wall_s": 12.5, "cached": True}
     text = render_markdown(dict(_report(), top=top))
     assert "| **network top** (one design) | | | | 900 | 900 | 300 | 1 | 4 | — | | | |" in text
-    assert "## Network top" in text and "| **network top** | 900 | 900 | 300 | 1 | 4 | 12 |" in text
+    assert "## Network top" in text and "| **network top** | 900 | 0 | 900 | 300 | 1 | 4 | 12 |" in text
     assert "Device utilization of the top on XC7A35T-1CSG324C: LUT 4.33 %, FF 0.72 %; it fits the device" in text
     assert "yosys wall time of the run that produced it: 12.5 s (read from the cache now)." in text
+    assert "Place and route" not in text and "Memory efficiency" not in text
+
+
+def test_network_top_place_and_route_and_memory_sections():
+    hops = [{"type": "clk-to-q", "delay_ns": 5.6, "from": "dut.b0_q.weights.0.0", "to": "dut.b0_q.weights.0.0"},
+            {"type": "setup", "delay_ns": 0.4, "from": "dut.b0_q.x", "to": "dut.b0_q.currents.0.0"}]
+    total = {"needed_bits": 100, "allocated_bits": 200, "efficiency": 0.5, "bram": 1, "lutram": 0, "ff_bits": 0}
+    top = {"module": "spikehq_tiny_top", "synthesized": True, "engines": 3, "fits": True, "over_capacity": [],
+           "area": {"lut": 900, "carry": 0, "lut_equiv": 900, "ff": 300, "dsp": 1, "bram": 1, "lutram": 0},
+           "utilization_pct": {"lut": 4.33}, "yosys_wall_s": 12.5, "cached": False,
+           "pnr": {"placed": True, "device": "LFE5U-85F", "fmax_mhz": 45.23, "constraint_mhz": 100.0,
+                   "meets_constraint": False, "nextpnr_wall_s": 10.0, "utilization": {"DP16KD": {"used": 1, "available": 208}},
+                   "critical_path": {"delay_ns": 6.0, "routing_ns": 0.0, "logic_levels": 0, "engines": ["b0_q"],
+                                     "hops": hops}},
+           "memories": {"engines": [dict(total, engine="b0_q")], "total": total}}
+    text = render_markdown(dict(_report(), top=top))
+    assert "**Fmax 45.2 MHz** (target 100 MHz, meets target: no)" in text and "DP16KD 1/208" in text
+    assert "through `b0_q`; from `dut.b0_q.weights.0.0` to `dut.b0_q.currents.0.0`." in text
+    assert "| b0_q | 100 | 200 | 50.0 % | 1 | 0 | 0 |" in text and "| **total** | 100 | 200 | 50.0 % |" in text
+    not_placed = dict(top, pnr={"placed": False, "device": "LFE5U-25F", "reason": "does not fit the device by cell "
+                                "counts: BRAM 120/56"})
+    assert "**Place and route** on LFE5U-25F: not run, does not fit the device by cell counts: BRAM 120/56." in \
+        render_markdown(dict(_report(), top=not_placed))
