@@ -131,6 +131,12 @@ def _check_lane(neuron_type: str, membrane: str, reset: str, leak_shift: int) ->
         raise ValueError(f"Reset must be 'hard' or 'soft', not {reset!r}")
 
 
+def _step_inputs(stored_width: int, current_width: int, bias_width: int, threshold_width: int) -> dict:
+    """Inputs of a neuron step: step-0 flag, stored state, input current, bias, threshold."""
+    return {"first_step": In(1), "stored": In(signed(stored_width)), "current": In(signed(current_width)),
+            "bias": In(signed(bias_width)), "threshold": In(unsigned(threshold_width))}
+
+
 def _register_cls(membrane: str):
     return TernaryMembraneRegister if membrane == "ternary" else IntegerMembraneRegister
 
@@ -144,14 +150,8 @@ class Integrate(wiring.Component):
         self.membrane, self.leak_shift = membrane, leak_shift
         self.membrane_width, self.threshold_width = membrane_width, threshold_width
         self.stored_width = 2 if membrane == "ternary" else membrane_width
-        super().__init__({
-            "first_step": In(1),
-            "stored": In(signed(self.stored_width)),
-            "current": In(signed(current_width)),
-            "bias": In(signed(bias_width)),
-            "threshold": In(unsigned(threshold_width)),
-            "u": Out(signed(membrane_width)),
-        })
+        super().__init__({**_step_inputs(self.stored_width, current_width, bias_width, threshold_width),
+                          "u": Out(signed(membrane_width))})
 
     def elaborate(self, platform):
         m = Module()
@@ -184,15 +184,8 @@ class NeuronLane(wiring.Component):
         self.current_width, self.bias_width = current_width, bias_width
         self.membrane_width, self.threshold_width = membrane_width, threshold_width
         self.stored_width = 2 if membrane == "ternary" else membrane_width
-        super().__init__({
-            "first_step": In(1),
-            "stored": In(signed(self.stored_width)),
-            "current": In(signed(current_width)),
-            "bias": In(signed(bias_width)),
-            "threshold": In(unsigned(threshold_width)),
-            "spike": Out(spike_shape(neuron_type)),
-            "store": Out(signed(self.stored_width)),
-        })
+        super().__init__({**_step_inputs(self.stored_width, current_width, bias_width, threshold_width),
+                          "spike": Out(spike_shape(neuron_type)), "store": Out(signed(self.stored_width))})
 
     def elaborate(self, platform):
         m = Module()
