@@ -5,7 +5,7 @@
 Cycles are counted in amaranth.sim with no stalls (the PE's own throughput), from the first
 input event of a step to the end token it emits, and set beside the cycle model of the
 PE's bounds (``SpikingPE.step_cycles``: k²·G per event, 1 per lane group, the pipelines'
-latency, at most 1 more per output spike; the manifest lists the same figures). The last
+latency, at most 2 more per output spike; the manifest lists the same figures). The last
 column is what a dense (non-event-driven) PE with the same lanes would need: every neuron
 visits its whole fan-in, lanes neurons at a time. Prints a
 table, writes ``cycles.json`` and ``cycles_vs_density.png`` to ``--out``.

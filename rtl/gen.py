@@ -95,7 +95,7 @@ def layer_manifest(network: NetworkConfig, layer: LayerConfig, pe: SpikingPE | N
             "membranes": {"depth": pe.neuron_depth, "word_bits": pe.membrane_word.size},
         },
         cycles={"per_input_event": layer.kernel_size ** 2 * layer.groups,
-                "per_idle_gap_before_event": 1, "per_lane_group_update": 1, "per_output_spike_at_most": 1,
+                "per_idle_gap_before_event": 1, "per_lane_group_update": 1, "per_output_spike_at_most": 2,
                 "per_step_overhead_at_most": pe.STEP_OVERHEAD_CYCLES, "after_reset": pe.cycles_after_reset},
         ports=port_list(pe),
     )

@@ -146,11 +146,12 @@ class SpikingPE(wiring.Component):
     def step_cycles(self, events: int, spikes: int) -> tuple[int, int]:
         """Bounds on the cycles of one step (end token in to end token out) with ``events``
         back-to-back input events and ``spikes`` output spikes, when ``o_spikes`` never stalls:
-        at least ``events·k²·G + H'·W'·G`` plus the pipelines' latency; each spike costs at
-        most one more cycle (the emitter overlaps the update)."""
+        at least ``events·k²·G + H'·W'·G`` plus the pipelines' latency. The emitter overlaps
+        the update; a firing lane group waits for the previous one's spikes (one cycle each) and
+        one more cycle, so each spike costs at most two more cycles."""
         layer = self.layer
         base = events * layer.kernel_size ** 2 * layer.groups + self.neuron_depth
-        return base + 10, base + self.STEP_OVERHEAD_CYCLES + spikes
+        return base + 10, base + self.STEP_OVERHEAD_CYCLES + 2 * spikes
 
     @property
     def cycles_after_reset(self) -> int:
