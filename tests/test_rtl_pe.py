@@ -1,11 +1,20 @@
 """The spiking PE (rtl/pe.py) in amaranth.sim beside the Verilator regression: the whole PE
 matrix with random stalls, the write-port variant, proof that the scoreboard catches a broken
-MAC, the width override and the constructor checks."""
+MAC, every forwarding path, the banked weights, the cycle bounds, the width override and the
+constructor checks."""
 
 import dataclasses
+import importlib
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from amaranth import Module, Mux
+from spikehq.golden import codes
+from spikehq.golden.config import LayerWeights
+from spikehq.golden.reference import run_layer
 from spikehq.rtl import mac as mac_module
 from spikehq.rtl.mac import PotMac
 from spikehq.rtl.pe import SpikingPE
@@ -88,3 +97,29 @@ def test_pe_constructor_checks():
     layer = dataclasses.replace(make_case(CaseParams()).layer, name="host", scheme="fp32")
     with pytest.raises(ValueError, match=r"^Layer 'host' has scheme fp32, which has no integer hardware$"):
         SpikingPE(layer=layer)
+
+
+@pytest.mark.parametrize("geometry", ["linear 64→64, 8 lanes", "conv 3×3 4→8 on 8×8, 4 lanes"])
+def test_step_cycles_bound_the_measured_cycles(geometry):
+    """SpikingPE.step_cycles holds every measured step (benchmarks/bench_pe.py's measurement,
+    no stalls) at a sparse and a dense input; seed 3."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        bench = importlib.import_module("bench_pe")
+    finally:
+        sys.path.pop(0)
+    layer = bench.make_layer(bench.LAYERS[geometry], 3)
+    rng = np.random.default_rng(3)
+    values = rng.choice(codes.levels("pot", 4), size=(layer.out_channels, layer.in_channels, layer.kernel_size,
+                                                      layer.kernel_size))
+    weights = LayerWeights(codes.encode("pot", 4, values), np.zeros(layer.out_channels, dtype=np.int64),
+                           np.full(layer.out_channels, 40))
+    pe = SpikingPE(layer=layer, weights=weights)
+    for density in (0.05, 0.7):
+        frames = torch.from_numpy((rng.random((3, layer.height, layer.width, layer.in_channels)) < density)
+                                  .astype(np.int64))
+        cycles, _ = bench.measure(layer, weights, frames)
+        spikes = run_layer(layer, weights, frames).spikes
+        for t, measured in enumerate(cycles):
+            lo, hi = pe.step_cycles(int(frames[t].sum()), int(spikes[t].abs().sum()))
+            assert lo <= measured <= hi, (density, t, measured, lo, hi)
