@@ -217,8 +217,8 @@ class SpikingPE(wiring.Component):
             out_y=counter(layer.out_height), out_x=counter(layer.out_width), out_g=counter(layer.groups),
         )
 
-    def _stage(self, m, prefix: str, fields: dict, *, en=None) -> SimpleNamespace:
-        """Pipeline registers ``prefix_name`` for ``{name: (shape, value)}``, loaded every cycle (or when ``en``)."""
+    def _stage(self, m, fields: dict, *, en=None) -> SimpleNamespace:
+        """Anonymous pipeline registers for ``{name: (shape, value)}``, loaded every cycle (or when ``en``)."""
         regs = SimpleNamespace()
         for name, (shape, value) in fields.items():
             reg = Signal(shape, name="$signal")
@@ -243,26 +243,26 @@ class SpikingPE(wiring.Component):
         coord = signed(max(len(st.event.y), len(st.event.x)) + 2)
         issue = Signal()
         # P1: output pixel y' = y + p - i, x' = x + p - j (stride 1); P2: its row and column offsets
-        p1 = self._stage(m, "scan_p1", {
+        p1 = self._stage(m, {
             "valid": (1, issue), "oy": (coord, st.event.y + p - st.tap_i), "ox": (coord, st.event.x + p - st.tap_j),
             "g": (st.group.shape(), st.group), "waddr": (st.weight_addr.shape(), st.weight_addr),
             "value": (st.event.value.shape(), st.event.value)})
         inside = (p1.oy >= 0) & (p1.oy < Hp) & (p1.ox >= 0) & (p1.ox < Wp)
-        p2 = self._stage(m, "scan_p2", {
+        p2 = self._stage(m, {
             "valid": (1, p1.valid & inside), "row": (addr_shape, p1.oy.as_unsigned() * (Wp * G)),
             "col": (addr_shape, p1.ox.as_unsigned() * G + p1.g), **self._carry(p1, "waddr", "value")})
         m.d.comb += mem.weights.read_addr.eq(p2.waddr)   # banked: the word is there two cycles later, in D
-        r = self._stage(m, "scan_r", {"valid": (1, p2.valid), "addr": (addr_shape, p2.row + p2.col),
+        r = self._stage(m, {"valid": (1, p2.valid), "addr": (addr_shape, p2.row + p2.col),
                                       **self._carry(p2, "value")})
-        d = self._stage(m, "scan_d", self._carry(r, "valid", "addr", "value"))
+        d = self._stage(m, self._carry(r, "valid", "addr", "value"))
         # M: read data registered; `hit` marks taps ahead whose write this read missed (module docstring)
-        x = self._stage(m, "scan_m", {**self._carry(d, "valid", "addr", "value"),
+        x = self._stage(m, {**self._carry(d, "valid", "addr", "value"),
                                       "code": (self.weight_word, mem.weights.read_data)})
         w = SimpleNamespace(valid=Signal(name="scan_w_valid"), addr=Signal(addr_shape, name="scan_w_addr"),
                             sum=Signal(self.current_word, name="scan_w_sum"))
-        written = [self._stage(m, "written1", {"valid": (1, mem.current_wr.en), "addr": (addr_shape, mem.current_wr.addr),
+        written = [self._stage(m, {"valid": (1, mem.current_wr.en), "addr": (addr_shape, mem.current_wr.addr),
                                                "data": (self.current_word, mem.current_wr.data)})]
-        written.append(self._stage(m, "written2", self._carry(written[0], "valid", "addr", "data")))
+        written.append(self._stage(m, self._carry(written[0], "valid", "addr", "data")))
         # now in M, W, just written → next cycle in W, just written, written before
         ahead = [(x, w.sum), (w, written[0].data), (written[0], written[1].data)][:self.FORWARDED_TAPS]
         newest = mem.current_q
@@ -292,12 +292,12 @@ class SpikingPE(wiring.Component):
         issue, hold = Signal(), Signal()
         go = ~hold
         where = ("addr", "y", "x", "g")
-        r = self._stage(m, "update_r", {"valid": (1, issue), **self._carry(
+        r = self._stage(m, {"valid": (1, issue), **self._carry(
             SimpleNamespace(addr=st.u_addr, y=st.u_y, x=st.u_x, g=st.u_g), *where)}, en=go)
         m.d.comb += [mem.membrane_rd.addr.eq(r.addr), mem.param_rd.addr.eq(r.g),
                      mem.membrane_rd.en.eq(go), mem.param_rd.en.eq(go), mem.current_rd.en.eq(go)]
-        d = self._stage(m, "update_d", self._carry(r, "valid", *where), en=go)
-        n1_in = self._stage(m, "update_n1", {**self._carry(d, "valid", *where),
+        d = self._stage(m, self._carry(r, "valid", *where), en=go)
+        n1_in = self._stage(m, {**self._carry(d, "valid", *where),
                                              "stored": (self.membrane_word, mem.membrane_rd.data),
                                              "param": (self.param_word, mem.param_rd.data)}, en=go)
         membrane_lanes = data.ArrayLayout(signed(w.membrane_width), L)
@@ -305,16 +305,16 @@ class SpikingPE(wiring.Component):
         integrated, h_next = Signal(membrane_lanes), Signal(membrane_lanes)
         fired = Signal(data.ArrayLayout(spike_shape(layer.neuron.type), L))
         stores = Signal(self.membrane_word)
-        n2 = self._stage(m, "update_n2", {
+        n2 = self._stage(m, {
             **self._carry(n1_in, "valid", *where), "u": (membrane_lanes, integrated),
             "threshold": (threshold_lanes, Cat(*(n1_in.param[l].threshold for l in range(L))))}, en=go)
         up, down = Signal(L), Signal(L)
-        n3 = self._stage(m, "update_n3", {**self._carry(n2, "valid", "u", "threshold", *where),
+        n3 = self._stage(m, {**self._carry(n2, "valid", "u", "threshold", *where),
                                           "up": (L, up), "down": (L, down)}, en=go)
-        n4 = self._stage(m, "update_n4", {**self._carry(n3, "valid", "threshold", *where),
+        n4 = self._stage(m, {**self._carry(n3, "valid", "threshold", *where),
                                           "h_next": (membrane_lanes, h_next), "spikes": (fired.shape(), fired),
                                           "any": (1, n3.up.any() | n3.down.any())}, en=go)
-        wb = self._stage(m, "update_w", {**self._carry(n4, "valid", "spikes", "any", *where),
+        wb = self._stage(m, {**self._carry(n4, "valid", "spikes", "any", *where),
                                          "store": (stores.shape(), stores)}, en=go)
         for l in range(L):
             integrate, register = self._neuron_parts(m, l)
