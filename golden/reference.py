@@ -13,7 +13,7 @@ import torch
 from . import codes
 from .config import ConfigError, LayerConfig, LayerWeights
 
-__all__ = ["LayerTrace", "integer_weights", "synaptic_current", "neuron_step", "run_layer",
+__all__ = ["LayerTrace", "integer_weights", "synaptic_current", "step_base", "neuron_step", "run_layer",
            "ternary_quantize", "check_inputs"]
 
 
@@ -24,6 +24,7 @@ class LayerTrace:
     currents: torch.Tensor   # [T, H', W', O] sum of w·x per step (§3)
     spikes: torch.Tensor     # [T, H', W', O] 0/1 (LIF) or -1/0/+1 (ternary)
     membranes: torch.Tensor  # [T, H', W', O] stored state after each step: h, or q ∈ {-1,0,1}
+    bases: torch.Tensor      # [T, H', W', O] the next step's (r >> s) + b after each step (§10)
 
 
 def integer_weights(layer: LayerConfig, weights: LayerWeights) -> torch.Tensor:
@@ -62,16 +63,22 @@ def ternary_quantize(h: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
     return torch.where(2 * h >= threshold, 1, torch.where(2 * h < -threshold, -1, 0)).to(torch.int64)
 
 
-def neuron_step(layer: LayerConfig, state: torch.Tensor, current: torch.Tensor,
-                bias: torch.Tensor, threshold: torch.Tensor, first_step: bool):
-    """One time step of every neuron (§4–§6). Returns ``(spike, new_state, u)``."""
+def step_base(layer: LayerConfig, state: torch.Tensor, bias: torch.Tensor, threshold: torch.Tensor,
+              first_step: bool) -> torch.Tensor:
+    """A step's ``u`` before its current, ``(r >> s) + b`` (§4 steps 1–2)."""
     if first_step:
-        restored = torch.zeros_like(current)
+        restored = torch.zeros_like(state)
     elif layer.membrane == "ternary":
         restored = state * threshold
     else:
         restored = state
-    u = (restored >> layer.neuron.leak_shift) + bias + current
+    return (restored >> layer.neuron.leak_shift) + bias
+
+
+def neuron_step(layer: LayerConfig, state: torch.Tensor, current: torch.Tensor,
+                bias: torch.Tensor, threshold: torch.Tensor, first_step: bool):
+    """One time step of every neuron (§4–§6). Returns ``(spike, new_state, u)``."""
+    u = step_base(layer, state, bias, threshold, first_step) + current
     fire_pos = (u >= threshold).to(torch.int64)
     spike = fire_pos - (u <= -threshold).to(torch.int64) if layer.neuron.type == "ternary" else fire_pos
     if layer.neuron.reset == "hard":
@@ -92,11 +99,13 @@ def run_layer(layer: LayerConfig, weights: LayerWeights, inputs: torch.Tensor) -
     bias, threshold = weights.bias.copy(), weights.threshold.copy()
     bias, threshold = torch.from_numpy(bias), torch.from_numpy(threshold)
     state = torch.zeros_like(currents[0])
-    spikes, membranes = [], []
+    spikes, membranes, bases = [], [], []
     for t in range(layer.time_steps):
         spike, state, u = neuron_step(layer, state, currents[t], bias, threshold, first_step=(t == 0))
         if u.abs().max() > widths.membrane_bound:  # the derivation in §5 says this cannot happen
             raise AssertionError(f"layer {layer.name!r}: |u| exceeded the derived bound {widths.membrane_bound}")
         spikes.append(spike)
         membranes.append(state)
-    return LayerTrace(currents=currents, spikes=torch.stack(spikes), membranes=torch.stack(membranes))
+        bases.append(step_base(layer, state, bias, threshold, first_step=False))
+    return LayerTrace(currents=currents, spikes=torch.stack(spikes), membranes=torch.stack(membranes),
+                      bases=torch.stack(bases))

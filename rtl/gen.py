@@ -91,7 +91,6 @@ def layer_manifest(network: NetworkConfig, layer: LayerConfig, pe: SpikingPE | N
             "weights": {"depth": pe.weight_depth, "word_bits": pe.weight_word.size,
                         "init": pe.weights is not None},
             "params": {"depth": layer.groups, "word_bits": pe.param_word.size},
-            "currents": {"depth": pe.neuron_depth, "word_bits": pe.current_word.size},
             "membranes": {"depth": pe.neuron_depth, "word_bits": pe.membrane_word.size},
         },
         cycles={"per_input_event": layer.kernel_size ** 2 * layer.groups,

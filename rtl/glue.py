@@ -15,12 +15,14 @@ of a different layout). The units here keep that contract:
 
 from __future__ import annotations
 
-from amaranth import Signal, unsigned
+from types import SimpleNamespace
+
+from amaranth import Mux, Signal, unsigned
 from amaranth.hdl import Module
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .events import div_const, event_layout, index_shape, mul_const
+from .events import div_const, event_layout, index_shape, mul_const, stage
 
 __all__ = ["StreamBuffer", "buffered", "EventFork", "SpikePool2x2", "ResidualAdd"]
 
@@ -164,17 +166,24 @@ class ResidualAdd(wiring.Component):
     """Residual connection ``skip + branch`` per position, out as multi-bit integer events.
 
     Both inputs are accepted independently (never one waiting on the other: the skip path of a
-    block arrives long before its branch), each through a :class:`StreamBuffer`, and the output
-    leaves through one, so no combinational path crosses the unit. Each input event costs one
-    cycle, pipelined in two stages: the position's partial sum is read (a registered read,
-    transparent to the write of the stage behind it, so back-to-back events on one position
-    add up), then sum and write back; the first touch of a position appends its address to a
-    list. After both end tokens the list is replayed through a three-stage pipeline (list read,
-    sum read, emit and clear): one cycle per distinct position, an event when its sum is
-    non-zero, then the end token. After reset (and at power-up) every partial sum is cleared,
-    one position per cycle (:attr:`cycles_after_reset`): a reset mid-step leaves sums and
-    "touched" bits behind; tokens that arrive meanwhile wait in the input buffers.
+    block arrives long before its branch), each through a :class:`StreamBuffer`. Each input
+    event costs one cycle, pipelined so that no path runs from a block RAM output through logic:
+    R (the position's partial sum is read) ▶ D (the word is registered; the two events ahead,
+    whose write-backs this read missed, are forwarded) ▶ W (add, write back; the first touch of
+    a position appends its address to a list). After both end tokens the list is replayed:
+    I (list read) ▶ S (sum read) ▶ E (registered; a non-zero sum is queued as an event, the
+    position cleared), one distinct position per cycle into a small output FIFO whose free
+    slots the replay reserves before it reads (so nothing stalls a block RAM), then the end
+    token. After reset (and at power-up) every partial sum is cleared, one position per cycle
+    (:attr:`cycles_after_reset`): a reset mid-step leaves sums and "touched" bits behind; tokens
+    that arrive meanwhile wait in the input buffers.
     """
+
+    #: events ahead whose pending write-back a read takes instead (forwarding); 2 covers every
+    #: event between a read and its write-back (fewer exists only to test the forwarding)
+    FORWARDED = 2
+    #: output FIFO depth: the replay keeps at most this many events reserved or queued
+    OUT_DEPTH = 8
 
     def __init__(self, *, height: int, width: int, channels: int, skip_shape, branch_shape, out_shape):
         self.height, self.width, self.channels = height, width, channels
@@ -196,28 +205,29 @@ class ResidualAdd(wiring.Component):
         m.submodules.sums = sums = memory.Memory(
             shape=data.StructLayout({"touched": 1, "value": self.out_shape}), depth=depth, init=[])
         m.submodules.touched = touched = memory.Memory(shape=index_shape(depth), depth=depth, init=[])
-        sum_wr = sums.write_port()
-        sum_rd = sums.read_port(transparent_for=(sum_wr,))
-        list_rd, list_wr = touched.read_port(), touched.write_port()
+        mem = SimpleNamespace(sum_rd=sums.read_port(), sum_wr=sums.write_port(),
+                              list_rd=touched.read_port(), list_wr=touched.write_port())
         ins = [_buffered_input(m, f"{n}_buffer", port) for n, port in (("skip", self.i_skip), ("branch", self.i_branch))]
-        out = buffered(m, "sum_buffer", self.o_sum)
+        m.submodules.out_fifo = out = fifo.SyncFIFOBuffered(width=len(self.o_sum.payload.as_value()),
+                                                            depth=self.OUT_DEPTH)
+        m.d.comb += [self.o_sum.valid.eq(out.r_rdy), self.o_sum.payload.eq(out.r_data), out.r_en.eq(self.o_sum.ready)]
         count, index = Signal(range(depth + 1)), Signal(range(depth + 1))
         with m.FSM(name="residual"):
             with m.State("CLEAR"):
-                m.d.comb += [sum_wr.addr.eq(index), sum_wr.data.eq(0), sum_wr.en.eq(1)]
+                m.d.comb += [mem.sum_wr.addr.eq(index), mem.sum_wr.data.eq(0), mem.sum_wr.en.eq(1)]
                 m.d.sync += index.eq(index + 1)
                 with m.If(index == depth - 1):
                     m.d.sync += index.eq(0)
                     m.next = "COLLECT"
             with m.State("COLLECT"):
-                with m.If(self._collect(m, ins, sum_rd, sum_wr, list_wr, count)):
+                with m.If(self._collect(m, ins, mem, count)):
                     m.next = "EMIT"
             with m.State("EMIT"):
-                with m.If(self._emit(m, out, sum_rd, sum_wr, list_rd, count, index)):
+                with m.If(self._emit(m, out, mem, count, index)):
                     m.next = "END"
             with m.State("END"):
-                m.d.comb += [out.valid.eq(1), out.payload.end.eq(1)]
-                with m.If(out.ready):
+                m.d.comb += [out.w_en.eq(1), out.w_data.eq(self.o_sum.payload.shape().const({"end": 1}).as_value())]
+                with m.If(out.w_rdy):
                     m.d.sync += [count.eq(0), index.eq(0)]
                     m.next = "COLLECT"
         return m
@@ -233,53 +243,65 @@ class ResidualAdd(wiring.Component):
         y = div_const(pixel, W, depth // C)
         return {"y": y, "x": pixel - mul_const(y, W), "c": address - mul_const(pixel, C)}
 
-    def _collect(self, m, ins, sum_rd, sum_wr, list_wr, count):
-        """Stage A takes one input token (the skip input first) and reads its position's sum;
-        stage B adds and writes back. Returns "both end tokens are in" (the state's exit)."""
+    def _collect(self, m, ins, mem, count):
+        """R ▶ D ▶ W (class docstring): one input token per cycle, the skip input first. Returns
+        "both end tokens are in and every sum is written" (the state's exit)."""
         done = [Signal(name=f"{n}_done") for n in ("skip", "branch")]
         take_skip = ins[0].valid & ~done[0]
         take = [take_skip, ins[1].valid & ~done[1] & ~take_skip]
-        b_valid, b_addr = Signal(), Signal.like(sum_wr.addr)
-        b_addend = Signal(self.out_shape)
-        p = Signal.like(ins[0].payload)
-        addend = Signal(self.out_shape)
+        p, addend = Signal.like(ins[0].payload), Signal(self.out_shape)
         for port, taken in zip(ins, take):
             with m.If(taken):
                 m.d.comb += [port.ready.eq(1), p.y.eq(port.payload.y), p.x.eq(port.payload.x),
                              p.c.eq(port.payload.c), p.end.eq(port.payload.end), addend.eq(port.payload.value)]
-        m.d.comb += sum_rd.addr.eq(self._address(p))
-        m.d.sync += [b_valid.eq((take[0] | take[1]) & ~p.end), b_addr.eq(self._address(p)), b_addend.eq(addend)]
         for flag, taken in zip(done, take):
             with m.If(taken & p.end):
                 m.d.sync += flag.eq(1)
-        with m.If(b_valid):
-            m.d.comb += [sum_wr.addr.eq(b_addr), sum_wr.en.eq(1), sum_wr.data.touched.eq(1),
-                         sum_wr.data.value.eq(sum_rd.data.value + b_addend)]
-            with m.If(~sum_rd.data.touched):
-                m.d.comb += [list_wr.addr.eq(count), list_wr.en.eq(1), list_wr.data.eq(b_addr)]
+        addr_shape, word = mem.sum_wr.addr.shape(), mem.sum_rd.data.shape()
+        r = stage(m, {"valid": (1, (take[0] | take[1]) & ~p.end), "addr": (addr_shape, self._address(p)),
+                       "addend": (self.out_shape, addend)})
+        m.d.comb += mem.sum_rd.addr.eq(r.addr)
+        d = stage(m, {"valid": (1, r.valid), "addr": (addr_shape, r.addr), "addend": (self.out_shape, r.addend)})
+        w = SimpleNamespace(valid=Signal(), addr=Signal(addr_shape), addend=Signal(self.out_shape), old=Signal(word))
+        total = Signal(word)
+        written = stage(m, {"valid": (1, mem.sum_wr.en), "addr": (addr_shape, mem.sum_wr.addr), "data": (word, total)})
+        # D: the event in W writes after this read, the one just written wrote as it was taken
+        newest = mem.sum_rd.data
+        for now, value in reversed([(w, total), (written, written.data)][:self.FORWARDED]):
+            newest = word(Mux(now.valid & (now.addr == d.addr), value, newest))
+        m.d.sync += [w.valid.eq(d.valid), w.addr.eq(d.addr), w.addend.eq(d.addend), w.old.eq(newest)]
+        m.d.comb += [total.touched.eq(1), total.value.eq(w.old.value + w.addend)]
+        with m.If(w.valid):
+            m.d.comb += [mem.sum_wr.addr.eq(w.addr), mem.sum_wr.en.eq(1), mem.sum_wr.data.eq(total)]
+            with m.If(~w.old.touched):
+                m.d.comb += [mem.list_wr.addr.eq(count), mem.list_wr.en.eq(1), mem.list_wr.data.eq(w.addr)]
                 m.d.sync += count.eq(count + 1)
-        finished = done[0] & done[1]
+        finished = done[0] & done[1] & ~r.valid & ~d.valid & ~w.valid
         with m.If(finished):
             m.d.sync += [flag.eq(0) for flag in done]
         return finished
 
-    def _emit(self, m, out, sum_rd, sum_wr, list_rd, count, index):
-        """Replay pipeline: list entry ``index`` → its sum → emit when non-zero, clear it. Stalls
-        (every stage holds) while a non-zero sum waits for the output. Returns "replay done"."""
-        s1_valid, s2_valid = Signal(), Signal()
-        s2_addr = Signal.like(sum_wr.addr)
-        stall = s2_valid & (sum_rd.data.value != 0) & ~out.ready
-        pos = self._position(s2_addr)
-        m.d.comb += [list_rd.addr.eq(index), list_rd.en.eq(~stall), sum_rd.addr.eq(list_rd.data),
-                     sum_rd.en.eq(~stall),
-                     out.valid.eq(s2_valid & (sum_rd.data.value != 0)), out.payload.y.eq(pos["y"]),
-                     out.payload.x.eq(pos["x"]), out.payload.c.eq(pos["c"]), out.payload.value.eq(sum_rd.data.value),
-                     sum_wr.addr.eq(s2_addr), sum_wr.data.eq(0), sum_wr.en.eq(s2_valid & ~stall)]
-        with m.If(~stall):
-            m.d.sync += [s1_valid.eq(index != count), s2_valid.eq(s1_valid), s2_addr.eq(list_rd.data)]
-            with m.If(index != count):
-                m.d.sync += index.eq(index + 1)
-        return (index == count) & ~s1_valid & ~s2_valid
+    def _emit(self, m, out, mem, count, index):
+        """I ▶ L ▶ S ▶ X ▶ E (class docstring): list entry ``index`` → its address → its sum → queued
+        when non-zero, cleared. A read is issued only while the FIFO has room for every read in
+        flight. Returns "replay done"."""
+        addr_shape = mem.sum_wr.addr.shape()
+        issue = Signal()
+        l = stage(m, {"valid": (1, issue)})
+        s = stage(m, {"valid": (1, l.valid), "addr": (addr_shape, mem.list_rd.data)})
+        x = stage(m, {"valid": (1, s.valid), "addr": (addr_shape, s.addr)})
+        e = stage(m, {"valid": (1, x.valid), "addr": (addr_shape, x.addr), "value": (self.out_shape, mem.sum_rd.data.value)})
+        in_flight = l.valid + s.valid + x.valid + e.valid
+        m.d.comb += [issue.eq((index != count) & (out.level + in_flight < self.OUT_DEPTH - 1)),
+                     mem.list_rd.addr.eq(index), mem.sum_rd.addr.eq(s.addr)]
+        with m.If(issue):
+            m.d.sync += index.eq(index + 1)
+        pos = self._position(e.addr)
+        payload = Signal(self.o_sum.payload.shape())
+        m.d.comb += [payload.y.eq(pos["y"]), payload.x.eq(pos["x"]), payload.c.eq(pos["c"]), payload.value.eq(e.value),
+                     out.w_data.eq(payload), out.w_en.eq(e.valid & (e.value != 0)),
+                     mem.sum_wr.addr.eq(e.addr), mem.sum_wr.data.eq(0), mem.sum_wr.en.eq(e.valid)]
+        return (index == count) & ~l.valid & ~s.valid & ~x.valid & ~e.valid
 
 
 def _buffered_input(m, name: str, port):

@@ -5,30 +5,39 @@ lanes``) when events arrive back to back (one more after an idle gap); dense fan
 shows up in the cycle count. Every memory output is registered before any logic uses it, so
 no path runs from a block RAM through arithmetic.
 
+One memory holds every neuron's state: its **accumulator** word is, during a step, the
+neuron's ``u`` so far, ``(r >> s) + b`` plus the current of the events scanned (§4); the update
+compares it with ±θ, resets, stores and restores the membrane and writes back the next step's
+``(r >> s) + b``. No separate current memory is needed: the current's lifetime ends where the
+membrane's next value begins (docs/arithmetic.md §10).
+
 Scan pipeline, one tap × lane group per cycle::
 
-    ISSUE (counters) ▶ P1 (y', x', bounds) ▶ P2 (row, column products) ▶ R (address: read weights, currents)
-      ▶ D (read data registered; forwarding selects) ▶ M (MAC) ▶ W (write currents back)
+    ISSUE (counters) ▶ P1 (y', x', bounds) ▶ P2 (row, column products) ▶ R (address: read weights, accumulators)
+      ▶ D (read data registered; forwarding selects) ▶ M (MAC) ▶ W (write accumulators back)
 
 Three taps are in flight between a read and its write-back; a read that one of them will
 change takes the newer sum instead (forwarding from M, W and the last two writes), so
-back-to-back events that hit the same current word stay exact.
+back-to-back events that hit the same accumulator word stay exact.
 
 Neuron update pipeline, one lane group per cycle::
 
-    ISSUE (address counter) ▶ R (read currents, membranes, parameters) ▶ D ▶ N1 (registered; restore,
-      leak, add: u) ▶ N2 (compare with ±θ) ▶ N3 (spike, reset) ▶ N4 (membrane register's store) ▶ W (write
-      membrane, clear current, latch spikes)
+    ISSUE (address counter) ▶ R (read accumulators, parameters) ▶ D ▶ N1 (registered u; compare with ±θ)
+      ▶ N2 (spike, reset: h') ▶ N3 (membrane register's store) ▶ N4 (restore, leak, add bias: the next
+      step's base) ▶ W (write the base, latch spikes)
 
 A lane group with spikes waits in W while the emitter still sends the previous one (one
-event per cycle); then the whole update pipeline holds (read ports included).
+event per cycle); then the whole update pipeline holds (read ports included). After the last
+step of a sample the base written is ``b`` (the next sample's step 0, §4.1), except in a PE
+with a ``membrane_probe``: it keeps the last step's base for the probe and rewrites ``b``
+(the INIT sweep) when the next sample's first token arrives.
 
-After reset (and at power-up) the PE first clears its current memory, one word per cycle
-(``cycles_after_reset`` = ``H'·W'·G`` cycles, ``i_spikes.ready`` low): a reset in the middle of
-a step leaves partial sums there. Membranes need no clearing (step 0 ignores them, §4.1); the
-weight and parameter memories are never written at run time.
+After reset (and at power-up) the PE runs the INIT sweep: every lane group through the update
+pipeline with its spikes suppressed, writing ``b`` (``cycles_after_reset`` cycles,
+``i_spikes.ready`` low): a reset in the middle of a step leaves partial sums there. The weight
+and parameter memories are never written at run time.
 
-Phases: CLEAR (after reset) ▶ ACCEPT ⇄ SCAN; end token ▶ DRAIN (scan pipeline empties)
+Phases: INIT ▶ INIT_DRAIN ▶ ACCEPT ⇄ SCAN; end token ▶ DRAIN (scan pipeline empties)
 ▶ UPDATE (issue every lane group) ▶ FLUSH (update pipeline and emitter empty) ▶ END (end token out) ▶ ACCEPT.
 """
 
@@ -41,9 +50,9 @@ from amaranth.hdl import Module
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..golden.config import LayerConfig, LayerWeights, LayerWidths
+from ..golden.config import LayerConfig, LayerWeights, LayerWidths, signed_width
 from .banks import BankedMemory
-from .events import SpikeEmitter, advance, counter, event_layout, index_shape
+from .events import SpikeEmitter, advance, counter, event_layout, index_shape, stage
 from .mac import MAC_FOR_SCHEME, activation_shape
 from .neuron import Integrate, fire_compare, fire_resolve, membrane_register, spike_shape
 
@@ -100,7 +109,9 @@ class SpikingPE(wiring.Component):
 
     ``weights`` initializes the weight and neuron-parameter memories; without it the PE gets
     a ``weight_write`` port, biases are 0 and every threshold is the layer's scalar one.
-    ``probe`` adds a ``membrane_probe`` read port for verification. ``widths`` overrides
+    ``probe`` adds a ``membrane_probe`` read port for verification and the readout: after each
+    step it reads the accumulators, i.e. every neuron's next base ``(r >> s) + b`` (golden
+    ``LayerTrace.bases``), also after a sample's last step. ``widths`` overrides
     ``layer.widths(weights)`` (area experiments, e.g. ``layer.widths(weights, weight_bound=8)``).
     """
 
@@ -112,9 +123,11 @@ class SpikingPE(wiring.Component):
         self.widths = layer.widths(weights) if widths is None else widths
         L, G = layer.lanes, layer.groups
         self.weight_word = data.ArrayLayout(unsigned(layer.bits), L)
-        self.current_word = data.ArrayLayout(signed(self.widths.current_width), L)
-        stored_width = 2 if layer.membrane == "ternary" else self.widths.membrane_width
-        self.membrane_word = data.ArrayLayout(signed(stored_width), L)
+        # an accumulator holds u (|u| <= B_U, §5); a probed PE also keeps the last step's base,
+        # up to |h'| + |b| (§10)
+        bound = self.widths.membrane_bound + (self.widths.bias_bound if probe else 0)
+        self.accumulator_width = max(signed_width(bound), self.widths.membrane_width)
+        self.membrane_word = data.ArrayLayout(signed(self.accumulator_width), L)
         self.param_word = data.ArrayLayout(data.StructLayout({
             "bias": signed(self.widths.bias_width), "threshold": unsigned(self.widths.threshold_width)}), L)
         self.weight_depth = layer.fan_in * G
@@ -153,10 +166,14 @@ class SpikingPE(wiring.Component):
         base = events * layer.kernel_size ** 2 * layer.groups + self.neuron_depth
         return base + 10, base + self.STEP_OVERHEAD_CYCLES + 2 * spikes
 
+    #: cycles from the last lane group issued by the INIT sweep to ``i_spikes.ready``: the update
+    #: pipeline writes its last base (R … W), then the FSM moves on
+    INIT_DRAIN_CYCLES = 8
+
     @property
     def cycles_after_reset(self) -> int:
-        """Cycles after ``rst`` falls (or power-up) before ``i_spikes.ready`` can rise: the sweep."""
-        return self.neuron_depth
+        """Cycles after ``rst`` falls (or power-up) before ``i_spikes.ready`` can rise: the INIT sweep."""
+        return self.neuron_depth + self.INIT_DRAIN_CYCLES
 
     # ---- structure ------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -165,13 +182,13 @@ class SpikingPE(wiring.Component):
         st = self._state()
         scan = self._scan_pipeline(m, st, mem)
         upd = self._update_pipeline(m, st, mem)
-        self._current_port(m, st, mem, scan, upd)
+        self._accumulator_port(m, mem, scan, upd)
         st.out.drive(m, y=st.out_y, x=st.out_x, base=st.out_g * self.layer.lanes)
         self._control(m, st, scan, upd)
         return m
 
     def _memories(self, m) -> SimpleNamespace:
-        """Weight and parameter ROMs, current and membrane RAMs, and their ports (§10)."""
+        """Weight and parameter ROMs, the accumulator RAM, and their ports (§10)."""
         layer = self.layer
         def make(name, shape, depth, init, rom=False):
             # at least 2 words: a 1-word memory has a 0-bit address, which Verilog cannot declare
@@ -184,16 +201,13 @@ class SpikingPE(wiring.Component):
             shape=self.weight_word, depth=max(self.weight_depth, 2), writable=not rom,
             init=weight_rows(layer, self.weights) if rom else [], attrs=memory_attrs(self.weight_depth, rom=rom))
         param_mem = make("params", self.param_word, layer.groups, param_rows(layer, self.weights), rom=True)
-        current_mem = make("currents", self.current_word, self.neuron_depth, [])
         membrane_mem = make("membranes", self.membrane_word, self.neuron_depth, [])
-        ports = SimpleNamespace(
-            weights=weights, param_rd=param_mem.read_port(),
-            current_wr=current_mem.write_port(), current_rd=current_mem.read_port(),
-            membrane_wr=membrane_mem.write_port(), membrane_rd=membrane_mem.read_port())
-        # the current memory's one output register, shared by the scan (M) and update (N1) pipelines
-        ports.current_q = Signal(self.current_word)
-        with m.If(ports.current_rd.en):
-            m.d.sync += ports.current_q.eq(ports.current_rd.data)
+        ports = SimpleNamespace(weights=weights, param_rd=param_mem.read_port(),
+                                acc_wr=membrane_mem.write_port(), acc_rd=membrane_mem.read_port())
+        # the accumulator memory's one output register, shared by the scan (M) and update (N1) pipelines
+        ports.acc_q = Signal(self.membrane_word)
+        with m.If(ports.acc_rd.en):
+            m.d.sync += ports.acc_q.eq(ports.acc_rd.data)
         if not rom:
             m.d.comb += [weights.write_addr.eq(self.weight_write.addr), weights.write_data.eq(self.weight_write.data),
                          weights.write_en.eq(self.weight_write.en)]
@@ -217,19 +231,6 @@ class SpikingPE(wiring.Component):
             out_y=counter(layer.out_height), out_x=counter(layer.out_width), out_g=counter(layer.groups),
         )
 
-    def _stage(self, m, fields: dict, *, en=None) -> SimpleNamespace:
-        """Anonymous pipeline registers for ``{name: (shape, value)}``, loaded every cycle (or when ``en``)."""
-        regs = SimpleNamespace()
-        for name, (shape, value) in fields.items():
-            reg = Signal(shape, name="$signal")
-            setattr(regs, name, reg)
-            if en is None:
-                m.d.sync += reg.eq(value)
-            else:
-                with m.If(en):
-                    m.d.sync += reg.eq(value)
-        return regs
-
     @staticmethod
     def _carry(stage, *names) -> dict:
         """Fields of ``stage`` passed on unchanged to the next stage."""
@@ -243,34 +244,34 @@ class SpikingPE(wiring.Component):
         coord = signed(max(len(st.event.y), len(st.event.x)) + 2)
         issue = Signal()
         # P1: output pixel y' = y + p - i, x' = x + p - j (stride 1); P2: its row and column offsets
-        p1 = self._stage(m, {
+        p1 = stage(m, {
             "valid": (1, issue), "oy": (coord, st.event.y + p - st.tap_i), "ox": (coord, st.event.x + p - st.tap_j),
             "g": (st.group.shape(), st.group), "waddr": (st.weight_addr.shape(), st.weight_addr),
             "value": (st.event.value.shape(), st.event.value)})
         inside = (p1.oy >= 0) & (p1.oy < Hp) & (p1.ox >= 0) & (p1.ox < Wp)
-        p2 = self._stage(m, {
+        p2 = stage(m, {
             "valid": (1, p1.valid & inside), "row": (addr_shape, p1.oy.as_unsigned() * (Wp * G)),
             "col": (addr_shape, p1.ox.as_unsigned() * G + p1.g), **self._carry(p1, "waddr", "value")})
         m.d.comb += mem.weights.read_addr.eq(p2.waddr)   # banked: the word is there two cycles later, in D
-        r = self._stage(m, {"valid": (1, p2.valid), "addr": (addr_shape, p2.row + p2.col),
+        r = stage(m, {"valid": (1, p2.valid), "addr": (addr_shape, p2.row + p2.col),
                                       **self._carry(p2, "value")})
-        d = self._stage(m, self._carry(r, "valid", "addr", "value"))
+        d = stage(m, self._carry(r, "valid", "addr", "value"))
         # M: read data registered; `hit` marks taps ahead whose write this read missed (module docstring)
-        x = self._stage(m, {**self._carry(d, "valid", "addr", "value"),
+        x = stage(m, {**self._carry(d, "valid", "addr", "value"),
                                       "code": (self.weight_word, mem.weights.read_data)})
         w = SimpleNamespace(valid=Signal(name="scan_w_valid"), addr=Signal(addr_shape, name="scan_w_addr"),
-                            sum=Signal(self.current_word, name="scan_w_sum"))
-        written = [self._stage(m, {"valid": (1, mem.current_wr.en), "addr": (addr_shape, mem.current_wr.addr),
-                                               "data": (self.current_word, mem.current_wr.data)})]
-        written.append(self._stage(m, self._carry(written[0], "valid", "addr", "data")))
+                            sum=Signal(self.membrane_word, name="scan_w_sum"))
+        written = [stage(m, {"valid": (1, mem.acc_wr.en), "addr": (addr_shape, mem.acc_wr.addr),
+                                   "data": (self.membrane_word, mem.acc_wr.data)})]
+        written.append(stage(m, self._carry(written[0], "valid", "addr", "data")))
         # now in M, W, just written → next cycle in W, just written, written before
         ahead = [(x, w.sum), (w, written[0].data), (written[0], written[1].data)][:self.FORWARDED_TAPS]
-        newest = mem.current_q
+        newest = mem.acc_q
         for i, (now, later) in reversed(list(enumerate(ahead))):
             hit = Signal(name="$signal")
             m.d.sync += hit.eq(now.valid & (now.addr == d.addr))
-            newest = self.current_word(Mux(hit, later, newest))
-        sums = Signal(self.current_word)
+            newest = self.membrane_word(Mux(hit, later, newest))
+        sums = Signal(self.membrane_word)
         for l, mac in enumerate(self._macs(m)):
             m.d.comb += [mac.code.eq(x.code[l]), mac.x.eq(x.value), mac.acc_in.eq(newest[l]), sums[l].eq(mac.acc_out)]
         m.d.sync += [w.valid.eq(x.valid), w.addr.eq(x.addr), w.sum.eq(sums)]
@@ -279,85 +280,82 @@ class SpikingPE(wiring.Component):
 
     def _macs(self, m) -> list:
         """One MAC (of the scheme's kind only) per lane."""
-        layer, w = self.layer, self.widths
+        layer = self.layer
         macs = [MAC_FOR_SCHEME[layer.scheme](weight_bits=layer.bits, activation_bits=layer.activation_bits,
-                                             acc_width=w.current_width) for _ in range(layer.lanes)]
+                                             acc_width=self.accumulator_width) for _ in range(layer.lanes)]
         for l, mac in enumerate(macs):
             m.submodules[f"mac{l}"] = mac
         return macs
 
     def _update_pipeline(self, m, st, mem) -> SimpleNamespace:
-        """ISSUE ▶ R ▶ D ▶ N1 ▶ N2 ▶ N3 ▶ N4 ▶ W (module docstring); holds while a firing group waits for the emitter."""
+        """ISSUE ▶ R ▶ D ▶ N1 ▶ N2 ▶ N3 ▶ N4 ▶ W (module docstring); holds while a firing group waits for
+        the emitter. ``quiet`` (the INIT sweep) suppresses spikes and writes the base ``b``."""
         layer, w, L = self.layer, self.widths, self.layer.lanes
-        issue, hold = Signal(), Signal()
+        issue, quiet, hold = Signal(), Signal(), Signal()
         go = ~hold
         where = ("addr", "y", "x", "g")
-        r = self._stage(m, {"valid": (1, issue), **self._carry(
+        r = stage(m, {"valid": (1, issue), "quiet": (1, quiet), **self._carry(
             SimpleNamespace(addr=st.u_addr, y=st.u_y, x=st.u_x, g=st.u_g), *where)}, en=go)
-        m.d.comb += [mem.membrane_rd.addr.eq(r.addr), mem.param_rd.addr.eq(r.g),
-                     mem.membrane_rd.en.eq(go), mem.param_rd.en.eq(go), mem.current_rd.en.eq(go)]
-        d = self._stage(m, self._carry(r, "valid", *where), en=go)
-        n1_in = self._stage(m, {**self._carry(d, "valid", *where),
-                                             "stored": (self.membrane_word, mem.membrane_rd.data),
-                                             "param": (self.param_word, mem.param_rd.data)}, en=go)
-        membrane_lanes = data.ArrayLayout(signed(w.membrane_width), L)
-        threshold_lanes = data.ArrayLayout(unsigned(w.threshold_width), L)
-        integrated, h_next = Signal(membrane_lanes), Signal(membrane_lanes)
-        fired = Signal(data.ArrayLayout(spike_shape(layer.neuron.type), L))
-        stores = Signal(self.membrane_word)
-        n2 = self._stage(m, {
-            **self._carry(n1_in, "valid", *where), "u": (membrane_lanes, integrated),
-            "threshold": (threshold_lanes, Cat(*(n1_in.param[l].threshold for l in range(L))))}, en=go)
-        up, down = Signal(L), Signal(L)
-        n3 = self._stage(m, {**self._carry(n2, "valid", "u", "threshold", *where),
-                                          "up": (L, up), "down": (L, down)}, en=go)
-        n4 = self._stage(m, {**self._carry(n3, "valid", "threshold", *where),
-                                          "h_next": (membrane_lanes, h_next), "spikes": (fired.shape(), fired),
-                                          "any": (1, n3.up.any() | n3.down.any())}, en=go)
-        wb = self._stage(m, {**self._carry(n4, "valid", "spikes", "any", *where),
-                                         "store": (stores.shape(), stores)}, en=go)
+        m.d.comb += [mem.param_rd.addr.eq(r.g), mem.param_rd.en.eq(go), mem.acc_rd.en.eq(go)]
+        d = stage(m, self._carry(r, "valid", "quiet", *where), en=go)
+        n1 = stage(m, {**self._carry(d, "valid", "quiet", *where),
+                             "param": (self.param_word, mem.param_rd.data)}, en=go)
+        def lanes(shape):
+            return data.ArrayLayout(shape, L)
+        acc, membrane = lanes(signed(self.accumulator_width)), lanes(signed(w.membrane_width))
+        fired, bases = Signal(lanes(spike_shape(layer.neuron.type))), Signal(acc)
+        stored = lanes(signed(2 if layer.membrane == "ternary" else w.membrane_width))
+        up, down, h_next, q = Signal(L), Signal(L), Signal(membrane), Signal(stored)
+        params = {"threshold": (lanes(unsigned(w.threshold_width)), Cat(*(n1.param[l].threshold for l in range(L)))),
+                  "bias": (lanes(signed(w.bias_width)), Cat(*(n1.param[l].bias for l in range(L))))}
+        # N1: u is the accumulator memory's output register
+        n2 = stage(m, {**self._carry(n1, "valid", "quiet", *where), **params,
+                             "u": (acc, mem.acc_q), "up": (L, up), "down": (L, down)}, en=go)
+        n3 = stage(m, {**self._carry(n2, "valid", "quiet", "threshold", "bias", *where),
+                             "h_next": (membrane, h_next), "spikes": (fired.shape(), fired),
+                             "any": (1, (n2.up.any() | n2.down.any()) & ~n2.quiet)}, en=go)
+        n4 = stage(m, {**self._carry(n3, "valid", "quiet", "threshold", "bias", "spikes", "any", *where),
+                             "q": (stored, q)}, en=go)
+        wb = stage(m, {**self._carry(n4, "valid", "spikes", "any", *where), "base": (acc, bases)}, en=go)
+        # the base after a sample's last step is b (step 0 ignores the membrane), unless a probe reads it
+        last = (st.step == layer.time_steps - 1) if not self.probe else 0
         for l in range(L):
             integrate, register = self._neuron_parts(m, l)
-            spike, h = fire_resolve(layer.neuron.reset, n3.u[l], n3.threshold[l], n3.up[l], n3.down[l])
-            m.d.comb += [integrate.first_step.eq(st.step == 0), integrate.stored.eq(n1_in.stored[l]),
-                         integrate.current.eq(mem.current_q[l]), integrate.bias.eq(n1_in.param[l].bias),
-                         integrate.threshold.eq(n1_in.param[l].threshold), integrated[l].eq(integrate.u),
-                         Cat(up[l], down[l]).eq(Cat(*fire_compare(layer.neuron.type, n2.u[l], n2.threshold[l]))),
+            spike, h = fire_resolve(layer.neuron.reset, n2.u[l], n2.threshold[l], n2.up[l], n2.down[l])
+            m.d.comb += [Cat(up[l], down[l]).eq(Cat(*fire_compare(layer.neuron.type, mem.acc_q[l], n1.param[l].threshold))),
                          fired[l].eq(spike), h_next[l].eq(h),
-                         register.h_next.eq(n4.h_next[l]), register.threshold.eq(n4.threshold[l]),
-                         stores[l].eq(register.store)]
+                         register.h_next.eq(n3.h_next[l]), register.threshold.eq(n3.threshold[l]), q[l].eq(register.store),
+                         integrate.first_step.eq(n4.quiet | last), integrate.stored.eq(n4.q[l]),
+                         integrate.bias.eq(n4.bias[l]), integrate.threshold.eq(n4.threshold[l]),
+                         bases[l].eq(integrate.u)]
         # W: the emitter takes a firing group only once it has sent the previous one
         m.d.comb += hold.eq(wb.valid & wb.any & st.out.fired.any())
         retire = wb.valid & go
-        m.d.comb += [mem.membrane_wr.addr.eq(wb.addr), mem.membrane_wr.data.eq(wb.store),
-                     mem.membrane_wr.en.eq(retire)]
         with m.If(retire & wb.any):
             st.out.latch(m, [wb.spikes[l] for l in range(L)])
             m.d.sync += [st.out_y.eq(wb.y), st.out_x.eq(wb.x), st.out_g.eq(wb.g)]
-        return SimpleNamespace(issue=issue, go=go, reading=r.valid, read_addr=r.addr, clear=retire,
-                               clear_addr=wb.addr, busy=r.valid | d.valid | n1_in.valid | n2.valid | n3.valid | n4.valid | wb.valid)
+        return SimpleNamespace(issue=issue, quiet=quiet, go=go, reading=r.valid, read_addr=r.addr,
+                               write=retire, write_addr=wb.addr, base=wb.base,
+                               busy=r.valid | d.valid | n1.valid | n2.valid | n3.valid | n4.valid | wb.valid)
 
     def _neuron_parts(self, m, lane: int):
-        """A lane's integrate and membrane-register parts (§4); firing is inline, split in two stages."""
+        """A lane's membrane register (store) and :class:`Integrate` (restore, leak, add bias; its
+        current input stays 0: it computes the next step's base, §10). Firing is inline, in two stages."""
         layer, w = self.layer, self.widths
         widths = dict(membrane_width=w.membrane_width, threshold_width=w.threshold_width)
         m.submodules[f"integrate{lane}"] = integrate = Integrate(
-            membrane=layer.membrane, leak_shift=layer.neuron.leak_shift, current_width=w.current_width,
-            bias_width=w.bias_width, **widths)
+            membrane=layer.membrane, leak_shift=layer.neuron.leak_shift, current_width=1,
+            bias_width=w.bias_width, membrane_width=self.accumulator_width, threshold_width=w.threshold_width)
         m.submodules[f"register{lane}"] = register = membrane_register(membrane=layer.membrane, **widths)
         return integrate, register
 
-    def _current_port(self, m, st, mem, scan, upd) -> None:
-        """The current memory's read address and its one write port: scan write-back, update clear, reset sweep."""
-        m.d.comb += mem.current_rd.addr.eq(Mux(upd.reading, upd.read_addr, scan.read_addr))
+    def _accumulator_port(self, m, mem, scan, upd) -> None:
+        """The accumulator memory's read address and its one write port: scan write-back or update base."""
+        m.d.comb += mem.acc_rd.addr.eq(Mux(upd.reading, upd.read_addr, scan.read_addr))
         with m.If(scan.write.valid):
-            m.d.comb += [mem.current_wr.addr.eq(scan.write.addr), mem.current_wr.data.eq(scan.write.sum),
-                         mem.current_wr.en.eq(1)]
-        with m.Elif(upd.clear):
-            m.d.comb += [mem.current_wr.addr.eq(upd.clear_addr), mem.current_wr.en.eq(1)]
-        st.clear_sweep = Signal()
-        with m.If(st.clear_sweep):
-            m.d.comb += [mem.current_wr.addr.eq(st.u_addr), mem.current_wr.en.eq(1)]
+            m.d.comb += [mem.acc_wr.addr.eq(scan.write.addr), mem.acc_wr.data.eq(scan.write.sum), mem.acc_wr.en.eq(1)]
+        with m.Elif(upd.write):
+            m.d.comb += [mem.acc_wr.addr.eq(upd.write_addr), mem.acc_wr.data.eq(upd.base), mem.acc_wr.en.eq(1)]
 
     def _control(self, m, st, scan, upd) -> None:
         """The phase FSM (see the module docstring)."""
@@ -366,10 +364,16 @@ class SpikingPE(wiring.Component):
         payload = self.i_spikes.payload
         last_u = st.u_addr == self.neuron_depth - 1
 
+        # a probed PE keeps its last step's bases for the probe until the next sample's first token
+        stale = Signal()
+
         def accept():
             """Take the next input token: an event starts a scan, the end token the update."""
-            m.d.comb += self.i_spikes.ready.eq(1)
-            with m.If(self.i_spikes.valid):
+            m.d.comb += self.i_spikes.ready.eq(~stale)
+            with m.If(stale):
+                with m.If(self.i_spikes.valid):
+                    m.next = "INIT"
+            with m.Elif(self.i_spikes.valid):
                 with m.If(payload.end):
                     m.next = "DRAIN"
                 with m.Else():
@@ -382,11 +386,15 @@ class SpikingPE(wiring.Component):
             m.d.sync += st.u_addr.eq(Mux(last_u, 0, st.u_addr + 1))
 
         with m.FSM(name="phase"):
-            with m.State("CLEAR"):
-                # after reset: zero every current word (a reset mid-step leaves partial sums)
-                m.d.comb += st.clear_sweep.eq(1)
+            with m.State("INIT"):
+                # after reset, or before a probed PE's next sample: every base to b (spikes suppressed)
+                m.d.comb += [upd.issue.eq(1), upd.quiet.eq(1)]
                 sweep_address()
                 with m.If(last_u):
+                    m.next = "INIT_DRAIN"
+            with m.State("INIT_DRAIN"):
+                with m.If(~upd.busy):
+                    m.d.sync += stale.eq(0)
                     m.next = "ACCEPT"
             with m.State("ACCEPT"):
                 accept()
@@ -412,7 +420,10 @@ class SpikingPE(wiring.Component):
                     m.next = "END"
             with m.State("END"):
                 with st.out.end(m):
-                    m.d.sync += st.step.eq(Mux(st.step == layer.time_steps - 1, 0, st.step + 1))
+                    last_step = st.step == layer.time_steps - 1
+                    m.d.sync += st.step.eq(Mux(last_step, 0, st.step + 1))
+                    if self.probe:
+                        m.d.sync += stale.eq(last_step)
                     m.next = "ACCEPT"
         # the emitter runs beside the update pipeline: one event per cycle while spikes are latched
         with m.If(st.out.fired.any()):

@@ -77,12 +77,12 @@ def run_case(case: Case, *, stall_seed: int, stall_probability: float = 0.3):
 
 
 def count_mismatches(case: Case, outputs, membranes) -> int:
-    """Steps whose spike events or stored membranes differ from the golden traces."""
+    """Steps whose spike events or accumulators (the next step's bases) differ from the golden traces."""
     bad = 0
     for sample_out, sample_mem, trace in zip(outputs, membranes, case.traces, strict=True):
         for t in range(case.layer.time_steps):
             bad += sample_out[t] != expected_events(trace.spikes[t])
-            bad += [v for word in sample_mem[t] for v in word] != trace.membranes[t].reshape(-1).tolist()
+            bad += [v for word in sample_mem[t] for v in word] != trace.bases[t].reshape(-1).tolist()
     return bad
 
 

@@ -132,6 +132,8 @@ def test_run_layer_hand_example():
     assert trace.currents.reshape(2, 2).tolist() == [[3, -1], [2, -1]]
     assert trace.spikes.reshape(2, 2).tolist() == [[0, 0], [0, 0]]
     assert trace.membranes.reshape(2, 2).tolist() == [[3, 0], [3, 0]]
+    # the next step's base (r >> 1) + b after each step: what a PE's accumulator holds (§10)
+    assert trace.bases.reshape(2, 2).tolist() == [[1, 1], [1, 1]]
 
 
 def test_inputs_are_checked():

@@ -15,6 +15,7 @@ from spikehq.golden.config import ConfigError, load_config
 from spikehq.golden.network import load_network
 from spikehq.rtl.feedforward import range_shape
 from spikehq.rtl.network import SpikingNetwork
+from spikehq.rtl.pe import SpikingPE
 from spikehq.search.data import load_dataset
 
 LAYERS = [  # name, kind, geometry, activation bits, neuron type, threshold
@@ -113,4 +114,4 @@ def test_reset_sweep_of_the_input_readers(tmp_path):
     net = load_network(write_network(tmp_path))
     top = SpikingNetwork(config=net.config, weights=net.weights)
     conv = net.config.layer("conv")
-    assert top.cycles_after_reset == conv.out_height * conv.out_width * conv.groups
+    assert top.cycles_after_reset == conv.out_height * conv.out_width * conv.groups + SpikingPE.INIT_DRAIN_CYCLES

@@ -86,10 +86,9 @@ def test_widths_override_sizes_the_datapath():
     assert narrow.current_width < layer.widths(weights).current_width
     dut = SpikingPE(layer=layer, weights=weights, widths=narrow)
     assert dut.widths == narrow
-    assert dut.current_word.elem_shape.width == narrow.current_width
     assert dut.membrane_word.elem_shape.width == narrow.membrane_width
     m = dut.elaborate(None)
-    assert m.submodules.mac0.acc_width == narrow.current_width
+    assert m.submodules.mac0.acc_width == narrow.membrane_width
     assert m.submodules.integrate0.membrane_width == m.submodules.register0.membrane_width == narrow.membrane_width
 
 
