@@ -177,6 +177,11 @@ class ResidualAdd(wiring.Component):
     token. After reset (and at power-up) every partial sum is cleared, one position per cycle
     (:attr:`cycles_after_reset`): a reset mid-step leaves sums and "touched" bits behind; tokens
     that arrive meanwhile wait in the input buffers.
+
+    ``skip_fifo``: the skip input waits in a FIFO of that many tokens instead of a two-entry
+    buffer. The add takes the next step's skip events only after replaying the current step,
+    so without it the producer of the skip path (a fork feeding the block too) stalls until
+    the block's branch has arrived; with ``H·W·C`` entries it can run a whole step ahead.
     """
 
     #: events ahead whose pending write-back a read takes instead (forwarding); 2 covers every
@@ -185,9 +190,12 @@ class ResidualAdd(wiring.Component):
     #: output FIFO depth: the replay keeps at most this many events reserved or queued
     OUT_DEPTH = 8
 
-    def __init__(self, *, height: int, width: int, channels: int, skip_shape, branch_shape, out_shape):
+    def __init__(self, *, height: int, width: int, channels: int, skip_shape, branch_shape, out_shape,
+                 skip_fifo: int = 0):
+        if skip_fifo < 0:
+            raise ValueError(f"The skip FIFO depth must be 0 (none) or positive, not {skip_fifo}")
         self.height, self.width, self.channels = height, width, channels
-        self.out_shape = out_shape
+        self.out_shape, self.skip_fifo = out_shape, skip_fifo
         super().__init__({
             "i_skip": In(stream.Signature(event_layout(height, width, channels, skip_shape))),
             "i_branch": In(stream.Signature(event_layout(height, width, channels, branch_shape))),
@@ -207,7 +215,8 @@ class ResidualAdd(wiring.Component):
         m.submodules.touched = touched = memory.Memory(shape=index_shape(depth), depth=depth, init=[])
         mem = SimpleNamespace(sum_rd=sums.read_port(), sum_wr=sums.write_port(),
                               list_rd=touched.read_port(), list_wr=touched.write_port())
-        ins = [_buffered_input(m, f"{n}_buffer", port) for n, port in (("skip", self.i_skip), ("branch", self.i_branch))]
+        ins = [_buffered_input(m, "skip_buffer", self.i_skip, self.skip_fifo),
+               _buffered_input(m, "branch_buffer", self.i_branch)]
         m.submodules.out_fifo = out = fifo.SyncFIFOBuffered(width=len(self.o_sum.payload.as_value()),
                                                             depth=self.OUT_DEPTH)
         m.d.comb += [self.o_sum.valid.eq(out.r_rdy), self.o_sum.payload.eq(out.r_data), out.r_en.eq(self.o_sum.ready)]
@@ -304,9 +313,18 @@ class ResidualAdd(wiring.Component):
         return (index == count) & ~l.valid & ~s.valid & ~x.valid & ~e.valid
 
 
-def _buffered_input(m, name: str, port):
-    """A :class:`StreamBuffer` behind the unit's own input stream ``port``: returns the stream
-    the unit takes tokens from."""
-    m.submodules[name] = buf = StreamBuffer(port.payload.shape())
-    wiring.connect(m, wiring.flipped(port), buf.i)
+def _buffered_input(m, name: str, port, depth: int = 0):
+    """A :class:`StreamBuffer` (or, with ``depth``, a FIFO of that many tokens) behind the unit's
+    own input stream ``port``: returns the stream the unit takes tokens from."""
+    shape = port.payload.shape()
+    m.submodules[name] = buf = StreamBuffer(shape)
+    if not depth:
+        wiring.connect(m, wiring.flipped(port), buf.i)
+        return buf.o
+    # the FIFO's block RAM output goes through the buffer's registers before any logic
+    m.submodules[f"{name}_fifo"] = queue = fifo.SyncFIFOBuffered(width=shape.size, depth=depth)
+    m.d.comb += [queue.w_stream.payload.eq(port.payload), queue.w_stream.valid.eq(port.valid),
+                 port.ready.eq(queue.w_stream.ready),
+                 buf.i.payload.eq(queue.r_stream.payload), buf.i.valid.eq(queue.r_stream.valid),
+                 queue.r_stream.ready.eq(buf.i.ready)]
     return buf.o

@@ -146,10 +146,13 @@ class SpikingNetwork(wiring.Component):
 
     def _residual(self, m, name: str, skip, branch, *, height: int, width: int, out_bits: int | None = None,
                   grid_width: int | None = None, channels: int | None = None, out_shape=None) -> ResidualAdd:
-        add = ResidualAdd(height=height, width=width, channels=channels or self.layers["rpe"].out_channels,
+        channels = channels or self.layers["rpe"].out_channels
+        # the skip path may run a whole step ahead of the branch (ResidualAdd's skip_fifo)
+        add = ResidualAdd(height=height, width=width, channels=channels,
                           skip_shape=skip.payload.shape().members["value"],
                           branch_shape=branch.payload.shape().members["value"],
-                          out_shape=out_shape if out_shape is not None else activation_shape(out_bits))
+                          out_shape=out_shape if out_shape is not None else activation_shape(out_bits),
+                          skip_fifo=height * width * channels)
         m.submodules[name] = add
         connect_events(m, skip, add.i_skip, grid_width=grid_width)
         connect_events(m, branch, add.i_branch, grid_width=grid_width)

@@ -96,8 +96,11 @@ def test_pool_is_golden_max_pool_per_step(seed):
         assert sorted(events) == sorted((y, x, c, 1) for y, x, c in expected[t].nonzero().tolist())
 
 
-@pytest.mark.parametrize("seed, skip_bits, branch", [(5, 3, "lif"), (6, 4, "ternary")])
-def test_residual_add_is_the_integer_sum(seed, skip_bits, branch):
+@pytest.mark.parametrize("seed, skip_bits, branch, skip_fifo", [(5, 3, "lif", 0), (6, 4, "ternary", 0),
+                                                              (5, 3, "lif", 5), (6, 4, "ternary", 48)])
+def test_residual_add_is_the_integer_sum(seed, skip_bits, branch, skip_fifo):
+    """Also with a skip FIFO smaller than a step (it fills and holds the skip back) and one of a
+    whole step (the skip input runs a step ahead of the branch)."""
     print(f"seed {seed}")
     rng = random.Random(seed)
     N, C, T = 6, 8, 3
@@ -112,7 +115,8 @@ def test_residual_add_is_the_integer_sum(seed, skip_bits, branch):
     skip[2] = 0                                           # a step where only the branch fires
     out_bits = skip_bits + 1
     dut = ResidualAdd(height=N, width=1, channels=C, skip_shape=signed(skip_bits),
-                      branch_shape=signed(2) if branch == "ternary" else unsigned(1), out_shape=signed(out_bits))
+                      branch_shape=signed(2) if branch == "ternary" else unsigned(1), out_shape=signed(out_bits),
+                      skip_fifo=skip_fifo)
 
     def stream(x):
         tokens = []
@@ -142,6 +146,9 @@ def test_residual_add_is_the_integer_sum(seed, skip_bits, branch):
 
 
 def test_glue_constructor_checks():
+    with pytest.raises(ValueError, match=r"^The skip FIFO depth must be 0 \(none\) or positive, not -1$"):
+        ResidualAdd(height=2, width=1, channels=2, skip_shape=signed(2), branch_shape=unsigned(1),
+                    out_shape=signed(3), skip_fifo=-1)
     with pytest.raises(ValueError, match=r"^An event fork needs at least one output, not 0$"):
         EventFork(event_layout(4, 1, 6, unsigned(1)), 0)
     with pytest.raises(ValueError, match=r"^2×2 pooling needs an even grid, not 4×5$"):
