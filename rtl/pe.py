@@ -45,7 +45,7 @@ from ..golden.config import LayerConfig, LayerWeights, LayerWidths
 from .banks import BankedMemory
 from .events import SpikeEmitter, advance, counter, event_layout, index_shape
 from .mac import MAC_FOR_SCHEME, activation_shape
-from .neuron import Integrate, fire_compare, fire_resolve, membrane_register, spike_shape
+from .neuron import Integrate, fire_compare, fire_resolve, membrane_register, spike_shape, stored_shape
 
 __all__ = ["weight_rows", "param_rows", "memory_attrs", "SpikingPE", "WeightWriteSignature", "MembraneProbeSignature"]
 
@@ -113,8 +113,7 @@ class SpikingPE(wiring.Component):
         L, G = layer.lanes, layer.groups
         self.weight_word = data.ArrayLayout(unsigned(layer.bits), L)
         self.current_word = data.ArrayLayout(signed(self.widths.current_width), L)
-        stored_width = 2 if layer.membrane == "ternary" else self.widths.membrane_width
-        self.membrane_word = data.ArrayLayout(signed(stored_width), L)
+        self.membrane_word = data.ArrayLayout(stored_shape(layer.membrane, self.widths.membrane_width), L)
         self.param_word = data.ArrayLayout(data.StructLayout({
             "bias": signed(self.widths.bias_width), "threshold": unsigned(self.widths.threshold_width)}), L)
         self.weight_depth = layer.fan_in * G
