@@ -7,7 +7,9 @@ prints one Markdown row per variant: the integer-mode accuracy on the 360 test s
 golden integer network's accuracy and agreement on the exported ``searched.json`` (variants
 without spatial pruning), the kept channels of the masked layers, the eq. 28 memory (weights +
 membrane states + spikes, in KiB) and the eq. 30 FLOPs per sample, both relative to the first
-variant. ``--out DIR`` keeps the exports; ``--json FILE`` writes the figures.
+variant, and the generated PEs' memory bits, lanes and update-pass cycles per sample (what the
+removed channels save in hardware; the spatial variant's are those of its export without the
+run-time spatial masks). ``--out DIR`` keeps the exports; ``--json FILE`` writes the figures.
 
 Variants (docs/search.md "SpQuant-SNN"): ``quant`` (ternary membrane, the unpruned
 Quant-SNN), ``channel`` (+ channel masks θ = 0.47), ``spquant`` (+ spatial pruning 0.35: the
@@ -29,6 +31,7 @@ import torch
 from spikehq.atomic import write_json_atomic
 from spikehq.golden.config import load_config, load_weights
 from spikehq.golden.network import load_network
+from spikehq.rtl.pe import SpikingPE
 from spikehq.search.cost import SpQuantLayer, candidate_name, shapes_from_config, spquant_flops, spquant_memory_bits
 from spikehq.search.data import load_dataset
 from spikehq.search.export import export_network, kept_channels
@@ -57,8 +60,23 @@ def hardware_layers(searched: Path, spatial: dict[str, float]) -> list[SpQuantLa
     for layer, shape in zip((config := load_config(searched)).layers, shapes_from_config(config), strict=True):
         bits = STATE_BITS.get(layer.membrane) or layer.widths(load_weights(layer)).membrane_width
         out.append(SpQuantLayer(shape=shape, weight_bits=layer.bits, membrane_bits=bits,
-                                spike_bits=2 if layer.spike_signed else 1, spatial_sparsity=spatial.get(layer.name, 0.0)))
+                                spike_bits=2 if layer.spike_signed else 1,
+                                spatial_sparsity=spatial.get(layer.name, 0.0)))
     return out
+
+
+def hardware_figures(searched: Path) -> dict:
+    """The generated PEs of an export: memory bits (weights, parameters, currents, membranes),
+    lanes, and the update pass's cycles per sample (``H'·W'·G`` per step) over all layers."""
+    config = load_config(searched)
+    bits = lanes = update = 0
+    for layer in config.layers:
+        pe = SpikingPE(layer=layer, weights=load_weights(layer))
+        bits += (pe.weight_depth * pe.weight_word.size + layer.groups * pe.param_word.size
+                 + pe.neuron_depth * (pe.current_word.size + pe.membrane_word.size))
+        lanes += layer.lanes
+        update += pe.neuron_depth * layer.time_steps
+    return {"pe_memory_bits": bits, "lanes": lanes, "update_cycles": update}
 
 
 def run_variant(name: str, options: dict, args, train, test, out: Path) -> dict:
@@ -86,7 +104,8 @@ def run_variant(name: str, options: dict, args, train, test, out: Path) -> dict:
                 spatial[n] += units[n].neuron.pruned_share * len(test.frames[i:i + 120]) / len(test)
     row = {"variant": name, "options": options, "accuracy": accuracy, "train_seconds": time.time() - t0,
            "kept_channels": {n: len(k) for n, k in kept_channels(model).items()},
-           "thresholds": {n: float(torch.as_tensor(u.threshold()).detach()) for n, u in units.items()} if cfg.threshold_learning == "sgp" else {},
+           "thresholds": {n: float(torch.as_tensor(u.threshold()).detach()) for n, u in units.items()}
+           if cfg.threshold_learning == "sgp" else {},
            "spatial_sparsity": spatial}
     exportable = cfg.spatial_sparsity == 0
     if not exportable:   # sizes only: eq. 28 does not depend on the run-time spatial masks
@@ -99,22 +118,26 @@ def run_variant(name: str, options: dict, args, train, test, out: Path) -> dict:
     layers = hardware_layers(searched, spatial)
     row["memory_bits"] = spquant_memory_bits(layers)
     row["flops"] = spquant_flops(layers, cfg.time_steps)
+    row["hardware"] = hardware_figures(searched)
     return row
 
 
 def table(rows: list[dict]) -> str:
     base = rows[0]
     lines = ["| variant | accuracy (int) | golden acc. / agreement | kept channels | eq. 28 memory KiB (w + u + s) "
-             "| × | eq. 30 MFLOPs | × |", "|---|---|---|---|---|---|---|---|"]
+             "| × | eq. 30 MFLOPs | × | PE memory kbit | lanes | update cycles |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m = r["memory_bits"]
         kib = lambda b: b / 8192
-        golden = f"{r['golden_accuracy']:.2f} % / {r['agreement']:.1f} %" if "golden_accuracy" in r else "— (no hardware path)"
+        golden = (f"{r['golden_accuracy']:.2f} % / {r['agreement']:.1f} %" if "golden_accuracy" in r
+                  else "— (no hardware path)")
         kept = ", ".join(f"{n} {k}" for n, k in r["kept_channels"].items()) or "all"
         lines.append(f"| {r['variant']} | {r['accuracy']:.2f} % | {golden} | {kept} | {kib(m['total']):.1f} "
                      f"({kib(m['weights']):.1f} + {kib(m['membranes']):.1f} + {kib(m['spikes']):.1f}) "
                      f"| {base['memory_bits']['total'] / m['total']:.2f} | {r['flops'] / 1e6:.3f} "
-                     f"| {base['flops'] / r['flops']:.2f} |")
+                     f"| {base['flops'] / r['flops']:.2f} | {r['hardware']['pe_memory_bits'] / 1000:.1f} "
+                     f"| {r['hardware']['lanes']} | {r['hardware']['update_cycles']} |")
     return "\n".join(lines)
 
 

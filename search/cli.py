@@ -124,11 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fixed V_th, or a learnable layer-wise V_th trained through SpQuant's separate gradient "
                         "path with the sigmoid gradient penalty window (eq. 24-27); folded into the per-channel "
                         "integer thresholds at export")
-    q.add_argument("--spatial-sparsity", type=_positive_float("--spatial-sparsity", allow_zero=True, share=True), default=0.0,
+    share = lambda name: _positive_float(name, allow_zero=True, share=True)
+    q.add_argument("--spatial-sparsity", type=share("--spatial-sparsity"), default=0.0,
                    help="share of positions pruned every step in the conv layers by membrane importance "
                         "(eq. 21-22; the paper uses 0.35; 0 = off). Training and figures only: no hardware path, "
                         "so such a model does not export")
-    q.add_argument("--channel-threshold", type=_positive_float("--channel-threshold", allow_zero=True, share=True), default=0.0,
+    q.add_argument("--channel-threshold", type=share("--channel-threshold"), default=0.0,
                    help="channel masks from the membrane-potential prior (eq. 23) on tok0..tok(n-2) and every "
                         "fc1: keep a channel when its keep probability is >= this (the paper uses 0.47; 0 = off). "
                         "Masked channels leave the exported layers")
@@ -202,7 +203,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def _config_hash(args, seed: int, phase: str, extra: str = "") -> str:
     keys = ("preset", "dataset", "data_root", "image_size", "time_steps", "depth", "heads", "attention", "neuron",
-            "membrane", "threshold_learning", "spatial_sparsity", "channel_threshold", "limit_train", "limit_test", "warmup_epochs", "search_epochs", "qat_epochs", "int_epochs",
+            "membrane", "threshold_learning", "spatial_sparsity", "channel_threshold", "limit_train", "limit_test",
+            "warmup_epochs", "search_epochs", "qat_epochs", "int_epochs",
             "batch_size", "lr", "alpha_lr", "alpha_fraction", "tau_start", "tau_end", "cost")
     text = json.dumps({**{k: getattr(args, k) for k in keys}, "seed": seed}, sort_keys=True) + phase + extra
     return hashlib.sha256(text.encode()).hexdigest()[:16]
