@@ -42,6 +42,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..golden.codes import activation_max_abs, activation_range, weight_max_abs
+from ..golden.config import MAX_DEFAULT_LANES
 from . import quantize
 from .cost import CANDIDATES, LayerShape, candidate_scheme
 from .quantize import (binary_membrane, ceil_ste, exact_round_ste, floor_ste, gumbel_softmax_sample, spike_fn,
@@ -379,17 +380,20 @@ class ChannelGate(nn.Module):
     paper's 2×2 average pooling disappears in this mean), divided by its mean over channels.
     A point-wise (1×1) layer gives per-channel logits ``W·z + b`` (``W = 4·I``, ``b = −4`` at
     the start: channels below the average activity start masked); the two-way softmax of
-    keep/skip is ``p = σ(logit)`` and the mask ``[p ≥ θ]`` (θ = ``channel_threshold``, 0.47
-    in the paper), straight through ``p``'s gradient; the most likely channel always stays.
-    Training uses the batch's prior; eval and frozen-BatchNorm (integer) training use the
-    running prior, so the exported mask is the one integer QAT trained with."""
+    keep/skip is ``p = σ(logit)``; the mask keeps the channels with ``p ≥ θ`` (θ =
+    ``channel_threshold``, 0.47 in the paper), rounded up to a multiple of ``quantum`` by the
+    most likely others (at least one quantum), straight through ``p``'s gradient. ``quantum``
+    is the layer's default lane count, so the masked channels are whole lane groups: they leave
+    the hardware without changing its lanes. Training uses the batch's prior; eval and
+    frozen-BatchNorm (integer) training use the running prior, so the exported mask is the one
+    integer QAT trained with."""
 
-    def __init__(self, channels: int, threshold: float, momentum: float = 0.1):
+    def __init__(self, channels: int, threshold: float, quantum: int = 1, momentum: float = 0.1):
         super().__init__()
         self.weight = nn.Parameter(4.0 * torch.eye(channels))
         self.bias = nn.Parameter(torch.full((channels,), -4.0))
         self.register_buffer("running_prior", torch.ones(channels))
-        self.threshold, self.momentum = threshold, momentum
+        self.threshold, self.quantum, self.momentum = threshold, quantum, momentum
 
     def forward(self, prior: torch.Tensor | None, use_running: bool) -> torch.Tensor:
         if prior is not None and not use_running:
@@ -399,7 +403,9 @@ class ChannelGate(nn.Module):
             prior = self.running_prior
         z = prior / prior.mean().clamp_min(1e-12)
         p = torch.sigmoid(self.weight @ z + self.bias)
-        hard = ((p >= self.threshold) | (p == p.max())).to(p.dtype)
+        q = self.quantum
+        keep = min(len(p), max(q, -(-int((p >= self.threshold).sum()) // q) * q))
+        hard = torch.zeros_like(p).scatter(0, p.detach().topk(keep).indices, 1.0)
         return hard + p - p.detach()
 
     @torch.no_grad()
@@ -424,7 +430,8 @@ class SpikingUnit(nn.Module):
                              reset=cfg.reset, sgp=cfg.threshold_learning == "sgp",
                              spatial_sparsity=cfg.spatial_sparsity if spatial else 0.0,
                              prior_dim=(1 if channel_dim == 1 else -1) if gate else None)
-        self.gate = ChannelGate(shape.out_channels, cfg.channel_threshold) if gate else None
+        lanes = max(d for d in range(1, MAX_DEFAULT_LANES + 1) if shape.out_channels % d == 0)   # default lanes
+        self.gate = ChannelGate(shape.out_channels, cfg.channel_threshold, quantum=lanes) if gate else None
         self.v_th = nn.Parameter(torch.tensor(float(cfg.v_th))) if cfg.threshold_learning == "sgp" else cfg.v_th
         self.spiking = spiking            # False: ReLU output (A2OS2A's K)
         self.channel_dim = channel_dim

@@ -131,21 +131,21 @@ def test_small_network_bit_exact_on_every_simulator(small_network, simulator, st
 
 @pytest.mark.verilator
 def test_spquant_pruned_binary_membrane_network_bit_exact(stall_seed, tmp_path):
-    """SpQuant in hardware: binary membranes everywhere but the head and attention, every third
-    channel of tok0 and each fc1 masked, so those layers and their readers are narrower (5 of 8
-    tok0 channels, 16 of 24 fc1 ones); the network top equals the golden network on two samples."""
+    """SpQuant in hardware: binary membranes everywhere but the head and attention, a lane group
+    of tok0 and of each fc1 masked, so those layers and their readers are narrower (8 of 16 tok0
+    channels, 16 of 24 fc1 ones); the network top equals the golden network on two samples."""
     from spikehq.search.export import export_network
     from test_golden_network import calibrated_model
-    model, _ = calibrated_model(3, membrane="binary", channel_threshold=0.47)
+    model, _ = calibrated_model(3, membrane="binary", channel_threshold=0.47, tokenizer_channels=(16, 16))
     for name, unit in model.units().items():
         if unit.gate is not None:
             prior = torch.ones(unit.gate.running_prior.shape)
-            prior[::3] = 0.1
+            prior[:8] = 0.1
             unit.gate.running_prior.copy_(prior)
     searched = export_network(model, tmp_path / "pruned", name="pruned")
     config = load_config(searched)
-    full = model.units()["tok0"].layer.shape.out_channels
-    assert config.layer("tok0").out_channels == full - len(range(0, full, 3)) == config.layer("tok1").in_channels
+    assert config.layer("tok0").out_channels == 8 == config.layer("tok1").in_channels
+    assert config.layer("b1_fc1").out_channels == 16 == config.layer("b1_fc2").in_channels
     assert config.layer("tok0").membrane == "binary"
     results = tmp_path / "results.json"
     tests, failures = run_network(searched, [0, 1], stall_seed=stall_seed, results=results)

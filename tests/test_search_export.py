@@ -132,23 +132,23 @@ def test_learned_thresholds_fold_into_the_integer_thresholds(tmp_path):
 
 def test_masked_channels_leave_the_exported_layers(tmp_path):
     """SpQuant channel masks: masked output channels are removed from the layer and from the
-    input channels of its reader; the golden network still equals the integer-mode model."""
+    input channels of its reader, in whole lane groups (8 of tok0's 16, 16 of fc1's 24); the
+    golden network still equals the integer-mode model."""
     from spikehq.golden.network import load_network
-    m, frames = calibrated_model(3, channel_threshold=0.47)
+    m, frames = calibrated_model(3, channel_threshold=0.47, tokenizer_channels=(16, 16))
     units = m.units()
-    for name in ("tok0", "b0_fc1"):
+    for name, low in (("tok0", slice(1, None, 2)), ("b0_fc1", slice(0, 8))):
         prior = torch.ones(units[name].gate.running_prior.shape)
-        prior[::3] = 0.1                                      # every third channel below the prior threshold
+        prior[low] = 0.1                                      # below the prior threshold
         units[name].gate.running_prior.copy_(prior)
     path = export_network(m, tmp_path)
     cfg = load_config(path)
-    tok0, fc1 = units["tok0"].layer.shape.out_channels, units["b0_fc1"].layer.shape.out_channels
-    kept_tok0, kept_fc1 = tok0 - len(range(0, tok0, 3)), fc1 - len(range(0, fc1, 3))
-    assert cfg.layer("tok0").out_channels == kept_tok0 and cfg.layer("tok1").in_channels == kept_tok0
-    assert cfg.layer("b0_fc1").out_channels == kept_fc1 and cfg.layer("b0_fc2").in_channels == kept_fc1
+    assert cfg.layer("tok0").out_channels == 8 and cfg.layer("tok1").in_channels == 8
+    assert cfg.layer("b0_fc1").out_channels == 16 and cfg.layer("b0_fc2").in_channels == 16
+    assert cfg.layer("tok0").lanes == cfg.layer("b0_fc1").lanes == 8           # whole lane groups left
     w = load_weights(cfg.layer("tok1"))
     full = units["tok1"].layer.int_weight().detach().to(torch.int64).numpy()
-    keep = [c for c in range(tok0) if c % 3]
+    keep = list(range(0, 16, 2))
     assert np.array_equal(codes.decode(cfg.layer("tok1").scheme, cfg.layer("tok1").bits, w.codes), full[:, keep])
     net = load_network(path)
     with torch.no_grad():

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from spikehq.search.cost import CANDIDATES, LayerShape
-from spikehq.search.model import (ModelConfig, Neuron, QuantLayer, SpikingTransformer, bits_for_range,
+from spikehq.search.model import (ChannelGate, ModelConfig, Neuron, QuantLayer, SpikingTransformer, bits_for_range,
                                   preset_config)
 
 
@@ -135,21 +135,28 @@ def test_spatial_pruning_silences_the_least_important_positions():
     assert torch.equal(s[0].sum(1).flatten(1) > 0, (imp > kth) & (plain[0].sum(1).flatten(1) > 0))
 
 
-def test_channel_gate_masks_channels_below_the_prior_threshold():
-    cfg = preset_config("tiny", tokenizer_channels=(8, 16), pool_after=(False, True), depth=1, heads=2,
+def test_channel_gate_masks_channels_below_the_prior_threshold_in_lane_groups():
+    gate = ChannelGate(8, 0.47)
+    gate.running_prior.copy_(torch.tensor([1.0, 1, 1, 1, 0.5, 0.5, 1.5, 1.5]))
+    # z = prior / mean(prior) = prior; p = σ(4z − 4) ≥ 0.47 ⇔ z ≥ 0.97
+    assert gate.kept().tolist() == [0, 1, 2, 3, 6, 7]
+    gate.quantum = 4                                          # 6 rounded up to 8 by the most likely others
+    assert gate.kept().tolist() == list(range(8))
+    gate.running_prior.copy_(torch.tensor([1.0, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05, 5]))
+    assert gate.kept().tolist() == [0, 1, 2, 7]               # 2 kept → one quantum of 4
+    cfg = preset_config("tiny", tokenizer_channels=(16, 16), pool_after=(False, True), depth=1, heads=2,
                         mlp_hidden=16, channel_threshold=0.47)
     m = SpikingTransformer(cfg)
-    gated = [n for n, u in m.units().items() if u.gate is not None]
-    assert gated == ["tok0", "b0_fc1"]                      # the layers no residual ties
+    gated = {n: u.gate.quantum for n, u in m.units().items() if u.gate is not None}
+    assert gated == {"tok0": 8, "b0_fc1": 8}                  # the layers no residual ties; their lanes
     unit = m.units()["tok0"]
-    unit.gate.running_prior.copy_(torch.tensor([1.0, 1, 1, 1, 0.5, 0.5, 1.5, 1.5]))
-    # z = prior / mean(prior) = prior; p = σ(4z − 4) ≥ 0.47 ⇔ z ≥ 0.97
-    assert unit.gate.kept().tolist() == [0, 1, 2, 3, 6, 7]
+    unit.gate.running_prior.copy_(torch.tensor([1.0, 0.5] * 8))
+    assert unit.gate.kept().tolist() == list(range(0, 16, 2))
     m.set_choices("fp32")
     m.eval()
     frames = (torch.rand(4, cfg.time_steps, 2, 8, 8) < 0.5).float()
     s = unit(frames.transpose(0, 1).reshape(-1, 2, 8, 8), cfg.time_steps)
-    assert s[:, :, 4:6].abs().sum() == 0
+    assert s[:, :, 1::2].abs().sum() == 0 and s[:, :, 0::2].abs().sum() > 0
 
 
 def test_sgp_threshold_is_learned():
