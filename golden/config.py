@@ -94,7 +94,7 @@ class LayerConfig:
     activation_bits: int
     lanes: int
     neuron: NeuronConfig
-    membrane: Literal["integer", "ternary"]
+    membrane: Literal["integer", "ternary", "binary"]
     time_steps: int
     weights_path: Path | None = None
     weight_scale: float | None = None
@@ -366,6 +366,9 @@ def _layer(raw: dict, where: str, time_steps: int, base_dir: Path | None) -> Lay
 
     neuron = NeuronConfig(**raw["neuron"])
     membrane = raw.get("membrane", "integer")
+    if membrane == "binary" and neuron.type == "ternary":
+        raise ConfigError(f"{where}.membrane: a binary membrane silences the -1 spikes (SpQuant eq. 20), "
+                          f"which leaves a ternary neuron a binary LIF: use neuron type 'lif'")
     weights_path = None
     if "weights" in raw:
         weights_path = Path(raw["weights"])

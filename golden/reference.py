@@ -14,7 +14,7 @@ from . import codes
 from .config import ConfigError, LayerConfig, LayerWeights
 
 __all__ = ["LayerTrace", "integer_weights", "synaptic_current", "step_base", "neuron_step", "run_layer",
-           "ternary_quantize", "check_inputs"]
+           "ternary_quantize", "binary_quantize", "check_inputs"]
 
 
 @dataclass
@@ -23,7 +23,7 @@ class LayerTrace:
 
     currents: torch.Tensor   # [T, H', W', O] sum of w·x per step (§3)
     spikes: torch.Tensor     # [T, H', W', O] 0/1 (LIF) or -1/0/+1 (ternary)
-    membranes: torch.Tensor  # [T, H', W', O] stored state after each step: h, or q ∈ {-1,0,1}
+    membranes: torch.Tensor  # [T, H', W', O] stored state after each step: h, q ∈ {-1,0,1} or q ∈ {0,1}
     bases: torch.Tensor      # [T, H', W', O] the next step's (r >> s) + b after each step (§10)
 
 
@@ -63,12 +63,17 @@ def ternary_quantize(h: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
     return torch.where(2 * h >= threshold, 1, torch.where(2 * h < -threshold, -1, 0)).to(torch.int64)
 
 
+def binary_quantize(h: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """SpQuant's binary membrane (eq. 19–20): the ternary level with −1 pruned to 0 (§6)."""
+    return (2 * h >= threshold).to(torch.int64)
+
+
 def step_base(layer: LayerConfig, state: torch.Tensor, bias: torch.Tensor, threshold: torch.Tensor,
               first_step: bool) -> torch.Tensor:
     """A step's ``u`` before its current, ``(r >> s) + b`` (§4 steps 1–2)."""
     if first_step:
         restored = torch.zeros_like(state)
-    elif layer.membrane == "ternary":
+    elif layer.membrane in ("ternary", "binary"):
         restored = state * threshold
     else:
         restored = state
@@ -85,7 +90,12 @@ def neuron_step(layer: LayerConfig, state: torch.Tensor, current: torch.Tensor,
         h = torch.where(spike != 0, 0, u)
     else:
         h = u - spike * threshold
-    new_state = ternary_quantize(h, threshold) if layer.membrane == "ternary" else h
+    if layer.membrane == "ternary":
+        new_state = ternary_quantize(h, threshold)
+    elif layer.membrane == "binary":
+        new_state = binary_quantize(h, threshold)
+    else:
+        new_state = h
     return spike, new_state, u
 
 

@@ -2,7 +2,7 @@
 
 ``NeuronLane`` = :class:`Integrate` (restore the membrane register, leak, add bias and
 current), then the fire unit (binary LIF or ternary: spike and reset), then the membrane
-register's store (integer or ternary). All combinational; the processing element puts a
+register's store (integer, ternary or binary). All combinational; the processing element puts a
 pipeline register after each of the three, the attention unit uses the whole lane.
 """
 
@@ -11,9 +11,9 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["IntegerMembraneRegister", "TernaryMembraneRegister", "BinaryLifUnit",
+__all__ = ["IntegerMembraneRegister", "TernaryMembraneRegister", "BinaryMembraneRegister", "BinaryLifUnit",
            "TernaryNeuronUnit", "Integrate", "fire_compare", "fire_resolve", "fire_unit", "membrane_register",
-           "NeuronLane", "spike_shape"]
+           "NeuronLane", "spike_shape", "stored_shape"]
 
 
 def spike_shape(neuron_type: str):
@@ -21,26 +21,33 @@ def spike_shape(neuron_type: str):
     return signed(2) if neuron_type == "ternary" else unsigned(1)
 
 
+def stored_shape(membrane: str, membrane_width: int):
+    """Shape of one neuron's stored state: the integer membrane, a 2-bit ternary level or one
+    unsigned bit (binary membrane, §6)."""
+    return {"ternary": signed(2), "binary": unsigned(1)}.get(membrane, signed(membrane_width))
+
+
 class _MembraneRegister(wiring.Component):
     """Stored-state codec: ``restored`` = r of §4.1 from ``stored``; ``store`` = what to keep of h'."""
 
-    def __init__(self, *, stored_width: int, membrane_width: int, threshold_width: int):
+    membrane = None
+
+    def __init__(self, *, membrane_width: int, threshold_width: int):
         self.membrane_width = membrane_width
+        shape = stored_shape(self.membrane, membrane_width)
         super().__init__({
-            "stored": In(signed(stored_width)),
+            "stored": In(shape),
             "threshold": In(unsigned(threshold_width)),
             "restored": Out(signed(membrane_width)),
             "h_next": In(signed(membrane_width)),
-            "store": Out(signed(stored_width)),
+            "store": Out(shape),
         })
 
 
 class IntegerMembraneRegister(_MembraneRegister):
     """A full-width integer membrane: stored as is."""
 
-    def __init__(self, *, membrane_width: int, threshold_width: int):
-        super().__init__(stored_width=membrane_width, membrane_width=membrane_width,
-                         threshold_width=threshold_width)
+    membrane = "integer"
 
     def elaborate(self, platform):
         m = Module()
@@ -54,8 +61,7 @@ class TernaryMembraneRegister(_MembraneRegister):
     ``store = +1 if 2h' >= θ, -1 if 2h' < -θ, else 0``; ``restored = q·θ``.
     """
 
-    def __init__(self, *, membrane_width: int, threshold_width: int):
-        super().__init__(stored_width=2, membrane_width=membrane_width, threshold_width=threshold_width)
+    membrane = "ternary"
 
     def elaborate(self, platform):
         m = Module()
@@ -65,6 +71,19 @@ class TernaryMembraneRegister(_MembraneRegister):
             self.restored.eq(Mux(self.stored == 1, threshold, Mux(self.stored == -1, -threshold, 0))),
             self.store.eq(Mux(twice >= threshold, 1, Mux(twice < -threshold, -1, 0))),
         ]
+        return m
+
+
+class BinaryMembraneRegister(_MembraneRegister):
+    """SpQuant binary membrane (eq. 19–20): the ternary level with −1 pruned, q ∈ {0, 1} in
+    one bit (§6). ``store = [2h' >= θ]``; ``restored = q·θ``."""
+
+    membrane = "binary"
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.restored.eq(Mux(self.stored, self.threshold, 0)),
+                     self.store.eq((self.h_next << 1) >= self.threshold)]
         return m
 
 
@@ -123,22 +142,24 @@ class TernaryNeuronUnit(_FireUnit):
 def _check_lane(neuron_type: str, membrane: str, reset: str, leak_shift: int) -> None:
     if neuron_type not in ("lif", "ternary"):
         raise ValueError(f"Neuron type must be 'lif' or 'ternary', not {neuron_type!r}")
-    if membrane not in ("integer", "ternary"):
-        raise ValueError(f"Membrane must be 'integer' or 'ternary', not {membrane!r}")
+    if membrane not in ("integer", "ternary", "binary"):
+        raise ValueError(f"Membrane must be 'integer', 'ternary' or 'binary', not {membrane!r}")
+    if membrane == "binary" and neuron_type == "ternary":
+        raise ValueError("A binary membrane silences -1 spikes (SpQuant eq. 20): use neuron type 'lif'")
     if leak_shift not in range(17):
         raise ValueError(f"Leak shift must be between 0 and 16, not {leak_shift}")
     if reset not in ("hard", "soft"):
         raise ValueError(f"Reset must be 'hard' or 'soft', not {reset!r}")
 
 
-def _step_inputs(stored_width: int, current_width: int, bias_width: int, threshold_width: int) -> dict:
-    """Inputs of a neuron step: step-0 flag, stored state, input current, bias, threshold."""
-    return {"first_step": In(1), "stored": In(signed(stored_width)), "current": In(signed(current_width)),
+def _step_inputs(stored, current_width: int, bias_width: int, threshold_width: int) -> dict:
+    """Inputs of a neuron step: step-0 flag, stored state (shape), input current, bias, threshold."""
+    return {"first_step": In(1), "stored": In(stored), "current": In(signed(current_width)),
             "bias": In(signed(bias_width)), "threshold": In(unsigned(threshold_width))}
 
 
 def _register_cls(membrane: str):
-    return TernaryMembraneRegister if membrane == "ternary" else IntegerMembraneRegister
+    return {"ternary": TernaryMembraneRegister, "binary": BinaryMembraneRegister}.get(membrane, IntegerMembraneRegister)
 
 
 class Integrate(wiring.Component):
@@ -149,8 +170,8 @@ class Integrate(wiring.Component):
         _check_lane("lif", membrane, "hard", leak_shift)
         self.membrane, self.leak_shift = membrane, leak_shift
         self.membrane_width, self.threshold_width = membrane_width, threshold_width
-        self.stored_width = 2 if membrane == "ternary" else membrane_width
-        super().__init__({**_step_inputs(self.stored_width, current_width, bias_width, threshold_width),
+        self.stored_shape = stored_shape(membrane, membrane_width)
+        super().__init__({**_step_inputs(self.stored_shape, current_width, bias_width, threshold_width),
                           "u": Out(signed(membrane_width))})
 
     def elaborate(self, platform):
@@ -170,7 +191,7 @@ def fire_unit(*, neuron_type: str, reset: str, membrane_width: int, threshold_wi
 
 
 def membrane_register(*, membrane: str, membrane_width: int, threshold_width: int) -> _MembraneRegister:
-    """The stored-state codec of a membrane mode: integer or ternary."""
+    """The stored-state codec of a membrane mode: integer, ternary or binary."""
     return _register_cls(membrane)(membrane_width=membrane_width, threshold_width=threshold_width)
 
 
@@ -183,9 +204,9 @@ class NeuronLane(wiring.Component):
         self.neuron_type, self.membrane, self.reset, self.leak_shift = neuron_type, membrane, reset, leak_shift
         self.current_width, self.bias_width = current_width, bias_width
         self.membrane_width, self.threshold_width = membrane_width, threshold_width
-        self.stored_width = 2 if membrane == "ternary" else membrane_width
-        super().__init__({**_step_inputs(self.stored_width, current_width, bias_width, threshold_width),
-                          "spike": Out(spike_shape(neuron_type)), "store": Out(signed(self.stored_width))})
+        self.stored_shape = stored_shape(membrane, membrane_width)
+        super().__init__({**_step_inputs(self.stored_shape, current_width, bias_width, threshold_width),
+                          "spike": Out(spike_shape(neuron_type)), "store": Out(self.stored_shape)})
 
     def elaborate(self, platform):
         m = Module()

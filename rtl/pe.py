@@ -54,7 +54,7 @@ from ..golden.config import LayerConfig, LayerWeights, LayerWidths, signed_width
 from .banks import BankedMemory
 from .events import SpikeEmitter, advance, counter, event_layout, index_shape, stage
 from .mac import MAC_FOR_SCHEME, activation_shape
-from .neuron import Integrate, fire_compare, fire_resolve, membrane_register, spike_shape
+from .neuron import Integrate, fire_compare, fire_resolve, membrane_register, spike_shape, stored_shape
 
 __all__ = ["weight_rows", "param_rows", "memory_attrs", "SpikingPE", "WeightWriteSignature", "MembraneProbeSignature"]
 
@@ -304,7 +304,7 @@ class SpikingPE(wiring.Component):
             return data.ArrayLayout(shape, L)
         acc, membrane = lanes(signed(self.accumulator_width)), lanes(signed(w.membrane_width))
         fired, bases = Signal(lanes(spike_shape(layer.neuron.type))), Signal(acc)
-        stored = lanes(signed(2 if layer.membrane == "ternary" else w.membrane_width))
+        stored = lanes(stored_shape(layer.membrane, w.membrane_width))
         up, down, h_next, q = Signal(L), Signal(L), Signal(membrane), Signal(stored)
         params = {"threshold": (lanes(unsigned(w.threshold_width)), Cat(*(n1.param[l].threshold for l in range(L)))),
                   "bias": (lanes(signed(w.bias_width)), Cat(*(n1.param[l].bias for l in range(L))))}

@@ -75,12 +75,15 @@ def _positive_int(name):
     return parse
 
 
-def _positive_float(name, allow_zero=False):
+def _positive_float(name, allow_zero=False, share=False):
+    """A number > 0 (``allow_zero``: >= 0); ``share``: a number in [0, 1)."""
     def parse(text):
         try:
             v = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name}: expected a number, got {text!r}") from None
+        if share and not 0 <= v < 1:
+            raise argparse.ArgumentTypeError(f"{name}: expected a number in [0, 1), got {text}")
         if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
             raise argparse.ArgumentTypeError(f"{name}: expected a number {'>=' if allow_zero else '>'} 0, got {text}")
         return v
@@ -113,8 +116,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--attention", choices=("ssa", "a2os2a"), default="ssa",
                    help="SSA (binary Q,K,V, scale) or A2OS2A (binary Q, ReLU K, ternary V; not exportable)")
     g.add_argument("--neuron", choices=("lif", "ternary"), default="lif", help="layer neurons")
-    g.add_argument("--membrane", choices=("float", "ternary"), default="float",
-                   help="full-precision membrane or the SpQuant ternary membrane")
+    g.add_argument("--membrane", choices=("float", "ternary", "binary"), default="float",
+                   help="full-precision membrane, the SpQuant ternary membrane, or SpQuant's binary membrane "
+                        "(ternary with the -1 level pruned, eq. 19-20; binary LIF neurons only)")
+    q = p.add_argument_group("SpQuant-SNN (docs/search.md)")
+    q.add_argument("--threshold-learning", choices=("fixed", "sgp"), default="fixed",
+                   help="fixed V_th, or a learnable layer-wise V_th trained through SpQuant's separate gradient "
+                        "path with the sigmoid gradient penalty window (eq. 24-27); folded into the per-channel "
+                        "integer thresholds at export")
+    share = lambda name: _positive_float(name, allow_zero=True, share=True)
+    q.add_argument("--spatial-sparsity", type=share("--spatial-sparsity"), default=0.0,
+                   help="share of positions pruned every step in the conv layers by membrane importance "
+                        "(eq. 21-22; the paper uses 0.35; 0 = off). Training and figures only: no hardware path, "
+                        "so such a model does not export")
+    q.add_argument("--channel-threshold", type=share("--channel-threshold"), default=0.0,
+                   help="channel masks from the membrane-potential prior (eq. 23) on tok0..tok(n-2) and every "
+                        "fc1: keep a channel when its keep probability is >= this (the paper uses 0.47; 0 = off). "
+                        "Masked channels leave the exported layers")
     g.add_argument("--limit-train", type=_positive_int("--limit-train"), default=0,
                    help="use only the first N training samples (0 = all; for smoke tests)")
     g.add_argument("--limit-test", type=_positive_int("--limit-test"), default=0,
@@ -165,6 +183,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.alpha_fraction >= 1:
         p.error(f"--alpha-fraction: expected a number in (0, 1), got {args.alpha_fraction}")
+    if args.membrane == "binary" and args.neuron != "lif":
+        p.error("--membrane: binary silences the -1 spikes of ternary neurons (SpQuant eq. 20); use --neuron lif")
     if args.tau_end > args.tau_start:
         p.error(f"--tau-end: expected at most --tau-start ({args.tau_start}), got {args.tau_end}")
     if args.dataset != "digits" and args.data_root is None:
@@ -183,7 +203,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def _config_hash(args, seed: int, phase: str, extra: str = "") -> str:
     keys = ("preset", "dataset", "data_root", "image_size", "time_steps", "depth", "heads", "attention", "neuron",
-            "membrane", "limit_train", "limit_test", "warmup_epochs", "search_epochs", "qat_epochs", "int_epochs",
+            "membrane", "threshold_learning", "spatial_sparsity", "channel_threshold", "limit_train", "limit_test",
+            "warmup_epochs", "search_epochs", "qat_epochs", "int_epochs",
             "batch_size", "lr", "alpha_lr", "alpha_fraction", "tau_start", "tau_end", "cost")
     text = json.dumps({**{k: getattr(args, k) for k in keys}, "seed": seed}, sort_keys=True) + phase + extra
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -385,7 +406,8 @@ def _make_setup(args, dist: Distributed) -> _Setup:
     H, W = train.frames.shape[-2:]
     cfg = preset_config(args.preset, time_steps=T, image_size=(H, W), classes=len(train.classes),
                         depth=args.depth, heads=args.heads, attention=args.attention, neuron=args.neuron,
-                        membrane=args.membrane)
+                        membrane=args.membrane, threshold_learning=args.threshold_learning,
+                        spatial_sparsity=args.spatial_sparsity, channel_threshold=args.channel_threshold)
     return _Setup(args, dist, train, test, cfg, SpikingTransformer.layer_shapes_for(cfg), T,
                   Trainer(args, dist, train, test), log)
 

@@ -56,7 +56,8 @@ from ..golden.codes import pot_max_exponent
 __all__ = ["ENERGY_PJ", "CANDIDATES", "GROUPS", "COSTS", "LayerShape", "Activity", "layer_activity",
            "rates_by_role", "sop_energy_pj", "candidate_scheme", "candidate_name",
            "op_energy_pj", "dram_energy_per_bit_pj", "layer_ops", "layer_params", "storage_bits",
-           "layer_energy_pj", "network_cost", "shapes_from_config"]
+           "layer_energy_pj", "network_cost", "shapes_from_config", "SpQuantLayer", "spquant_memory_bits",
+           "spquant_flops"]
 
 ENERGY_PJ = {
     "fp32": {"mult": 3.7, "add": 1.1, "shift": 0.13, "dram": 650.0, "word_bits": 32},
@@ -242,3 +243,40 @@ def shapes_from_config(config) -> list[LayerShape]:
     return [LayerShape(name=l.name, kind=l.kind, in_channels=l.in_channels, out_channels=l.out_channels,
                        kernel_size=l.kernel_size, padding=l.padding, height=l.height, width=l.width,
                        group=l.group or "tokenizer") for l in config.layers]
+
+
+# ---- SpQuant-SNN's measures (its eq. 28–30) -------------------------------------------------------
+
+@dataclass(frozen=True)
+class SpQuantLayer:
+    """One layer as SpQuant's memory and FLOPs measures see it: its shape (channels already
+    without the pruned ones), weight, membrane-state and spike precisions in bits, and the
+    share of output positions pruned (``spatial_sparsity``, S_p)."""
+
+    shape: LayerShape
+    weight_bits: int
+    membrane_bits: float
+    spike_bits: int = 1
+    spatial_sparsity: float = 0.0
+
+
+def spquant_memory_bits(layers: list[SpQuantLayer]) -> dict:
+    """Eq. 28–29: ``M = w_p·N_w + u_p·N_f + u_s·N_f``, ``N_w`` the weights, ``N_f = Σ C·W·H``
+    the output neurons (C output channels on the W×H output map), summed layer by layer with
+    each layer's own precisions. Bits, with the three terms."""
+    weights = sum(l.weight_bits * layer_params(l.shape) for l in layers)
+    membranes = sum(l.membrane_bits * l.shape.out_channels * l.shape.out_pixels for l in layers)
+    spikes = sum(l.spike_bits * l.shape.out_channels * l.shape.out_pixels for l in layers)
+    return {"weights": weights, "membranes": membranes, "spikes": spikes, "total": weights + membranes + spikes}
+
+
+def spquant_flops(layers: list[SpQuantLayer], time_steps: int, batch: int = 1) -> float:
+    """Eq. 30 as printed, per layer ``2·C(1−S_c)·W·H·k² + T·B·C(1−S_c)·W·H·(1−S_p)``: the
+    first term the convolution, the second the membrane updates of the active positions.
+    ``C(1−S_c)`` is the kept output channels (``shape.out_channels``); ``B`` the batch (1: one
+    sample). The printed first term has no input-channel factor; it is kept as printed."""
+    total = 0.0
+    for l in layers:
+        c, hw, k = l.shape.out_channels, l.shape.out_pixels, l.shape.kernel_size
+        total += 2 * c * hw * k * k + time_steps * batch * c * hw * (1 - l.spatial_sparsity)
+    return total

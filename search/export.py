@@ -15,7 +15,13 @@ Format: ``golden/searched.schema.json`` (read back with :func:`golden.config.loa
   bound, capped at 2^20 − 1), so ``Σ_t I_t = h_T + θ·Σ_t S_t`` exactly (``= h_T`` when the
   threshold is out of reach); summed over the tokens, its argmax is the class (global average
   pooling commutes with the bias-free head);
-* fp32 layers are listed without weights (``make gen`` skips them, docs/arithmetic.md §9).
+* fp32 layers are listed without weights (``make gen`` skips them, docs/arithmetic.md §9);
+* SpQuant (docs/search.md "SpQuant-SNN"): a learned threshold (``threshold_learning = "sgp"``)
+  folds like the fixed one, ``θ = max(1, ceil(V_th/g))`` with the learned ``V_th``; the binary
+  membrane exports as ``"membrane": "binary"``; channels a :class:`ChannelGate` masks are
+  removed from the layer (codes, bias, threshold, ``out_channels``) and from the input
+  channels of the layer reading it, so they get no memory, lanes or cycles (exact: a masked
+  channel never spikes in the model). Spatial pruning has no hardware path and is refused.
 
 The graph around the layers (pooling, residual adds, attention heads and the attention
 neuron's integer threshold) goes into ``metadata.network`` for :mod:`golden.network`.
@@ -54,9 +60,31 @@ def network_metadata(model) -> dict:
         "attention": {"variant": cfg.attention, "heads": cfg.heads,
                       "threshold": int(torch.tensor(blk.attn_threshold()).ceil()) if blk else 1,
                       "neuron": {"type": cfg.neuron, "leak_shift": cfg.leak_shift, "reset": cfg.reset},
-                      "membrane": "ternary" if cfg.membrane == "ternary" else "integer"},
+                      "membrane": "ternary" if cfg.membrane in ("ternary", "binary") else "integer"},
         "readout": "head: membrane after the last step + threshold x spike count (soft reset, no leak), summed over tokens, argmax",
     }
+
+
+def _membrane(cfg) -> str:
+    return {"ternary": "ternary", "binary": "binary"}.get(cfg.membrane, "integer")
+
+
+def kept_channels(model) -> dict[str, torch.Tensor]:
+    """Output channels each layer keeps (indices), for the layers with SpQuant channel masks."""
+    return {name: unit.gate.kept() for name, unit in model.units().items() if unit.gate is not None}
+
+
+def _pruned_inputs(model) -> dict[str, torch.Tensor]:
+    """Input channels kept by the layer reading a channel-masked layer (the next tokenizer conv, fc2)."""
+    kept, out = kept_channels(model), {}
+    n_tok = len(model.tokenizer)
+    for name, idx in kept.items():
+        if name.startswith("tok"):
+            i = int(name[3:])
+            out[f"tok{i + 1}" if i + 1 < n_tok else "rpe"] = idx
+        else:
+            out[name.replace("_fc1", "_fc2")] = idx
+    return out
 
 
 def _codes_list(codes: torch.Tensor, kind: str) -> list:
@@ -75,11 +103,15 @@ def export_network(model, out_dir: str | Path, *, name: str = "spikehq_searched"
     if model.cfg.attention != "ssa":
         raise ExportError("attention: A2OS2A's ReLU key path has no integer neuron in docs/arithmetic.md; "
                           "only SSA models export")
+    if model.cfg.spatial_sparsity > 0:
+        raise ExportError(f"spatial_sparsity: {model.cfg.spatial_sparsity:g} has no hardware path "
+                          "(docs/search.md SpQuant-SNN); only models with spatial_sparsity 0 export")
     out_dir = Path(out_dir)
     wdir = out_dir / "weights"
     T = model.cfg.time_steps
-    membrane = "ternary" if model.cfg.membrane == "ternary" else "integer"
+    membrane = _membrane(model.cfg)
     units = model.units()
+    kept_out, kept_in = kept_channels(model), _pruned_inputs(model)
     entries = []
     with torch.no_grad():
         for layer in model.quant_layers():
@@ -88,18 +120,19 @@ def export_network(model, out_dir: str | Path, *, name: str = "spikehq_searched"
                 raise ExportError(f"layer {layer.name!r}: no candidate chosen (still in search mode)")
             scheme, bits = candidate_scheme(cand)
             entry = {"name": shape.name, "kind": shape.kind}
+            rows = kept_out.get(layer.name, torch.arange(shape.out_channels))
+            cols = kept_in.get(layer.name, torch.arange(shape.in_channels))
+            O, C = len(rows), len(cols)
             if shape.kind == "linear":
-                entry.update(in_features=shape.in_channels, out_features=shape.out_channels, tokens=shape.height)
+                entry.update(in_features=C, out_features=O, tokens=shape.height)
             else:
-                entry.update(in_channels=shape.in_channels, out_channels=shape.out_channels,
-                             kernel_size=shape.kernel_size, padding=shape.padding, height=shape.height,
-                             width=shape.width)
+                entry.update(in_channels=C, out_channels=O, kernel_size=shape.kernel_size, padding=shape.padding,
+                             height=shape.height, width=shape.width)
             entry.update(scheme=scheme, bits=bits, activation_bits=layer.activation_bits)
-            O = shape.out_channels
             if layer.name == "head":
                 x_max = activation_max_abs(layer.activation_bits)
                 w_max = weight_max_abs(scheme, bits) if scheme != "fp32" else 1
-                bound = T * shape.in_channels * shape.kernel_size ** 2 * w_max * x_max
+                bound = T * C * shape.kernel_size ** 2 * w_max * x_max
                 th = min(bound + 1, 2 ** 20 - 1)
                 bias, threshold = [0] * O, [th] * O
                 neuron = {"type": "lif", "threshold": th, "leak_shift": 0, "reset": "soft"}
@@ -109,7 +142,7 @@ def export_network(model, out_dir: str | Path, *, name: str = "spikehq_searched"
                 neuron = {"type": unit.neuron.kind, "leak_shift": unit.neuron.leak_shift, "reset": unit.neuron.reset}
                 layer_membrane = membrane
                 if scheme != "fp32":
-                    b, th = unit.folded()
+                    b, th = (v[rows] for v in unit.folded())
                     bias, threshold = [int(v) for v in b.tolist()], [int(v) for v in th.tolist()]
                     if max(abs(v) for v in bias) >= 2 ** 30 or max(threshold) >= 2 ** 20:
                         raise ExportError(f"layer {layer.name!r}: folded bias/threshold out of range "
@@ -123,7 +156,7 @@ def export_network(model, out_dir: str | Path, *, name: str = "spikehq_searched"
             if scheme != "fp32":
                 scale = layer.scale(cand)
                 scale_f = float(scale)
-                codes = quantize.to_codes(layer.weight.detach(), scheme, bits, scale)
+                codes = quantize.to_codes(layer.weight.detach(), scheme, bits, scale)[rows][:, cols]
                 write_json_atomic(wdir / f"{shape.name}.json", {
                     "format": WEIGHTS_FORMAT, "version": VERSION, "layer": shape.name,
                     "codes": _codes_list(codes, shape.kind), "bias": bias, "threshold": threshold})

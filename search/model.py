@@ -20,8 +20,12 @@ Every conv/linear is a :class:`QuantLayer` whose weight is one of the 5 candidat
 (``fp32, pot2, pot4, uni2, uni4``) or, during the search, a Gumbel-softmax mixture of all of
 them. Quantization uses ``search/quantize.py`` (the one implementation).
 
-Neurons: binary LIF or ternary spiking neuron; membrane full precision (``float``) or SpQuant
-ternary (``ternary``, stacked sigmoid surrogate). ``integer`` mode simulates the hardware's
+Neurons: binary LIF or ternary spiking neuron; membrane full precision (``float``), SpQuant
+ternary (``ternary``, stacked sigmoid surrogate) or SpQuant binary (``binary``, eq. 19–20).
+SpQuant options (docs/search.md "SpQuant-SNN"): a learnable layer-wise threshold with the
+Separate Gradient Path (``threshold_learning = "sgp"``, eq. 24–27), spatial pruning of the
+membrane by its importance (``spatial_sparsity``, eq. 21–22) and channel masks from the
+membrane-potential prior (``channel_threshold``, eq. 23). ``integer`` mode simulates the hardware's
 integer arithmetic exactly (docs/arithmetic.md §4, §8): integer weights and currents,
 per-channel integer bias ``round(c/g)`` and threshold ``ceil(V_th/g)``, leak ``floor(u·2^-s)``;
 gradients pass straight through the roundings. Trained to the end in this mode, the model's
@@ -38,9 +42,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..golden.codes import activation_max_abs, activation_range, weight_max_abs
+from ..golden.config import MAX_DEFAULT_LANES
 from . import quantize
 from .cost import CANDIDATES, LayerShape, candidate_scheme
-from .quantize import ceil_ste, exact_round_ste, floor_ste, gumbel_softmax_sample, spike_fn, ternary_membrane
+from .quantize import (binary_membrane, ceil_ste, exact_round_ste, floor_ste, gumbel_softmax_sample, spike_fn,
+                       spike_fn_sgp, ternary_membrane)
 
 __all__ = ["ModelConfig", "preset_config", "PRESETS", "QuantLayer", "Neuron", "SpikingTransformer",
            "bits_for_range", "paper_layers"]
@@ -61,12 +67,15 @@ class ModelConfig:
     classes: int = 10
     attention: str = "ssa"          # ssa | a2os2a
     neuron: str = "lif"             # lif | ternary
-    membrane: str = "float"         # float | ternary (SpQuant)
+    membrane: str = "float"         # float | ternary | binary (SpQuant)
     leak_shift: int = 1             # τ = 2^-leak_shift
     reset: str = "hard"             # hard | soft
     v_th: float = 1.0
     attn_shift: int = 3             # SSA scale 2^-attn_shift (0.125 as in Spikformer)
     attn_v_th: float = 0.5          # attention neuron threshold (Spikformer: 0.5)
+    threshold_learning: str = "fixed"   # fixed | sgp (SpQuant eq. 24–27, layer-wise V_th)
+    spatial_sparsity: float = 0.0   # share of positions pruned per step in conv layers (SpQuant: 0.35)
+    channel_threshold: float = 0.0  # channel-mask threshold θ on the keep probability; 0 = off (SpQuant: 0.47)
 
     @property
     def dim(self) -> int:
@@ -79,8 +88,17 @@ class ModelConfig:
             bad("attention", "'ssa' or 'a2os2a'", self.attention)
         if self.neuron not in ("lif", "ternary"):
             bad("neuron", "'lif' or 'ternary'", self.neuron)
-        if self.membrane not in ("float", "ternary"):
-            bad("membrane", "'float' or 'ternary'", self.membrane)
+        if self.membrane not in ("float", "ternary", "binary"):
+            bad("membrane", "'float', 'ternary' or 'binary'", self.membrane)
+        if self.membrane == "binary" and (self.neuron != "lif" or self.attention != "ssa"):
+            bad("membrane", "'float' or 'ternary' with ternary neurons or A2OS2A's ternary V (binary silences "
+                "their -1 spikes)", self.membrane)
+        if self.threshold_learning not in ("fixed", "sgp"):
+            bad("threshold_learning", "'fixed' or 'sgp'", self.threshold_learning)
+        if not 0.0 <= self.spatial_sparsity < 1.0:
+            bad("spatial_sparsity", "a share in [0, 1)", self.spatial_sparsity)
+        if not 0.0 <= self.channel_threshold < 1.0:
+            bad("channel_threshold", "0 (off) or a probability in (0, 1)", self.channel_threshold)
         if self.reset not in ("hard", "soft"):
             bad("reset", "'hard' or 'soft'", self.reset)
         if len(self.pool_after) != len(self.tokenizer_channels):
@@ -161,17 +179,44 @@ class Neuron(nn.Module):
 
     ``u_t = τ·r_{t-1} + y_t``; binary LIF fires ``[u ≥ θ]``, the ternary neuron
     ``[u ≥ θ] − [u ≤ −θ]``; hard reset to 0 or soft reset ``u − S·θ``; the stored state is
-    ``h`` (float membrane) or ``Q(h)·θ`` (ternary membrane). In integer mode the leak is
-    ``floor(τ·r)`` (the hardware's arithmetic shift), inputs are integer-valued.
+    ``h`` (float membrane), ``Q(h)·θ`` (ternary membrane) or ``max(Q(h), 0)·θ`` (binary). In
+    integer mode the leak is ``floor(τ·r)`` (the hardware's arithmetic shift), inputs are
+    integer-valued. ``sgp``: the threshold gets SpQuant's separate gradient path (eq. 24–27).
+    ``spatial_sparsity`` (conv layers, ``u`` of shape [B, C, H, W]): every step, the positions
+    whose importance ``‖Q(u)‖₂`` over the channels is at most the k-th smallest, k = ⌊share·H·W⌋,
+    are pruned before firing (eq. 21–22): no spike, state 0; ``pruned_share`` is the share of
+    positions pruned in the last forward. ``prior_dim`` (the channel dim of ``u``): ``prior``
+    holds the mean ``|u|`` per channel over the last forward's steps, samples and positions (the
+    channel masks' membrane-potential prior).
     """
 
-    def __init__(self, *, kind: str, membrane: str, leak_shift: int, reset: str):
+    def __init__(self, *, kind: str, membrane: str, leak_shift: int, reset: str, sgp: bool = False,
+                 spatial_sparsity: float = 0.0, prior_dim: int | None = None):
         super().__init__()
         self.kind, self.membrane, self.leak_shift, self.reset = kind, membrane, leak_shift, reset
+        self.sgp, self.spatial_sparsity, self.prior_dim = sgp, spatial_sparsity, prior_dim
+        self.prior: torch.Tensor | None = None
+        self.pruned_share = 0.0
+
+    def _spatial_mask(self, u: torch.Tensor, th: torch.Tensor) -> torch.Tensor:
+        """Eq. 21–22: keep the positions whose ‖Q(u)‖₂ over channels exceeds the k-th smallest."""
+        with torch.no_grad():
+            q = torch.where(2 * u >= th, 1.0, torch.where(2 * u < -th, -1.0, 0.0))
+            importance = q.square().sum(dim=1).sqrt().flatten(1)                       # [B, H·W]
+            k = int(self.spatial_sparsity * importance.shape[1])
+            if k < 1:
+                return torch.ones_like(u[:, :1])
+            kth = importance.kthvalue(k, dim=1, keepdim=True).values
+            keep = (importance > kth).to(u.dtype)
+            self._pruned += float(1 - keep.mean())
+            return keep.view(u.shape[0], 1, *u.shape[2:])
 
     def forward(self, y: torch.Tensor, threshold, integer: bool = False) -> torch.Tensor:
         tau = 2.0 ** -self.leak_shift
         threshold = torch.as_tensor(threshold, dtype=y.dtype)
+        fire = spike_fn_sgp if self.sgp else spike_fn
+        spatial = self.spatial_sparsity > 0
+        self._pruned, prior = 0.0, 0.0
         r, spikes = None, []
         for t in range(y.shape[0]):
             if r is None:
@@ -180,12 +225,23 @@ class Neuron(nn.Module):
                 leak = r * tau
                 u = (floor_ste(leak) if integer else leak) + y[t]
             th = threshold.expand_as(u)
-            s = spike_fn(u, th)
+            if self.prior_dim is not None:
+                prior = prior + u.detach().abs().movedim(self.prior_dim, 0).flatten(1).mean(dim=1)
+            if spatial:
+                u = u * self._spatial_mask(u, th)
+            s = fire(u, th)
             if self.kind == "ternary":
-                s = s - spike_fn(-u, th)
+                s = s - fire(-u, th)
             h = u * (1 - s.abs()) if self.reset == "hard" else u - s * th
-            r = ternary_membrane(h, th) if self.membrane == "ternary" else h
+            if self.membrane == "ternary":
+                r = ternary_membrane(h, th)
+            elif self.membrane == "binary":
+                r = binary_membrane(h, th)
+            else:
+                r = h
             spikes.append(s)
+        self.prior = prior / y.shape[0] if self.prior_dim is not None else None
+        self.pruned_share = self._pruned / y.shape[0] if spatial else 0.0
         return torch.stack(spikes)
 
 
@@ -316,19 +372,88 @@ class QuantLayer(nn.Module):
         return (F.softmax(self.alpha, dim=0) * self.cost).sum()
 
 
+class ChannelGate(nn.Module):
+    """SpQuant channel masks from the membrane-potential prior (eq. 23), one per layer so that a
+    masked channel can leave the hardware (docs/search.md "SpQuant-SNN").
+
+    Prior ``z_c``: the layer's mean ``|u|`` per output channel (the neuron's ``prior``; the
+    paper's 2×2 average pooling disappears in this mean), divided by its mean over channels.
+    A point-wise (1×1) layer gives per-channel logits ``W·z + b`` (``W = 4·I``, ``b = −4`` at
+    the start: channels below the average activity start masked); the two-way softmax of
+    keep/skip is ``p = σ(logit)``; the mask keeps the channels with ``p ≥ θ`` (θ =
+    ``channel_threshold``, 0.47 in the paper), rounded up to a multiple of ``quantum`` by the
+    most likely others (at least one quantum), straight through ``p``'s gradient. ``quantum``
+    is the layer's default lane count, so the masked channels are whole lane groups: they leave
+    the hardware without changing its lanes. Training uses the batch's prior; eval and
+    frozen-BatchNorm (integer) training use the running prior, so the exported mask is the one
+    integer QAT trained with."""
+
+    def __init__(self, channels: int, threshold: float, quantum: int = 1, momentum: float = 0.1):
+        super().__init__()
+        self.weight = nn.Parameter(4.0 * torch.eye(channels))
+        self.bias = nn.Parameter(torch.full((channels,), -4.0))
+        self.register_buffer("running_prior", torch.ones(channels))
+        self.threshold, self.quantum, self.momentum = threshold, quantum, momentum
+
+    def forward(self, prior: torch.Tensor | None, use_running: bool) -> torch.Tensor:
+        if prior is not None and not use_running:
+            with torch.no_grad():
+                self.running_prior.lerp_(prior, self.momentum)
+        else:
+            prior = self.running_prior
+        z = prior / prior.mean().clamp_min(1e-12)
+        p = torch.sigmoid(self.weight @ z + self.bias)
+        q = self.quantum
+        keep = min(len(p), max(q, -(-int((p >= self.threshold).sum()) // q) * q))
+        hard = torch.zeros_like(p).scatter(0, p.detach().topk(keep).indices, 1.0)
+        return hard + p - p.detach()
+
+    @torch.no_grad()
+    def kept(self) -> torch.Tensor:
+        """Indices of the channels the running prior keeps (what the export writes)."""
+        return torch.nonzero(self(None, use_running=True) > 0.5).flatten()
+
+
 class SpikingUnit(nn.Module):
-    """QuantLayer → BatchNorm → neuron; folds to integer bias/threshold in integer mode."""
+    """QuantLayer → BatchNorm → neuron; folds to integer bias/threshold in integer mode.
+    ``gate``: SpQuant channel masks on the output (:class:`ChannelGate`); ``spatial``: the
+    neuron prunes positions (conv layers, ``cfg.spatial_sparsity``). With ``cfg.threshold_learning
+    == "sgp"`` the layer's ``V_th`` is a parameter trained through the separate gradient path."""
 
     def __init__(self, shape: LayerShape, cfg: ModelConfig, *, channel_dim: int, neuron: str | None = None,
-                 spiking: bool = True):
+                 spiking: bool = True, gate: bool = False, spatial: bool = False):
         super().__init__()
         self.layer = QuantLayer(shape)
         self.bn = BatchNorm(shape.out_channels, channel_dim)
+        gate = gate and cfg.channel_threshold > 0
         self.neuron = Neuron(kind=neuron or cfg.neuron, membrane=cfg.membrane, leak_shift=cfg.leak_shift,
-                             reset=cfg.reset)
-        self.v_th = cfg.v_th
+                             reset=cfg.reset, sgp=cfg.threshold_learning == "sgp",
+                             spatial_sparsity=cfg.spatial_sparsity if spatial else 0.0,
+                             prior_dim=(1 if channel_dim == 1 else -1) if gate else None)
+        lanes = max(d for d in range(1, MAX_DEFAULT_LANES + 1) if shape.out_channels % d == 0)   # default lanes
+        self.gate = ChannelGate(shape.out_channels, cfg.channel_threshold, quantum=lanes) if gate else None
+        self.v_th = nn.Parameter(torch.tensor(float(cfg.v_th))) if cfg.threshold_learning == "sgp" else cfg.v_th
         self.spiking = spiking            # False: ReLU output (A2OS2A's K)
         self.channel_dim = channel_dim
+
+    V_TH_MIN = 0.05    # a learnable threshold stays above this (a threshold must stay positive)
+
+    def threshold(self):
+        """The float V_th: the fixed one, or the learned one clamped to ≥ V_TH_MIN."""
+        return self.v_th.clamp_min(self.V_TH_MIN) if isinstance(self.v_th, nn.Parameter) else self.v_th
+
+    def channel_mask(self) -> torch.Tensor | None:
+        if self.gate is None:
+            return None
+        return self.gate(self.neuron.prior, use_running=not self.training or self.bn.frozen)
+
+    def _masked(self, s: torch.Tensor) -> torch.Tensor:
+        mask = self.channel_mask()
+        if mask is None:
+            return s
+        shape = [1] * s.dim()
+        shape[2 if self.channel_dim == 1 else -1] = -1
+        return s * mask.view(shape)
 
     FOLD_CAP = 4   # |bias| and threshold are capped at FOLD_CAP · B_I (docs/search.md)
 
@@ -339,7 +464,7 @@ class SpikingUnit(nn.Module):
         a, c = self.bn.fold()
         g = a * self.layer.scale(self.layer.candidate)
         cap = float(self.FOLD_CAP * self.layer.current_bound())
-        return (c / g).clamp(-cap, cap), (self.v_th / g).clamp(1.0, cap)
+        return (c / g).clamp(-cap, cap), (self.threshold() / g).clamp(1.0, cap)
 
     def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The exported integers: bias ``round(c/g)``, threshold ``max(1, ceil(V_th/g))``."""
@@ -359,12 +484,12 @@ class SpikingUnit(nn.Module):
             b, th = exact_round_ste(b), ceil_ste(th).clamp_min(1)
             y = current + self._view(b, current.dim())
             y = y.view(T, -1, *y.shape[1:])
-            return self.neuron(y, self._view(th, current.dim()), integer=True)
+            return self._masked(self.neuron(y, self._view(th, current.dim()), integer=True))
         y = self.bn(self.layer(x))
         y = y.view(T, -1, *y.shape[1:])
         if not self.spiking:
             return F.relu(y)
-        return self.neuron(y, self.v_th)
+        return self._masked(self.neuron(y, self.threshold()))
 
 
 # ---- the network -------------------------------------------------------------------------------
@@ -379,9 +504,11 @@ class Block(nn.Module):
         self.q = SpikingUnit(lin("q", D, D, "attention"), cfg, channel_dim=-1, neuron="lif" if a2 else None)
         self.k = SpikingUnit(lin("k", D, D, "attention"), cfg, channel_dim=-1, spiking=not a2)
         self.v = SpikingUnit(lin("v", D, D, "attention"), cfg, channel_dim=-1, neuron="ternary" if a2 else None)
-        self.attn_neuron = Neuron(kind=cfg.neuron, membrane=cfg.membrane, leak_shift=cfg.leak_shift, reset=cfg.reset)
+        # the attention unit has no binary membrane (docs/search.md): it keeps the ternary one
+        membrane = "ternary" if cfg.membrane == "binary" else cfg.membrane
+        self.attn_neuron = Neuron(kind=cfg.neuron, membrane=membrane, leak_shift=cfg.leak_shift, reset=cfg.reset)
         self.proj = SpikingUnit(lin("proj", D, D, "attention"), cfg, channel_dim=-1)
-        self.fc1 = SpikingUnit(lin("fc1", D, cfg.mlp_hidden, "mlp"), cfg, channel_dim=-1)
+        self.fc1 = SpikingUnit(lin("fc1", D, cfg.mlp_hidden, "mlp"), cfg, channel_dim=-1, gate=True)
         self.fc2 = SpikingUnit(lin("fc2", cfg.mlp_hidden, D, "mlp"), cfg, channel_dim=-1)
         self.cfg = cfg
 
@@ -421,9 +548,10 @@ class SpikingTransformer(nn.Module):
         self.cfg = cfg.validate()
         shapes = self.layer_shapes_for(cfg)
         by_name = {s.name: s for s in shapes}
-        self.tokenizer = nn.ModuleList(
-            SpikingUnit(by_name[f"tok{i}"], cfg, channel_dim=1) for i in range(len(cfg.tokenizer_channels)))
-        self.rpe = SpikingUnit(by_name["rpe"], cfg, channel_dim=1)
+        n_tok = len(cfg.tokenizer_channels)
+        self.tokenizer = nn.ModuleList(   # channel masks where no residual ties the width: all but the last
+            SpikingUnit(by_name[f"tok{i}"], cfg, channel_dim=1, gate=i < n_tok - 1, spatial=True) for i in range(n_tok))
+        self.rpe = SpikingUnit(by_name["rpe"], cfg, channel_dim=1, spatial=True)
         tokens = cfg.token_grid[0] * cfg.token_grid[1]
         self.blocks = nn.ModuleList(Block(i, cfg, tokens) for i in range(cfg.depth))
         self.head = QuantLayer(by_name["head"])

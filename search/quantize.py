@@ -3,7 +3,8 @@
 Weights: float → integer value/code, code → float, and straight-through fake quantization for
 QAT and the search supernet; the export writes ``to_codes`` into the weights files that the
 golden model (``golden/``) reads. Spikes and membranes: the Heaviside spike with a triangle
-surrogate, the SpQuant ternary membrane with the stacked sigmoid surrogate, floor/ceil/round
+surrogate (and SpQuant's separate gradient path for a learnable threshold), the SpQuant ternary
+and binary membranes with the stacked sigmoid surrogate, floor/ceil/round
 with identity gradients, and the Gumbel-softmax sample of the search. A quantized weight is
 always ``scale × v`` with ``v`` the integer the hardware computes with (docs/arithmetic.md §1):
 
@@ -28,7 +29,8 @@ import torch.nn.functional as F
 from ..golden import codes as _codes
 
 __all__ = ["init_scale", "pot_scale", "quantization_error", "synthetic_error_table", "to_int", "to_codes", "from_codes", "fake_quant", "round_ste", "floor_ste", "ceil_ste",
-           "exact_round_ste", "spike_fn", "ternary_membrane", "gumbel_softmax_sample"]
+           "exact_round_ste", "spike_fn", "spike_fn_sgp", "ternary_membrane", "binary_membrane",
+           "gumbel_softmax_sample"]
 
 
 def _check(scheme: str, bits: int) -> None:
@@ -224,6 +226,33 @@ class _TernaryMembrane(torch.autograd.Function):
 
 def ternary_membrane(h: torch.Tensor, threshold) -> torch.Tensor:
     return _TernaryMembrane.apply(h, torch.as_tensor(threshold, dtype=h.dtype).expand_as(h))
+
+
+def binary_membrane(h: torch.Tensor, threshold) -> torch.Tensor:
+    """SpQuant's binary membrane (eq. 19–20, docs/arithmetic.md §6): the ternary level with −1
+    pruned to 0, ``[2h ≥ θ]·θ``; the ternary membrane's stacked sigmoid surrogate wherever the
+    ternary level is not −1 (the pruned level passes no gradient)."""
+    return ternary_membrane(h, threshold).clamp_min(0)
+
+
+class _SpikeFnSGP(_SpikeFn):
+    """Heaviside ``[u ≥ θ]`` with SpQuant's Separate Gradient Path (eq. 24–27): ``∂S/∂u`` is the
+    triangle of :class:`_SpikeFn`; ``∂S/∂θ = −triangle · σ((u − θ)/θ) · [u ≥ θ]`` (the Gradient
+    Penalty Window σ = sigmoid, eq. 26, on the membrane in threshold units; only neurons that
+    fired pass a gradient, eq. 27). Summing over the neurons of a layer (eq. 27) is autograd's
+    reduction of the expanded threshold. Forward as :class:`_SpikeFn`."""
+
+    @staticmethod
+    def backward(ctx, grad):
+        u, threshold = ctx.saved_tensors
+        x = (u - threshold) / threshold
+        triangle = (1 - x.abs()).clamp_min(0) / threshold
+        window = torch.sigmoid(x) * (u >= threshold).to(u.dtype)
+        return grad * triangle, -grad * triangle * window
+
+
+def spike_fn_sgp(u: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    return _SpikeFnSGP.apply(u, torch.as_tensor(threshold, dtype=u.dtype).expand_as(u))
 
 
 def gumbel_softmax_sample(logits: torch.Tensor, tau: float, hard: bool, generator=None) -> torch.Tensor:

@@ -97,7 +97,9 @@ async def pe_matches_golden(dut):
                 dut.membrane_probe__addr.value = addr
             await ReadOnly()
             if addr > 0:
-                word = pe.membrane_word.from_bits(dut.membrane_probe__data.value.to_unsigned())
+                data = dut.membrane_probe__data.value   # a 1-bit word (one lane, binary membrane) is a Logic
+                word = pe.membrane_word.from_bits(int(data) if pe.membrane_word.size == 1
+                                                  else data.to_unsigned())
                 values.extend(int(word[l]) for l in range(layer.lanes))
         return values
 

@@ -20,7 +20,8 @@ from ..golden import codes
 from ..golden.config import LayerConfig, LayerWeights, config_from_dict
 from ..golden.reference import LayerTrace, run_layer
 
-__all__ = ["Case", "make_case", "events_of_step", "expected_events", "matrix", "CaseParams", "random_params",
+__all__ = ["Case", "make_case", "events_of_step", "expected_events", "matrix", "binary_membrane_cases",
+           "CaseParams", "random_params",
            "case_cycles", "case_events"]
 
 
@@ -138,8 +139,9 @@ def expected_events(spikes: torch.Tensor) -> list[tuple[int, int, int, int]]:
 
 
 def matrix(seed: int = 1) -> list[CaseParams]:
-    """The 32-way matrix: scheme × bits × activation × neuron × membrane; the remaining knobs
-    (kind, reset, leak, lanes) rotate across it so every value is covered."""
+    """The 32-way matrix: scheme × bits × activation × neuron × membrane (integer, ternary); the
+    remaining knobs (kind, reset, leak, lanes) rotate across it so every value is covered. Then
+    the binary-membrane cases (:func:`binary_membrane_cases`)."""
     cases = []
     combos = itertools.product(("pot", "uniform"), (2, 4), (1, 4), ("lif", "ternary"), ("integer", "ternary"))
     for n, (scheme, bits, act, neuron, membrane) in enumerate(combos):
@@ -150,7 +152,17 @@ def matrix(seed: int = 1) -> list[CaseParams]:
             leak_shift=(1, 0, 2)[(n // 4) % 3],
             lanes=(4, 2, 1, 8)[(n // 3) % 4] if kind == "linear" else (4, 2, 1)[(n // 3) % 3],
             seed=seed + n))
-    return cases
+    return cases + binary_membrane_cases(seed + len(cases))
+
+
+def binary_membrane_cases(seed: int = 33) -> list[CaseParams]:
+    """SpQuant's binary membrane (binary LIF only, docs/arithmetic.md §6): both schemes and
+    bit widths, binary and multi-bit activations, both resets, every kind, light to heavy leak."""
+    rows = (("pot", 2, 1, "linear", "hard", 1, 4), ("pot", 4, 4, "conv2d", "soft", 0, 2),
+            ("uniform", 2, 8, "conv2d_nopad", "soft", 2, 1), ("uniform", 4, 1, "conv2d", "hard", 16, 4))
+    return [CaseParams(scheme=scheme, bits=bits, activation_bits=act, neuron="lif", membrane="binary", kind=kind,
+                       reset=reset, leak_shift=leak, lanes=lanes, seed=seed + n)
+            for n, (scheme, bits, act, kind, reset, leak, lanes) in enumerate(rows)]
 
 
 def _divisors(n: int) -> list[int]:

@@ -78,7 +78,10 @@ INVALID = [
     ("layers.0.activation_bits", 9, "layers[0].activation_bits: expected a value <= 8, got 9"),
     ("layers.0.lanes", 3, "layers[0].lanes: must divide the 4 output channels, got 3"),
     ("layers.0.lanes", 0, "layers[0].lanes: expected a value >= 1, got 0"),
-    ("layers.0.membrane", "float", "layers[0].membrane: expected one of \"integer\", \"ternary\", got \"float\""),
+    ("layers.0.membrane", "float",
+     "layers[0].membrane: expected one of \"integer\", \"ternary\", \"binary\", got \"float\""),
+    ("layers.1.membrane", "binary", "layers[1].membrane: a binary membrane silences the -1 spikes (SpQuant eq. 20), "
+     "which leaves a ternary neuron a binary LIF: use neuron type 'lif'"),
     ("layers.0.weights", "missing.json", "layers[0].weights: file not found"),
     ("layers.0.weight_scale", 0, "layers[0].weight_scale: expected a value > 0, got 0"),
     ("layers.0.neuron", DELETE, "layers[0]: missing required field 'neuron'"),
@@ -124,6 +127,8 @@ def test_widths_follow_the_contract():
     assert w.current_width == signed_width(384) == 10
     c = conv.widths()
     assert c.current_bound == 18 * 2 * 4 and c.membrane_bound == 2 + 18 * 2 * 4  # ternary: θ + B_I
+    binary = config_from_dict(set_field(base(), "layers.0.membrane", "binary")).layers[0].widths()
+    assert binary.membrane_bound == 5 + 6 * 64                                    # binary: θ + B_I
 
 
 def write_weights(tmp_path, **overrides):

@@ -7,7 +7,8 @@ import torch
 
 from spikehq.golden import codes
 from spikehq.golden.config import LayerWeights, config_from_dict
-from spikehq.golden.reference import check_inputs, neuron_step, run_layer, synaptic_current, ternary_quantize
+from spikehq.golden.reference import (binary_quantize, check_inputs, neuron_step, run_layer, synaptic_current,
+                                      ternary_quantize)
 
 
 def layer(**overrides):
@@ -57,6 +58,18 @@ def test_encode_rejects_values_without_code():
 ])
 def test_ternary_quantize_boundaries(theta, h, q):
     assert ternary_quantize(torch.tensor([h]), torch.tensor([theta])).item() == q
+
+
+@pytest.mark.parametrize("theta,h,q", [(4, 2, 1), (4, 1, 0), (4, 0, 0), (4, -3, 0), (4, -100, 0), (5, 3, 1), (5, 2, 0)])
+def test_binary_quantize_prunes_the_negative_level(theta, h, q):
+    assert binary_quantize(torch.tensor([h]), torch.tensor([theta])).item() == q
+
+
+def test_binary_membrane_restores_threshold_or_zero():
+    lyr = layer(membrane="binary", neuron={"leak_shift": 1})
+    # u=3 → q = 1; restore 4 >> 1 = 2, +(-5) → -3 → q = 0 (ternary would keep -1);
+    # restore 0, +3 → 3 → q = 1; restore 2, +2 → 4 fires (hard reset) → q = 0
+    assert steps(lyr, [3, -5, 3, 2]) == [(3, 0, 1), (-3, 0, 0), (3, 0, 1), (4, 1, 0)]
 
 
 # ---- §4 neuron step ------------------------------------------------------------------------------

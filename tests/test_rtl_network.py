@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from spikehq.golden.config import ConfigError, load_config
 from spikehq.rtl.gen import generate, main
@@ -125,6 +126,30 @@ def test_small_network_bit_exact_on_every_simulator(small_network, simulator, st
     results = tmp_path / "results.json"
     tests, failures = run_network(small_network, [0, 1], stall_seed=stall_seed, results=results, simulator=simulator)
     assert tests == 1 and failures == 0, f"see build/sim/{simulator}/network_*/test_*.log"
+    _check_results(results, [0, 1])
+
+
+@pytest.mark.verilator
+def test_spquant_pruned_binary_membrane_network_bit_exact(stall_seed, tmp_path):
+    """SpQuant in hardware: binary membranes everywhere but the head and attention, a lane group
+    of tok0 and of each fc1 masked, so those layers and their readers are narrower (8 of 16 tok0
+    channels, 16 of 24 fc1 ones); the network top equals the golden network on two samples."""
+    from spikehq.search.export import export_network
+    from test_golden_network import calibrated_model
+    model, _ = calibrated_model(3, membrane="binary", channel_threshold=0.47, tokenizer_channels=(16, 16))
+    for name, unit in model.units().items():
+        if unit.gate is not None:
+            prior = torch.ones(unit.gate.running_prior.shape)
+            prior[:8] = 0.1
+            unit.gate.running_prior.copy_(prior)
+    searched = export_network(model, tmp_path / "pruned", name="pruned")
+    config = load_config(searched)
+    assert config.layer("tok0").out_channels == 8 == config.layer("tok1").in_channels
+    assert config.layer("b1_fc1").out_channels == 16 == config.layer("b1_fc2").in_channels
+    assert config.layer("tok0").membrane == "binary"
+    results = tmp_path / "results.json"
+    tests, failures = run_network(searched, [0, 1], stall_seed=stall_seed, results=results)
+    assert tests == 1 and failures == 0, "see build/sim/verilator/network_*/test_*.log"
     _check_results(results, [0, 1])
 
 

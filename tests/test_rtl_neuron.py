@@ -12,7 +12,8 @@ from spikehq.sim.amaranth_driver import run_comb
 
 @pytest.mark.parametrize("neuron,membrane,reset,leak", [
     ("lif", "integer", "hard", 1), ("lif", "ternary", "soft", 0),
-    ("ternary", "integer", "soft", 2), ("ternary", "ternary", "hard", 1)])
+    ("ternary", "integer", "soft", 2), ("ternary", "ternary", "hard", 1),
+    ("lif", "binary", "hard", 1), ("lif", "binary", "soft", 0)])
 def test_neuron_lane_matches_golden_step(neuron, membrane, reset, leak):
     layer = config_from_dict({"format": "spikehq-searched", "version": 1, "name": "n", "time_steps": 8, "layers": [
         {"name": "l", "kind": "linear", "in_features": 4, "out_features": 1, "scheme": "uniform", "bits": 4,
@@ -23,7 +24,7 @@ def test_neuron_lane_matches_golden_step(neuron, membrane, reset, leak):
                      current_width=w.current_width, membrane_width=w.membrane_width,
                      bias_width=6, threshold_width=5)
     rng = np.random.default_rng(11)
-    stored_range = (-1, 2) if membrane == "ternary" else (-w.membrane_bound // 2, w.membrane_bound // 2)
+    stored_range = {"ternary": (-1, 2), "binary": (0, 2)}.get(membrane, (-w.membrane_bound // 2, w.membrane_bound // 2))
     vectors = [{"first_step": int(rng.random() < 0.2), "stored": int(rng.integers(*stored_range)),
                 "current": int(rng.integers(-w.current_bound, w.current_bound + 1)),
                 "bias": int(rng.integers(-20, 21)), "threshold": int(rng.integers(1, 32))} for _ in range(3000)]
@@ -46,7 +47,9 @@ LANE = dict(neuron_type="lif", membrane="integer", reset="hard", leak_shift=1, c
 
 @pytest.mark.parametrize("override,message", [
     ({"neuron_type": "izhikevich"}, r"^Neuron type must be 'lif' or 'ternary', not 'izhikevich'$"),
-    ({"membrane": "float"}, r"^Membrane must be 'integer' or 'ternary', not 'float'$"),
+    ({"membrane": "float"}, r"^Membrane must be 'integer', 'ternary' or 'binary', not 'float'$"),
+    ({"membrane": "binary", "neuron_type": "ternary"},
+     r"^A binary membrane silences -1 spikes \(SpQuant eq. 20\): use neuron type 'lif'$"),
     ({"leak_shift": 17}, r"^Leak shift must be between 0 and 16, not 17$"),
     ({"reset": "none"}, r"^Reset must be 'hard' or 'soft', not 'none'$"),
 ])

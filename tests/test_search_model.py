@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from spikehq.search.cost import CANDIDATES, LayerShape
-from spikehq.search.model import (ModelConfig, Neuron, QuantLayer, SpikingTransformer, bits_for_range,
+from spikehq.search.model import (ChannelGate, ModelConfig, Neuron, QuantLayer, SpikingTransformer, bits_for_range,
                                   preset_config)
 
 
@@ -101,3 +101,78 @@ def test_paper_preset_runs_and_matches_the_cost_model():
     with torch.no_grad():
         out = m((torch.rand(1, 1, 2, 128, 128, generator=torch.Generator().manual_seed(0)) < 0.05).float())
     assert out.shape == (1, 11)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("membrane", "half", "model config membrane: expected 'float', 'ternary' or 'binary', got 'half'"),
+    ("threshold_learning", "adam", "model config threshold_learning: expected 'fixed' or 'sgp', got 'adam'"),
+    ("spatial_sparsity", 1.0, "model config spatial_sparsity: expected a share in [0, 1), got 1.0"),
+    ("channel_threshold", -0.1, "model config channel_threshold: expected 0 (off) or a probability in (0, 1), got -0.1"),
+])
+def test_spquant_options_are_validated_in_one_line(field, value, message):
+    with pytest.raises(ValueError) as e:
+        preset_config("tiny", **{field: value})
+    assert str(e.value) == message
+    with pytest.raises(ValueError, match=r"^model config membrane: .*binary silences"):
+        preset_config("tiny", membrane="binary", neuron="ternary")
+
+
+def test_spatial_pruning_silences_the_least_important_positions():
+    """Eq. 21–22: per sample and step, positions whose ‖Q(u)‖₂ is at most the k-th smallest
+    (k = ⌊0.35·16⌋ = 5) neither spike nor keep state."""
+    torch.manual_seed(0)
+    y = torch.rand(3, 2, 4, 4, 4) * 2                       # [T, B, C, H, W], all positive
+    n = Neuron(kind="lif", membrane="ternary", leak_shift=0, reset="hard", spatial_sparsity=0.35)
+    s = n(y, 1.0)
+    assert n.pruned_share >= 5 / 16
+    plain = Neuron(kind="lif", membrane="ternary", leak_shift=0, reset="hard")(y, 1.0)
+    silent = (s.sum(dim=2) == 0) & (plain.sum(dim=2) > 0)   # positions pruned although they would fire
+    assert silent[0].flatten(1).sum(dim=1).min() >= 5
+    # first step: importance = ‖Q(u)‖₂ over channels, so the pruned ones are the least important
+    q = (2 * y[0] >= 1).float()
+    imp = q.square().sum(1).sqrt().flatten(1)
+    kth = imp.kthvalue(5, dim=1, keepdim=True).values
+    assert torch.equal(s[0].sum(1).flatten(1) > 0, (imp > kth) & (plain[0].sum(1).flatten(1) > 0))
+
+
+def test_channel_gate_masks_channels_below_the_prior_threshold_in_lane_groups():
+    gate = ChannelGate(8, 0.47)
+    gate.running_prior.copy_(torch.tensor([1.0, 1, 1, 1, 0.5, 0.5, 1.5, 1.5]))
+    # z = prior / mean(prior) = prior; p = σ(4z − 4) ≥ 0.47 ⇔ z ≥ 0.97
+    assert gate.kept().tolist() == [0, 1, 2, 3, 6, 7]
+    gate.quantum = 4                                          # 6 rounded up to 8 by the most likely others
+    assert gate.kept().tolist() == list(range(8))
+    gate.running_prior.copy_(torch.tensor([1.0, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05, 5]))
+    assert gate.kept().tolist() == [0, 1, 2, 7]               # 2 kept → one quantum of 4
+    cfg = preset_config("tiny", tokenizer_channels=(16, 16), pool_after=(False, True), depth=1, heads=2,
+                        mlp_hidden=16, channel_threshold=0.47)
+    m = SpikingTransformer(cfg)
+    gated = {n: u.gate.quantum for n, u in m.units().items() if u.gate is not None}
+    assert gated == {"tok0": 8, "b0_fc1": 8}                  # the layers no residual ties; their lanes
+    unit = m.units()["tok0"]
+    unit.gate.running_prior.copy_(torch.tensor([1.0, 0.5] * 8))
+    assert unit.gate.kept().tolist() == list(range(0, 16, 2))
+    m.set_choices("fp32")
+    m.eval()
+    frames = (torch.rand(4, cfg.time_steps, 2, 8, 8) < 0.5).float()
+    s = unit(frames.transpose(0, 1).reshape(-1, 2, 8, 8), cfg.time_steps)
+    assert s[:, :, 1::2].abs().sum() == 0 and s[:, :, 0::2].abs().sum() > 0
+
+
+def test_sgp_threshold_is_learned():
+    cfg = preset_config("tiny", tokenizer_channels=(8, 16), pool_after=(False, True), depth=1, heads=2,
+                        mlp_hidden=16, threshold_learning="sgp")
+    torch.manual_seed(0)
+    m = SpikingTransformer(cfg)
+    m.set_choices("fp32")
+    unit = m.units()["tok1"]
+    assert isinstance(unit.v_th, torch.nn.Parameter) and unit.v_th.item() == 1.0
+    opt = torch.optim.SGD([u.v_th for u in m.units().values()], lr=0.5)
+    frames = (torch.rand(16, cfg.time_steps, 2, 8, 8) < 0.5).float()
+    labels = torch.arange(16) % 10
+    for _ in range(3):
+        opt.zero_grad()
+        F.cross_entropy(m(frames), labels).backward()
+        assert unit.v_th.grad is not None and unit.v_th.grad != 0
+        opt.step()
+    assert unit.v_th.item() != 1.0

@@ -6,8 +6,8 @@ import torch
 
 from spikehq.golden import codes
 from spikehq.search import quantize
-from spikehq.search.quantize import (ceil_ste, exact_round_ste, floor_ste, gumbel_softmax_sample, spike_fn,
-                                     ternary_membrane)
+from spikehq.search.quantize import (binary_membrane, ceil_ste, exact_round_ste, floor_ste, gumbel_softmax_sample,
+                                     spike_fn, spike_fn_sgp, ternary_membrane)
 
 CASES = [("uniform", 2), ("uniform", 4), ("pot", 2), ("pot", 4)]
 
@@ -135,3 +135,29 @@ def test_gumbel_hard_sample_is_one_hot_with_soft_gradient():
     assert logits.grad.abs().sum() > 0
     soft = gumbel_softmax_sample(logits.detach(), 1.0, hard=False, generator=gen)
     assert torch.isclose(soft.sum(), torch.tensor(1.0)) and (soft > 0).all()
+
+
+def test_spike_sgp_separate_gradient_path():
+    """SpQuant eq. 24–27: ∂S/∂u is the triangle; ∂S/∂θ = −triangle·σ((u−θ)/θ) for fired neurons
+    only, summed over the neurons sharing the layer's threshold."""
+    u = torch.tensor([0.5, 0.9, 1.0, 1.4, 2.5], requires_grad=True)
+    th = torch.tensor(1.0, requires_grad=True)
+    s = spike_fn_sgp(u, th)
+    assert s.tolist() == [0, 0, 1, 1, 1]
+    s.sum().backward()
+    triangle = (1 - (u.detach() - 1).abs()).clamp_min(0)
+    assert torch.allclose(u.grad, triangle)
+    fired = torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0])
+    expected = -(triangle * torch.sigmoid(u.detach() - 1) * fired).sum()
+    assert th.grad.item() == pytest.approx(expected.item()) and th.grad.item() < 0
+    one = torch.tensor(1.0)
+    assert spike_fn(torch.tensor([1.2]), one).item() == spike_fn_sgp(torch.tensor([1.2]), one).item() == 1
+
+
+def test_binary_membrane_prunes_the_negative_level():
+    h = torch.tensor([-3.0, -1.0, -0.4, 0.0, 0.49, 0.5, 2.0], requires_grad=True)
+    r = binary_membrane(h, 1.0)
+    assert r.tolist() == [0, 0, 0, 0, 0, 1, 1]
+    r.sum().backward()
+    assert h.grad[0] == 0 and h.grad[1] == 0          # the pruned −1 level passes no gradient
+    assert h.grad[5] > 0 and h.grad[2] > 0
