@@ -61,7 +61,8 @@ def main(argv=None) -> int:
             if (e is None and pr[key] != sy[key]) or (e is not None and abs(e) > GOAL_PCT):
                 misses.append(f"{r['name']} {key}")
         lut_errs.append(abs(_err(pr["lut_equiv"], sy["lut_equiv"])))
-        tot["lp"] += pr["lut_equiv"]; tot["ls"] += sy["lut_equiv"]; tot["bp"] += pr["bram"]; tot["bs"] += sy["bram"]
+        for key, value in (("lp", pr["lut_equiv"]), ("ls", sy["lut_equiv"]), ("bp", pr["bram"]), ("bs", sy["bram"])):
+            tot[key] += value
     print(f"| **total** | | | | {_cell(tot['lp'], tot['ls'])} | {_cell(tot['bp'], tot['bs'])} | | | | |\n")
     print(f"LUT eq.: mean |error| {sum(lut_errs) / len(lut_errs):.1f} %, max {max(lut_errs):.1f} %. "
           f"Layers outside ±{GOAL_PCT:g} %: {', '.join(misses) if misses else 'none'}.")

@@ -11,7 +11,8 @@ project's activity-based power estimate (``synth/power.py``).
   parameters ``G × L·(bias + threshold width)`` (ROM), currents ``H'W'G × L·current width`` and
   membranes ``H'W'G × L·membrane width`` (2 bits per lane for the ternary membrane), with
   ``G = C_out / L``. A memory of at most ``lut_ram_max_depth`` words goes to LUT RAM (a RAM) or
-  logic (a ROM); a bank of at most ``logic_max_depth`` words is left to logic by yosys; anything
+  logic (a ROM); a ROM (or weight bank) of at most ``rom_logic_max_bits`` bits is left to logic by
+  yosys (the fit chooses the threshold that matches yosys on the sweep); anything
   else takes ``min over aspect ratios (d × w) of ceil(D/d)·ceil(W/w)`` block RAMs of the
   target (DP16KD 18 kbit on ECP5, SB_RAM40_4K 4 kbit on iCE40, RAMB18 = ½ RAMB36 on Xilinx).
   These constants and tables are data in the model file, written by the fit command from the
@@ -19,8 +20,8 @@ project's activity-based power estimate (``synth/power.py``).
   *Assumes* the four memories above (current and membrane separate); if the PE's memories
   change, update :func:`pe_memories` (``tests/test_search_fpga_cost.py`` compares it with the
   elaborated PE) and rerun ``make fit-fpga-cost``.
-* **Logic is fitted.** LUT eq., FF and DSP are linear in the :func:`features` of a PE (lanes
-  per scheme × weight bits × binary/multi-bit activations, lanes × datapath widths, address
+* **Logic is fitted.** LUT eq., FF and DSP are linear in the :func:`features` of a PE (a
+  constant, conv vs linear, lanes per scheme × weight bits × binary/multi-bit activations, lanes × datapath widths, address
   bits, logic-ROM and LUT-RAM bits, bank multiplexers), least squares over a sweep of PEs the
   project generates and synthesizes (``python -m spikehq.synth.fit_cost``, ``make
   fit-fpga-cost``); the coefficients are stored in ``search/data/fpga_cost_<target>.json``.
@@ -42,10 +43,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..golden.codes import activation_max_abs
 from ..golden.config import LayerConfig, LayerWidths, NeuronConfig
 from ..golden.lanes import balanced_lanes
 from .cost import LayerShape, candidate_scheme
@@ -96,7 +96,7 @@ def validate_model(model: dict, source: str) -> dict:
              f"coefficients.{res}: expected {len(names)} numbers")
     mem = model.get("memory")
     need(isinstance(mem, dict), "memory: expected an object")
-    for key in ("lut_ram_max_depth", "logic_max_depth"):
+    for key in ("lut_ram_max_depth", "rom_logic_max_bits"):
         need(isinstance(mem.get(key), int) and mem[key] >= 0, f"memory.{key}: expected a non-negative integer")
     for key in ("bram_aspects", "bank_aspects"):
         rows = mem.get(key)
@@ -174,7 +174,7 @@ def memory_cells(mem: Memory, model: dict) -> dict:
         banks = [min(n, mem.depth - b * n) for b in range(math.ceil(mem.depth / n))]
         out["bank_mux_bits"] = mem.width * (len(banks) - 1)
     for words in banks:
-        if words <= m["logic_max_depth"]:
+        if mem.rom and words * mem.width <= m["rom_logic_max_bits"]:
             out["logic_bits"] += words * mem.width
         else:
             cells = _brams(max(words, 2), mem.width, m["bram_aspects"])
@@ -183,7 +183,7 @@ def memory_cells(mem: Memory, model: dict) -> dict:
     return out
 
 
-FEATURE_NAMES = ("const", *(f"lanes:{g}" for g in GROUPS), "lanes*current_width", "lanes*membrane_width",
+FEATURE_NAMES = ("const", "conv", *(f"lanes:{g}" for g in GROUPS), "lanes*current_width", "lanes*membrane_width",
                  "lanes*activation_bits*weight_bits", "address_bits", "logic_bits", "lutram_cells",
                  "bank_mux_bits")
 
@@ -199,7 +199,7 @@ def features(layer: LayerConfig, widths: LayerWidths, model: dict) -> tuple[list
     L = layer.lanes
     group = group_key(layer.scheme, layer.bits, layer.activation_bits)
     neuron = layer.out_height * layer.out_width * layer.groups
-    vec = [1.0, *(float(L) if g == group else 0.0 for g in GROUPS),
+    vec = [1.0, float(layer.kernel_size > 1), *(float(L) if g == group else 0.0 for g in GROUPS),
            L * widths.current_width, L * widths.membrane_width,
            L * layer.activation_bits * layer.bits * (layer.activation_bits > 1),
            math.log2(max(layer.fan_in * layer.groups, 2)) + math.log2(max(neuron, 2)),
@@ -263,11 +263,9 @@ def candidate_cost(shape: LayerShape, candidate: str, model: dict, *, activation
     pred = predict(layer, widths, model)
     if candidate == "fp32":
         logic = {k: pred[k] * FP32_FACTOR for k in (*RESOURCES, "energy_per_cycle_pj", "energy_per_sop_pj")}
-        mem = [memory_cells(m, model) for m in pe_memories(layer, widths)]
-        w32 = memory_cells(Memory("weights", max(layer.fan_in * layer.groups, 2), lanes * 32, rom=True, banked=True),
-                           model)
-        pred = dict(pred, **logic, bram=w32["bram"] + sum(c["bram"] for c in mem[1:]),
-                    bram_bits=w32["bram_bits"] + sum(c["bram_bits"] for c in mem[1:]))
+        mems = pe_memories(layer, widths)          # the weights at 32 bits, the rest as uniform-4's
+        cells = [memory_cells(m, model) for m in (replace(mems[0], width=layer.lanes * 32), *mems[1:])]
+        pred = dict(pred, **logic, bram=sum(c["bram"] for c in cells), bram_bits=sum(c["bram_bits"] for c in cells))
     k2, G = layer.kernel_size ** 2, layer.groups
     cycles = time_steps * (input_rate * layer.num_inputs * k2 * G + layer.out_height * layer.out_width * G)
     pred["cycles"] = cycles

@@ -2,7 +2,8 @@
 cost model (``search/fpga_cost.py``) into ``search/data/fpga_cost_<target>.json``.
 
 Grid (``GRIDS``): weight scheme × bits (PoT-2/4, uniform-2/4) × activation bits × lanes ×
-layer shapes (linear and 3×3 conv, several fan-ins and output sizes). Each point is a one-layer
+layer shapes (linear and 3×3 conv, several fan-ins and output sizes; multi-bit inputs, which in
+the generated networks feed only linear layers, on the two linear shapes). Each point is a one-layer
 searched.json with seeded random weights (Gaussian, rounded to the scheme's levels) and biases;
 ``make gen``'s Verilog of its PE (``rtl.gen.generate``) is synthesized out of context by yosys
 (``synth_module(..., pnr=False)``: the LUT/FF/DSP/BRAM figures ``make synth`` reports, cached
@@ -14,8 +15,9 @@ model with ``synth/power.py``'s coefficients of the target's default device.
 The fit: least squares of LUT eq., FF and DSP on ``search.fpga_cost.features``; block RAM is
 computed from the memory geometry and compared with yosys on every point (``memory_check``).
 The model file keeps the measured points, the fit's error on them (in-sample and leave-one-
-shape-out) and the memory check. ecp5 uses the full grid (about 15-25 minutes niced on a
-loaded 2-core machine); ice40 and xilinx a smaller one (activation bits 1 and 4, three shapes).
+shape-out) and the memory check. ecp5: activation bits 1, 2, 4, 128 PEs (about 30-40 minutes cold
+at nice 10 on a loaded 2-core machine); ice40 and xilinx a smaller grid (activation bits 1 and 4,
+80 PEs).
 """
 
 from __future__ import annotations
@@ -36,24 +38,24 @@ from ..golden.config import ConfigError, load_config, load_weights
 from ..rtl.banks import bank_depth
 from ..rtl.gen import generate
 from ..rtl.pe import LUT_RAM_MAX_DEPTH
-from ..search.fpga_cost import (FEATURE_NAMES, MODEL_FORMAT, FpgaCostError, features, model_path, predict,
-                                validate_model)
+from ..search.fpga_cost import (FEATURE_NAMES, MODEL_FORMAT, FpgaCostError, bank_words, features, model_path,
+                                pe_memories, predict, validate_model)
 from .activity import run_activity
 from .flow import synth_module
 from .power import COEFFICIENTS
 from .targets import get_target
 from .tools import ToolError
 
-__all__ = ["GRIDS", "SweepPoint", "sweep_points", "write_point", "memory_table", "fit_model", "run_sweep", "check_config", "main"]
+__all__ = ["GRIDS", "SweepPoint", "sweep_points", "write_point", "memory_table", "fit_model", "fit_rom_threshold", "run_sweep", "check_config", "main"]
 
 # (kind, in_channels, out_channels, kernel, padding, height, width)
 SHAPES = (("linear", 32, 32, 1, 0, 16, 1), ("linear", 128, 64, 1, 0, 16, 1),
           ("conv2d", 8, 16, 3, 1, 8, 8), ("conv2d", 32, 64, 3, 1, 4, 4))
 CANDIDATES = (("pot", 2), ("pot", 4), ("uniform", 2), ("uniform", 4))
 GRIDS = {
-    "ecp5": {"activation_bits": (1, 2, 4), "lanes": (1, 2, 4, 8), "shapes": SHAPES},
-    "ice40": {"activation_bits": (1, 4), "lanes": (1, 2, 4, 8), "shapes": SHAPES[:3]},
-    "xilinx": {"activation_bits": (1, 4), "lanes": (1, 2, 4, 8), "shapes": SHAPES[:3]},
+    "ecp5": {"activation_bits": (1, 2, 4), "lanes": (1, 2, 4, 8), "shapes": SHAPES, "multibit_shapes": SHAPES[:2]},
+    "ice40": {"activation_bits": (1, 4), "lanes": (1, 2, 4, 8), "shapes": SHAPES[:3], "multibit_shapes": SHAPES[:2]},
+    "xilinx": {"activation_bits": (1, 4), "lanes": (1, 2, 4, 8), "shapes": SHAPES[:3], "multibit_shapes": SHAPES[:2]},
 }
 ACTIVITY_LANES = (4,)
 TIME_STEPS = 4
@@ -80,15 +82,16 @@ class SweepPoint:
 
 def sweep_points(target: str) -> list[SweepPoint]:
     g = GRIDS[target]
-    return [SweepPoint(s, b, a, l, shape) for shape in g["shapes"] for s, b in CANDIDATES
-            for a in g["activation_bits"] for l in g["lanes"]]
+    return [SweepPoint(s, b, a, l, shape) for a in g["activation_bits"] for l in g["lanes"] for s, b in CANDIDATES
+            for shape in (g["shapes"] if a == 1 else g["multibit_shapes"])]
 
 
-def memory_table(target: str) -> dict:
-    """The geometry constants of the model, from the RTL's own values (``rtl.pe``, ``rtl.banks``)."""
+def memory_table(target: str, rom_logic_max_bits: int = 0) -> dict:
+    """The geometry constants of the model, from the RTL's own values (``rtl.pe``, ``rtl.banks``);
+    ``rom_logic_max_bits``: ROMs (banks) up to this size are left to logic (:func:`fit_rom_threshold`)."""
     aspects, bits, weight = BRAM[target]
     widths = sorted({1, 2, 4, 9, 18, 36, 72})
-    return {"lut_ram_max_depth": LUT_RAM_MAX_DEPTH, "logic_max_depth": LUT_RAM_MAX_DEPTH,
+    return {"lut_ram_max_depth": LUT_RAM_MAX_DEPTH, "rom_logic_max_bits": rom_logic_max_bits,
             "bank_aspects": [[w, bank_depth(w)] for w in widths], "bram_aspects": aspects, "bram_bits": bits,
             "bram_weight": weight, "lutram_cell": LUTRAM_CELL[target]}
 
@@ -154,9 +157,10 @@ def fit_model(rows: list[dict], target: str) -> dict:
     base = {"format": MODEL_FORMAT, "version": 1, "target": target, "device": {
         "name": dev.name, "part": dev.part, **{k: dev.capacity[k] for k in ("lut", "bram", "dsp")}},
         "features": list(FEATURE_NAMES), "memory": memory_table(target)}
+    pes = [_layer_and_widths(row) for row in rows]
+    base["memory"]["rom_logic_max_bits"] = fit_rom_threshold(pes, [r["area"]["bram"] for r in rows], base)
     X, geo = [], []
-    for row in rows:
-        layer, widths = _layer_and_widths(row)
+    for layer, widths in pes:
         vec, cells = features(layer, widths, base)
         X.append(vec)
         geo.append(cells)
@@ -191,6 +195,23 @@ def fit_model(rows: list[dict], target: str) -> dict:
         points=[{k: r[k] for k in ("name", "scheme", "bits", "activation_bits", "lanes", "shape", "area")}
                 | ({"activity": r["activity"]} if "activity" in r else {}) for r in rows])
     return validate_model(model, "fitted model")
+
+
+def fit_rom_threshold(pes, brams, model: dict) -> int:
+    """The ROM size (bits) up to which yosys leaves a ROM or weight bank to logic: among the ROM
+    sizes of ``pes`` (and 0), the smallest with the fewest points whose computed block RAMs
+    differ from yosys' ``brams``."""
+    sizes = {0}
+    for layer, widths in pes:
+        for mem in pe_memories(layer, widths):
+            if mem.rom and mem.depth > model["memory"]["lut_ram_max_depth"]:
+                n = min(bank_words(mem.width, model["memory"]["bank_aspects"]), mem.depth) if mem.banked else mem.depth
+                sizes.update(min(n, mem.depth - b * n) * mem.width for b in range(-(-mem.depth // n)))
+
+    def misses(t):
+        m = dict(model, memory=dict(model["memory"], rom_logic_max_bits=t))
+        return sum(features(layer, widths, m)[1]["bram"] != b for (layer, widths), b in zip(pes, brams))
+    return min(sorted(sizes), key=misses)
 
 
 def _lstsq(X, y):

@@ -10,7 +10,7 @@ from spikehq.synth.fit_cost import GRIDS, fit_model, memory_table, sweep_points,
 
 def test_grid_covers_every_candidate_and_lanes():
     points = sweep_points("ecp5")
-    assert len(points) == len(set(p.name for p in points)) == 4 * 3 * 4 * 4
+    assert len(points) == len(set(p.name for p in points)) == 4 * 4 * (4 + 2 * 2)    # binary: 4 shapes, multi-bit: 2
     assert {(p.scheme, p.bits) for p in points} == {("pot", 2), ("pot", 4), ("uniform", 2), ("uniform", 4)}
     assert {p.lanes for p in points} == set(GRIDS["ecp5"]["lanes"])
 
