@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "+ block RAM and DSP at their device share) from the fitted model search/data/"
                         "fpga_cost_<target>.json (make fit-fpga-cost; docs/search.md)")
     s.add_argument("--target", choices=FPGA_TARGETS, default="ecp5",
-                   help="FPGA family of --cost fpga (default ecp5); its energy per inference is reported with any --cost")
+                   help="FPGA family of --cost fpga (default ecp5): its model file must exist (make fit-fpga-cost TARGET=...)")
     s.add_argument("--max-drop", type=_positive_float("--max-drop", allow_zero=True), default=1.0,
                    help="accuracy points a β may lose to be selected as the exported result (default 1.0, the paper's <1 %%)")
     o = p.add_argument_group("run")

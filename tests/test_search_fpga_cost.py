@@ -69,19 +69,28 @@ def test_geometry_matches_the_generated_pe(lanes):
 
 
 def test_bram_from_geometry():
-    model = {"memory": memory_table("ecp5")}
+    model = {"memory": memory_table("ecp5", rom_logic_max_bits=2048)}
     cells = lambda depth, width, **kw: fpga_cost.memory_cells(fpga_cost.Memory("m", depth, width, **kw), model)
     assert cells(512, 36, rom=False)["bram"] == 1 and cells(513, 36, rom=False)["bram"] == 2
     assert cells(256, 112, rom=False)["bram"] == 4            # 512×36 ×4 (1K×18 would take 7)
     assert cells(2048, 9, rom=False)["bram"] == 1 and cells(64, 8, rom=False) == dict(
         bram=0, bram_bits=0, lutram=8, logic_bits=0, bank_mux_bits=0)   # ≤ 64 words: LUT RAM, 16×4 cells
     assert cells(64, 8, rom=True)["logic_bits"] == 512
-    banked = cells(576, 32, rom=True, banked=True)             # one 512-word bank + a 64-word bank left to logic
+    banked = cells(576, 32, rom=True, banked=True)             # one 512-word bank + a 2048-bit bank left to logic
     assert banked["bram"] == 1 and banked["logic_bits"] == 64 * 32 and banked["bank_mux_bits"] == 32
+    assert cells(1024, 2, rom=True)["logic_bits"] == 2048 and cells(1152, 2, rom=True)["bram"] == 1
+    assert cells(1024, 2, rom=False)["bram"] == 1              # RAMs are never left to logic
 
 
 def _shape(cin=64, cout=64):
     return LayerShape("b0_q", "linear", cin, cout, height=16, group="attention")
+
+
+def test_committed_model_matches_yosys_on_its_sweep(ecp5):
+    """The committed model's memory check and fit quality (measured when it was fitted)."""
+    assert ecp5["fit"]["memory_check"]["mismatches"] == 0 and ecp5["fit"]["points"] >= 100
+    assert ecp5["fit"]["errors"]["lut_equiv"]["in_sample_mean_abs_pct"] < 5
+    assert ecp5["memory"]["rom_logic_max_bits"] == 2048
 
 
 def test_monotone_in_lanes_and_bits(ecp5):
