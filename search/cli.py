@@ -296,7 +296,7 @@ def _run_seed(setup: _Setup, seed: int, out: Path) -> dict:
     warm = new_model()
     warm.load_state_dict(warm_state)
     warm.set_choices("fp32")
-    warm_rates = warm.input_rates(train.frames[trainer.alpha_idx])
+    warm_rates = warm.input_rates(train.frames[trainer.alpha_idx]) if args.cost != "dense" else None
     search_activity = layer_activity(shapes, warm_rates, bits) if args.cost == "paper" else None
     if args.cost == "fpga":     # area of each candidate's PE, lanes as make gen would give them
         fpga, lanes = load_model(args.target), search_lanes(shapes, warm_rates, bits, T)
@@ -317,7 +317,7 @@ def _run_seed(setup: _Setup, seed: int, out: Path) -> dict:
         f"energy ({args.cost}) {bc['energy_mj'] * 1e3:.3f} µJ")
     result = {"seed": seed, "baseline": {"accuracy": base_acc, "epochs": budget, "losses": base_losses,
                                          "cost": bc, "costs": base_costs, "input_rates": base_rates},
-              "search_rates": None if args.cost == "dense" else {k: float(v) for k, v in warm_rates.items()},
+              "search_rates": None if args.cost == "dense" else {s.name: float(warm_rates[s.name]) for s in shapes},
               "runs": []}
 
     # ---- β sweep -------------------------------------------------------------------------
