@@ -13,7 +13,7 @@ JOBS   ?= 2
 TARGET ?= ecp5
 CLOCK_MHZ ?= 100
 
-.PHONY: help venv icarus waves-deps gen import-nir test test-fast verify bench bench-network bench-pot-vs-uniform bench-pot-width bench-nir bench-hardware e2e search synth clean
+.PHONY: help venv icarus waves-deps gen import-nir test test-fast verify bench bench-network bench-pot-vs-uniform bench-pot-width bench-nir bench-hardware bench-fpga-cost e2e search synth fit-fpga-cost clean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -90,6 +90,12 @@ search: $(STAMP)  ## SpikeHQ quantization search on the digits (β sweep × seed
 
 synth: $(STAMP)  ## area, Fmax, power per layer; network top and its engines placed and routed (exported networks): make synth CONFIG=path TARGET=ice40|ecp5|xilinx [DEVICE=85k] [CLOCK_MHZ=100] [LANES=balanced]
 	$(PY) -m spikehq.synth --config $(CONFIG) --target $(TARGET) --clock-mhz $(CLOCK_MHZ) --lanes $(LANES) $(if $(DEVICE),--device $(DEVICE))
+
+fit-fpga-cost: $(STAMP)  ## sweep of generated PEs (yosys; Verilator activity on a few) → the search's FPGA cost model search/data/fpga_cost_$(TARGET).json: make fit-fpga-cost [TARGET=ecp5|ice40|xilinx]; cached, ecp5 about 25-35 min cold on 2 loaded cores
+	$(PY) -m spikehq.synth.fit_cost --target $(TARGET)
+
+bench-fpga-cost: $(STAMP)  ## FPGA cost model vs yosys per layer (LUT eq., BRAM; goal ±15 %): make bench-fpga-cost [FPGA_CONFIG=configs/digits_searched/searched.json] [TARGET=ecp5]
+	$(PY) benchmarks/fpga_cost.py --config $(or $(FPGA_CONFIG),configs/digits_searched/searched.json) --target $(TARGET)
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build sim_build

@@ -41,6 +41,7 @@ from . import quantize
 from .cost import (CANDIDATES, COSTS, candidate_scheme, layer_activity, layer_energy_pj, layer_ops, network_cost,
                    op_energy_pj, rates_by_role)
 from .data import load_dataset
+from .fpga_cost import TARGETS as FPGA_TARGETS, FpgaCostError, candidate_cost, load_model, search_lanes
 from .export import export_network
 from .model import SpikingTransformer, paper_layers, preset_config
 from .trainer import Distributed, Trainer, evaluate, save_checkpoint
@@ -155,10 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the training set held out for Step 1 (default 0.2)")
     s.add_argument("--tau-start", type=_positive_float("--tau-start"), default=5.0, help="initial Gumbel temperature")
     s.add_argument("--tau-end", type=_positive_float("--tau-end"), default=0.2, help="final Gumbel temperature")
-    s.add_argument("--cost", choices=COSTS, default="paper",
+    s.add_argument("--cost", choices=(*COSTS, "fpga"), default="paper",
                    help="hardware cost of the search: paper = spike activity measured on the data (accumulates per "
                         "input spike, dense MACs for multi-bit inputs and the first layer; default), dense = every "
-                        "layer's dense multiply-accumulates (docs/search.md)")
+                        "layer's dense multiply-accumulates, fpga = area of the generated PEs on --target (LUT eq. "
+                        "+ block RAM and DSP at their device share) from the fitted model search/data/"
+                        "fpga_cost_<target>.json (make fit-fpga-cost; docs/search.md)")
+    s.add_argument("--target", choices=FPGA_TARGETS, default="ecp5",
+                   help="FPGA family of --cost fpga (default ecp5): its model file must exist (make fit-fpga-cost TARGET=...)")
     s.add_argument("--max-drop", type=_positive_float("--max-drop", allow_zero=True), default=1.0,
                    help="accuracy points a β may lose to be selected as the exported result (default 1.0, the paper's <1 %%)")
     o = p.add_argument_group("run")
@@ -195,6 +200,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--beta: values must be distinct")
     if len(set(args.seeds)) != len(args.seeds):
         p.error("--seeds: values must be distinct")
+    if args.cost == "fpga":
+        try:
+            load_model(args.target)
+        except FpgaCostError as e:
+            p.error(str(e))
     return args
 
 
@@ -206,7 +216,8 @@ def _config_hash(args, seed: int, phase: str, extra: str = "") -> str:
             "membrane", "threshold_learning", "spatial_sparsity", "channel_threshold", "limit_train", "limit_test",
             "warmup_epochs", "search_epochs", "qat_epochs", "int_epochs",
             "batch_size", "lr", "alpha_lr", "alpha_fraction", "tau_start", "tau_end", "cost")
-    text = json.dumps({**{k: getattr(args, k) for k in keys}, "seed": seed}, sort_keys=True) + phase + extra
+    fpga = {"target": args.target} if args.cost == "fpga" else {}
+    text = json.dumps({**{k: getattr(args, k) for k in keys}, **fpga, "seed": seed}, sort_keys=True) + phase + extra
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -229,10 +240,39 @@ class _Setup:
 
 
 def _costs(setup: _Setup, choices, rates: dict[str, float], activation_bits: dict[str, int]) -> dict:
-    """The configuration's cost under both conventions (``rates``: measured input spike rates)."""
+    """The configuration's cost under both conventions (``rates``: measured input spike rates),
+    and under ``fpga`` when the search minimizes it."""
     activity = layer_activity(setup.shapes, rates, activation_bits)
-    return {"dense": network_cost(setup.shapes, choices, setup.T),
-            "paper": network_cost(setup.shapes, choices, setup.T, activity)}
+    out = {"dense": network_cost(setup.shapes, choices, setup.T),
+           "paper": network_cost(setup.shapes, choices, setup.T, activity)}
+    if setup.args.cost == "fpga":
+        out["fpga"] = fpga_network_cost(setup.shapes, choices, setup.T, rates, activation_bits,
+                                        load_model(setup.args.target))
+    return out
+
+
+def fpga_network_cost(shapes, choices, time_steps: int, rates: dict[str, float], activation_bits: dict[str, int],
+                      model: dict) -> dict:
+    """``network_cost``'s dict (storage, bits, groups, layers) with the energy of the FPGA model
+    (pJ per inference → mJ) and its totals: LUT eq., FF, DSP, block RAM (bits), area in LUT eq.;
+    lanes as make gen's balanced policy would choose them from ``rates``."""
+    out = network_cost(shapes, choices, time_steps)
+    lanes = search_lanes(shapes, rates, activation_bits, time_steps)
+    totals = dict.fromkeys(("lut_equiv", "ff", "dsp", "bram", "bram_bits", "area"), 0.0)
+    for g in out["groups"].values():
+        g["energy_mj"] = 0.0
+    out["energy_mj"] = 0.0
+    for shape, row in zip(shapes, out["layers"]):
+        pred = candidate_cost(shape, row["candidate"], model, activation_bits=activation_bits[shape.name],
+                              lanes=lanes[shape.name], time_steps=time_steps, input_rate=rates[shape.name])
+        row.update(energy_mj=pred["energy_pj"] * 1e-9, lanes=lanes[shape.name],
+                   fpga={k: round(pred[k], 3) for k in (*totals, "energy_per_cycle_pj", "cycles")})
+        out["groups"][shape.group]["energy_mj"] += row["energy_mj"]
+        out["energy_mj"] += row["energy_mj"]
+        for k in totals:
+            totals[k] += pred[k]
+    out.update(convention="fpga", target=model["target"], fpga=totals)
+    return out
 
 
 def _run_seed(setup: _Setup, seed: int, out: Path) -> dict:
@@ -277,22 +317,28 @@ def _run_seed(setup: _Setup, seed: int, out: Path) -> dict:
     warm = new_model()
     warm.load_state_dict(warm_state)
     warm.set_choices("fp32")
-    search_activity = (layer_activity(shapes, warm.input_rates(train.frames[trainer.alpha_idx]), bits)
-                       if args.cost == "paper" else None)
-    ref_energy = sum(layer_energy_pj(s, "uni4", T, None if search_activity is None else search_activity[s.name])
-                     for s in shapes)
+    warm_rates = warm.input_rates(train.frames[trainer.alpha_idx]) if args.cost != "dense" else None
+    search_activity = layer_activity(shapes, warm_rates, bits) if args.cost == "paper" else None
+    if args.cost == "fpga":     # area of each candidate's PE, lanes as make gen would give them
+        fpga, lanes = load_model(args.target), search_lanes(shapes, warm_rates, bits, T)
+        layer_cost = lambda shape, c: candidate_cost(shape, c, fpga, activation_bits=bits[shape.name],
+                                                     lanes=lanes[shape.name], time_steps=T,
+                                                     input_rate=warm_rates[shape.name])["area"]
+    else:
+        layer_cost = lambda shape, c: layer_energy_pj(shape, c, T, None if search_activity is None
+                                                      else search_activity[shape.name])
+    ref_energy = sum(layer_cost(s, "uni4") for s in shapes)
 
     def attach_costs(m):
         for layer in m.quant_layers():
-            act = None if search_activity is None else search_activity[layer.name]
-            layer.cost.copy_(torch.tensor([layer_energy_pj(layer.shape, c, T, act) / ref_energy for c in CANDIDATES]))
+            layer.cost.copy_(torch.tensor([layer_cost(layer.shape, c) / ref_energy for c in CANDIDATES]))
 
     bc = base_costs[args.cost]
     log(f"seed {seed} fp32 baseline: accuracy {base_acc:.2f}% ({budget} epochs), storage {bc['storage_mb']:.4f} MB, "
         f"energy ({args.cost}) {bc['energy_mj'] * 1e3:.3f} µJ")
     result = {"seed": seed, "baseline": {"accuracy": base_acc, "epochs": budget, "losses": base_losses,
                                          "cost": bc, "costs": base_costs, "input_rates": base_rates},
-              "search_rates": None if search_activity is None else {k: a.input_rate for k, a in search_activity.items()},
+              "search_rates": None if args.cost == "dense" else {s.name: float(warm_rates[s.name]) for s in shapes},
               "runs": []}
 
     # ---- β sweep -------------------------------------------------------------------------

@@ -119,7 +119,10 @@ def findings(results: dict) -> list[dict]:
     base = [s["baseline"] for s in results["seeds"]]
     sel = results.get("selected")
     sel_runs = _runs(results, sel["beta"]) if sel else []
-    for conv in ("dense", "paper"):
+    for conv in ("dense", "paper", "fpga"):
+        if conv not in base[0]["costs"]:
+            continue
+
         def share(cs):
             return statistics.fmean(c["groups"]["tokenizer"]["energy_mj"] / c["energy_mj"] for c in cs)
 

@@ -143,3 +143,29 @@ def test_torchrun_ddp_two_processes(tmp_path):
     if r["seeds"][0]["runs"][0]["integer_mode"]:
         assert r["seeds"][0]["runs"][0]["agreement"] == 100.0
         assert load_network(out / "searched.json").config.time_steps == 4
+
+
+def test_fpga_cost_search_runs(tmp_path):
+    """--cost fpga --target ecp5: the supernet's per-candidate costs are the fitted model's areas,
+    every run reports the FPGA totals, and the findings table has the fpga energy row."""
+    out = tmp_path / "fpga"
+    assert search.main(SMOKE + ["--cost", "fpga", "--target", "ecp5", "--beta", "1", "--seeds", "0", "--out", str(out),
+                                "--no-plots", "--jobs", "1"]) == 0
+    r = _report(out)
+    run = r["seeds"][0]["runs"][0]
+    fpga = run["costs"]["fpga"]
+    assert run["cost"] == fpga and fpga["convention"] == "fpga" and fpga["target"] == "ecp5"
+    assert fpga["fpga"]["lut_equiv"] > 0 and fpga["fpga"]["area"] > fpga["fpga"]["lut_equiv"]
+    assert all(layer["lanes"] >= 1 and layer["fpga"]["cycles"] > 0 for layer in fpga["layers"])
+    assert fpga["energy_mj"] == pytest.approx(sum(layer["energy_mj"] for layer in fpga["layers"]))
+    md = (out / "report.md").read_text()
+    assert "fpga (energy accounting)" in md
+
+
+def test_fpga_cost_missing_model_one_line(tmp_path, capsys, monkeypatch):
+    from spikehq.search import fpga_cost
+    monkeypatch.setattr(fpga_cost, "DATA_DIR", tmp_path)
+    with pytest.raises(SystemExit) as e:
+        search.main(["--cost", "fpga", "--target", "ice40", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "make fit-fpga-cost TARGET=ice40" in err
