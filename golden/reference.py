@@ -14,7 +14,7 @@ from . import codes
 from .config import ConfigError, LayerConfig, LayerWeights
 
 __all__ = ["LayerTrace", "integer_weights", "synaptic_current", "neuron_step", "run_layer",
-           "ternary_quantize", "check_inputs"]
+           "ternary_quantize", "relu_key", "check_inputs"]
 
 
 @dataclass
@@ -22,7 +22,7 @@ class LayerTrace:
     """Everything the hardware makes visible for one sample."""
 
     currents: torch.Tensor   # [T, H', W', O] sum of w·x per step (§3)
-    spikes: torch.Tensor     # [T, H', W', O] 0/1 (LIF) or -1/0/+1 (ternary)
+    spikes: torch.Tensor     # [T, H', W', O] 0/1 (LIF), -1/0/+1 (ternary) or 0…2^bits−1 (relu key)
     membranes: torch.Tensor  # [T, H', W', O] stored state after each step: h, or q ∈ {-1,0,1}
 
 
@@ -62,6 +62,11 @@ def ternary_quantize(h: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
     return torch.where(2 * h >= threshold, 1, torch.where(2 * h < -threshold, -1, 0)).to(torch.int64)
 
 
+def relu_key(u: torch.Tensor, threshold: torch.Tensor, bits: int) -> torch.Tensor:
+    """A2OS2A's integer ReLU key (§4): ``clip(floor(u/θ), 0, 2^bits − 1)``."""
+    return torch.div(u, threshold, rounding_mode="floor").clamp(0, 2 ** bits - 1)
+
+
 def neuron_step(layer: LayerConfig, state: torch.Tensor, current: torch.Tensor,
                 bias: torch.Tensor, threshold: torch.Tensor, first_step: bool):
     """One time step of every neuron (§4–§6). Returns ``(spike, new_state, u)``."""
@@ -72,6 +77,9 @@ def neuron_step(layer: LayerConfig, state: torch.Tensor, current: torch.Tensor,
     else:
         restored = state
     u = (restored >> layer.neuron.leak_shift) + bias + current
+    if layer.neuron.type == "relu":        # stateless: h' = 0, so the next step restores 0
+        zero = torch.zeros_like(u)
+        return relu_key(u, threshold, layer.neuron.bits), zero, u
     fire_pos = (u >= threshold).to(torch.int64)
     spike = fire_pos - (u <= -threshold).to(torch.int64) if layer.neuron.type == "ternary" else fire_pos
     if layer.neuron.reset == "hard":
