@@ -122,7 +122,7 @@ class SpikingPE(wiring.Component):
         self.in_layout = event_layout(layer.height, layer.width, layer.in_channels,
                                       activation_shape(layer.activation_bits))
         self.out_layout = event_layout(layer.out_height, layer.out_width, layer.out_channels,
-                                       spike_shape(layer.neuron.type))
+                                       spike_shape(layer.neuron.type, layer.neuron.bits))
         members = {
             "i_spikes": In(stream.Signature(self.in_layout)),
             "o_spikes": Out(stream.Signature(self.out_layout)),
@@ -303,7 +303,7 @@ class SpikingPE(wiring.Component):
         membrane_lanes = data.ArrayLayout(signed(w.membrane_width), L)
         threshold_lanes = data.ArrayLayout(unsigned(w.threshold_width), L)
         integrated, h_next = Signal(membrane_lanes), Signal(membrane_lanes)
-        fired = Signal(data.ArrayLayout(spike_shape(layer.neuron.type), L))
+        fired = Signal(data.ArrayLayout(spike_shape(layer.neuron.type, layer.neuron.bits), L))
         stores = Signal(self.membrane_word)
         n2 = self._stage(m, {
             **self._carry(n1_in, "valid", *where), "u": (membrane_lanes, integrated),
@@ -318,7 +318,8 @@ class SpikingPE(wiring.Component):
                                          "store": (stores.shape(), stores)}, en=go)
         for l in range(L):
             integrate, register = self._neuron_parts(m, l)
-            spike, h = fire_resolve(layer.neuron.reset, n3.u[l], n3.threshold[l], n3.up[l], n3.down[l])
+            spike, h = fire_resolve(layer.neuron.reset, n3.u[l], n3.threshold[l], n3.up[l], n3.down[l],
+                                   relu_bits=layer.neuron.bits)
             m.d.comb += [integrate.first_step.eq(st.step == 0), integrate.stored.eq(n1_in.stored[l]),
                          integrate.current.eq(mem.current_q[l]), integrate.bias.eq(n1_in.param[l].bias),
                          integrate.threshold.eq(n1_in.param[l].threshold), integrated[l].eq(integrate.u),

@@ -19,10 +19,10 @@ from spikehq.rtl import mac as mac_module
 from spikehq.rtl.mac import PotMac
 from spikehq.rtl.pe import SpikingPE
 from spikehq.sim.amaranth_driver import count_mismatches, run_case
-from spikehq.sim.vectors import CaseParams, make_case, matrix
+from spikehq.sim.vectors import CaseParams, make_case, matrix, relu_key_cases
 
 
-@pytest.mark.parametrize("params", matrix(), ids=lambda p: p.name)
+@pytest.mark.parametrize("params", matrix() + relu_key_cases(), ids=lambda p: p.name)
 def test_pe_matrix_amaranth_sim(params, stall_seed):
     case = make_case(params)
     outputs, membranes = run_case(case, stall_seed=stall_seed)
