@@ -113,9 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--attention", choices=("ssa", "a2os2a"), default="ssa",
                    help="SSA (binary Q,K,V, scale) or A2OS2A (binary Q, integer ReLU K, ternary V, no scale)")
     g.add_argument("--key-bits", type=_positive_int("--key-bits"), default=None,
-                   help="A2OS2A: bits of the integer ReLU key, K in [0, 2^bits - 1] (1..8; default the preset's, 2)")
+                   help="A2OS2A: bits of the integer ReLU key, K in [0, 2^bits - 1] (1..4; default 2)")
     g.add_argument("--key-step", type=_positive_float("--key-step"), default=None,
-                   help="A2OS2A: float size of one key level, K = clip(floor(ReLU(y)/step)) (default the preset's, 0.5)")
+                   help="A2OS2A: float size of one key level, K = clip(floor(ReLU(y)/step)) (default 0.5)")
     g.add_argument("--neuron", choices=("lif", "ternary"), default="lif", help="layer neurons")
     g.add_argument("--membrane", choices=("float", "ternary"), default="float",
                    help="full-precision membrane or the SpQuant ternary membrane")
@@ -169,8 +169,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.alpha_fraction >= 1:
         p.error(f"--alpha-fraction: expected a number in (0, 1), got {args.alpha_fraction}")
-    if args.key_bits is not None and args.key_bits > 8:
-        p.error(f"--key-bits: expected an integer in 1..8, got {args.key_bits}")
+    if args.key_bits is not None and args.key_bits > 4:
+        p.error(f"--key-bits: expected an integer in 1..4, got {args.key_bits}")
     if args.attention != "a2os2a" and (args.key_bits is not None or args.key_step is not None):
         p.error("--key-bits/--key-step: only for --attention a2os2a")
     if args.tau_end > args.tau_start:

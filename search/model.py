@@ -101,8 +101,8 @@ class ModelConfig:
                 bad(name, "an integer >= 1", getattr(self, name))
         if not 0 <= self.leak_shift <= 16:
             bad("leak_shift", "0..16", self.leak_shift)
-        if self.key_bits not in range(1, 9):
-            bad("key_bits", "1..8", self.key_bits)
+        if self.key_bits not in range(1, 5):       # the contract's relu keys: 1–4 bits (docs/arithmetic.md §4)
+            bad("key_bits", "1..4", self.key_bits)
         if not (isinstance(self.key_step, (int, float)) and math.isfinite(self.key_step) and self.key_step > 0):
             bad("key_step", "a number > 0", self.key_step)
         return self

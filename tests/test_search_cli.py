@@ -43,7 +43,9 @@ def test_help(capsys):
     (["--beta", "-1"], "--beta"), (["--beta", "x"], "--beta"), (["--search-epochs", "0"], "--search-epochs"),
     (["--dataset", "cifar10dvs"], "--data-root"), (["--tau-start", "1", "--tau-end", "2"], "--tau-end"),
     (["--preset", "huge"], "--preset"), (["--alpha-fraction", "1.5"], "--alpha-fraction"),
-    (["--seeds", "1", "1"], "--seeds"), (["--seeds", "-2"], "--seeds"), (["--cost", "asic"], "--cost")])
+    (["--seeds", "1", "1"], "--seeds"), (["--seeds", "-2"], "--seeds"), (["--cost", "asic"], "--cost"),
+    (["--attention", "a2os2a", "--key-bits", "5"], "--key-bits"), (["--attention", "a2os2a", "--key-bits", "0"], "--key-bits"),
+    (["--attention", "a2os2a", "--key-step", "0"], "--key-step"), (["--key-bits", "2"], "--key-bits")])
 def test_bad_flags_one_line(capsys, argv, field):
     with pytest.raises(SystemExit) as e:
         search.main(argv)

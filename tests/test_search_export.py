@@ -62,7 +62,7 @@ def test_export_records_measured_input_events(tmp_path):
     assert all(layer.input_events is None for layer in plain.layers) and "activity" not in plain.metadata
 
 
-def test_fp32_layers_have_no_weights_and_a2os2a_is_refused(tmp_path):
+def test_fp32_layers_have_no_weights_and_search_mode_is_refused(tmp_path):
     m, _ = calibrated_model(5)
     choices = m.choices()
     choices["b0_fc1"] = "fp32"
@@ -74,12 +74,27 @@ def test_fp32_layers_have_no_weights_and_a2os2a_is_refused(tmp_path):
     from spikehq.golden.network import load_network
     with pytest.raises(ConfigError, match="b0_fc1.*fp32"):
         load_network(tmp_path / "a" / "searched.json")
-    m2, _ = calibrated_model(5, attention="a2os2a")
-    with pytest.raises(ExportError, match="A2OS2A"):
-        export_network(m2, tmp_path / "b")
     m.set_choices(None)
     with pytest.raises(ExportError, match="search mode"):
         export_network(m, tmp_path / "c")
+
+
+def test_a2os2a_round_trip(tmp_path):
+    """A2OS2A exports: relu keys with the model's key bits and folded key thresholds, ternary
+    values, binary queries, variant a2os2a; the model's training settings include the key."""
+    m, _ = calibrated_model(6, attention="a2os2a", key_bits=3, key_step=0.25)
+    cfg = load_config(export_network(m, tmp_path))
+    assert cfg.graph.attention.variant == "a2os2a" and cfg.graph.model["key_bits"] == 3
+    units = m.units()
+    for b in range(m.cfg.depth):
+        key, value, query = (cfg.layer(f"b{b}_{n}") for n in ("k", "v", "q"))
+        assert (key.neuron.type, key.neuron.bits, key.neuron.leak_shift, key.membrane) == ("relu", 3, 0, "integer")
+        assert value.neuron.type == "ternary" and query.neuron.type == "lif"
+        bias, threshold = (v.detach().numpy().astype(np.int64) for v in units[f"b{b}_k"].folded())
+        w = load_weights(key)
+        assert np.array_equal(w.bias, bias) and np.array_equal(w.threshold, threshold)
+    ssa = load_config(export_network(calibrated_model(6)[0], tmp_path / "ssa"))
+    assert "key_bits" not in ssa.graph.model and ssa.layer("b0_k").neuron.bits is None
 
 
 def test_committed_digits_search_output_loads():
