@@ -251,8 +251,6 @@ def _digits_with_neuron(name: str, **neuron) -> dict:
                                                  "(expected 'lif' or 'ternary')"),
     ("b0_fc1", {"type": "relu", "bits": 2}, "ssa", "layer 'b0_fc1': neuron type 'relu' cannot be a layer outside "
                                                    "the attention keys (expected 'lif' or 'ternary')"),
-    ("b0_v", {"type": "lif"}, "a2os2a", "layer 'b0_k': neuron type 'lif' cannot be a a2os2a attention input "
-                                        "(expected 'relu')"),
 ])
 def test_attention_variant_checks_the_neuron_types(name, neuron, variant, message):
     raw = _digits_with_neuron(name, **neuron)
@@ -328,6 +326,8 @@ FEEDFORWARD_INVALID = [
     ({"metadata__network__nodes__1__op": "maxpool"},
      f"{F}.nodes[1].op: expected one of \"layer\", \"sumpool\", \"flatten\", \"add\", got \"maxpool\""),
     ({"metadata__network__nodes": DELETE}, f"{F}: missing required field 'nodes'"),
+    ({"layers__0__neuron": {"type": "relu", "bits": 2, "threshold": 2}},
+     f"{F}.nodes[0]: layer 'conv': a relu neuron is only an A2OS2A attention key (feed-forward graphs take 'lif' or 'ternary')"),
 ]
 
 
