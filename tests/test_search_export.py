@@ -97,9 +97,14 @@ def test_a2os2a_round_trip(tmp_path):
     assert "key_bits" not in ssa.graph.model and ssa.layer("b0_k").neuron.bits is None
 
 
-def test_committed_digits_search_output_loads():
-    path = ROOT / "configs" / "digits_searched" / "searched.json"
+COMMITTED = ["digits_searched", "digits_a2os2a"]
+
+
+@pytest.mark.parametrize("folder", COMMITTED)
+def test_committed_digits_search_output_loads(folder):
+    path = ROOT / "configs" / folder / "searched.json"
     cfg = load_config(path)
+    assert cfg.graph.attention.variant == {"digits_searched": "ssa", "digits_a2os2a": "a2os2a"}[folder]
     assert len(cfg.layers) >= 10
     assert {l.group for l in cfg.layers} == {"tokenizer", "attention", "mlp", "head"}
     for layer in cfg.layers:
@@ -109,10 +114,11 @@ def test_committed_digits_search_output_loads():
         layer.widths(w)
 
 
-def test_committed_digits_search_output_reproduces_its_accuracy():
+@pytest.mark.parametrize("folder", COMMITTED)
+def test_committed_digits_search_output_reproduces_its_accuracy(folder):
     from spikehq.search.data import load_dataset
     from spikehq.golden.network import load_network
-    net = load_network(ROOT / "configs" / "digits_searched" / "searched.json")
+    net = load_network(ROOT / "configs" / folder / "searched.json")
     _, test = load_dataset("digits", time_steps=net.config.time_steps)
     accuracy = float((net.predict(test.frames) == test.labels).float().mean() * 100)
     assert accuracy == pytest.approx(net.config.metadata["search"]["accuracy"], abs=1e-4)
