@@ -141,17 +141,18 @@ def small_a2os2a_network(tmp_path_factory):
 @pytest.mark.parametrize("simulator", [pytest.param("verilator", marks=pytest.mark.verilator),
                                        pytest.param("icarus", marks=pytest.mark.icarus)])
 def test_small_a2os2a_network_bit_exact_on_every_simulator(small_a2os2a_network, simulator, stall_seed, tmp_path):
-    """A2OS2A network top, two samples one at a time and back to back: class, every score and
+    """A2OS2A network top, two samples (Icarus: one) one at a time and back to back: class, every score and
     every engine's event count per step (the keys' non-zero values included) equal the golden model's."""
     if simulator == "icarus" and icarus_missing():
         pytest.skip(icarus_missing())
     config = load_config(small_a2os2a_network)
     assert config.graph.attention.variant == "a2os2a" and config.layer("b0_k").neuron.type == "relu"
     results = tmp_path / "results.json"
-    tests, failures = run_network(small_a2os2a_network, [0, 1], stall_seed=stall_seed, results=results,
+    samples = [0, 1] if simulator == "verilator" else [0]          # Icarus is the slow one
+    tests, failures = run_network(small_a2os2a_network, samples, stall_seed=stall_seed, results=results,
                                   simulator=simulator)
     assert tests == 1 and failures == 0, f"see build/sim/{simulator}/network_*/test_*.log"
-    _check_results(results, [0, 1])
+    _check_results(results, samples)
 
 
 def _check_results(results: Path, samples: list[int]) -> None:
