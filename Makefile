@@ -13,7 +13,7 @@ JOBS   ?= 2
 TARGET ?= ecp5
 CLOCK_MHZ ?= 100
 
-.PHONY: help venv icarus waves-deps gen import-nir test test-fast verify bench bench-network bench-pot-vs-uniform bench-pot-width bench-nir bench-hardware bench-fpga-cost e2e search synth fit-fpga-cost clean
+.PHONY: help venv icarus waves-deps gen import-nir test test-fast verify bench bench-network bench-pot-vs-uniform bench-pot-width bench-nir bench-hardware bench-fpga-cost bench-attention e2e search synth fit-fpga-cost clean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -84,6 +84,9 @@ bench-pot-width: $(STAMP)  ## how much of 4-bit PoT's area is its wider datapath
 
 bench-nir: $(STAMP)  ## golden vs snnTorch/Norse quantized float model agreement per weight scheme (docs/nir.md; about 2 min): prints a table
 	$(PY) benchmarks/nir_agreement.py
+
+bench-attention: $(STAMP)  ## SSA vs A2OS2A digits results (configs/digits_searched, configs/digits_a2os2a): accuracy, bits, storage, energy (golden network, about 1 min): prints a table
+	$(PY) benchmarks/attention_variants.py
 
 search: $(STAMP)  ## SpikeHQ quantization search on the digits (β sweep × seeds, report, searched.json): make search [SEEDS="0 1 2"] [SEARCH_ARGS="--cost dense --out build/search"]
 	$(PY) -m spikehq.search $(if $(SEEDS),--seeds $(SEEDS)) $(SEARCH_ARGS)

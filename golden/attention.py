@@ -1,7 +1,8 @@
 """Bit-exact integer reference of the spiking self-attention unit (docs/arithmetic.md §11).
 
 Per time step and head, ``a = Q·(Kᵀ·V)`` in int64 (channel ``c`` belongs to head
-``c // (D / heads)``), then the attention neuron of §4 with bias 0 and the scalar threshold of
+``c // (D / heads)``; SSA: binary q, k, v; A2OS2A: binary q, integer ReLU keys
+``0 … 2^bits − 1``, ternary v, no scale), then the attention neuron of §4 with bias 0 and the scalar threshold of
 ``metadata.network.attention`` (an :class:`golden.config.AttentionConfig`). :class:`golden.network.IntegerNetwork` uses these functions, and
 the RTL (:class:`rtl.attention.SpikingAttention`) is checked against :func:`run_attention`.
 

@@ -42,10 +42,19 @@ def signed_width(bound: int) -> int:
 
 @dataclass(frozen=True)
 class NeuronConfig:
-    type: Literal["lif", "ternary"]
+    """A layer's neuron (docs/arithmetic.md §4). ``relu`` is A2OS2A's stateless integer ReLU
+    key with ``bits`` output bits (``None`` for the spiking types)."""
+
+    type: Literal["lif", "ternary", "relu"]
     threshold: int
     leak_shift: int = 1
     reset: Literal["hard", "soft"] = "hard"
+    bits: int | None = None
+
+    @property
+    def value_max(self) -> int:
+        """Largest output value: 1 for spikes, 2^bits − 1 for a relu key."""
+        return 2 ** self.bits - 1 if self.type == "relu" else 1
 
 
 @dataclass(frozen=True)
@@ -174,7 +183,7 @@ class AttentionConfig:
     """The spiking self-attention unit of every block (docs/arithmetic.md §11):
     ``metadata.network.attention``. ``neuron.threshold`` is the unit's scalar threshold."""
 
-    variant: Literal["ssa"]
+    variant: Literal["ssa", "a2os2a"]
     heads: int
     neuron: NeuronConfig
     membrane: Literal["integer", "ternary"]
@@ -364,6 +373,9 @@ def _layer(raw: dict, where: str, time_steps: int, base_dir: Path | None) -> Lay
     if out_channels % lanes:
         raise ConfigError(f"{where}.lanes: must divide the {out_channels} output channels, got {lanes}")
 
+    if (raw["neuron"]["type"] == "relu") != ("bits" in raw["neuron"]):
+        raise ConfigError(f"{where}.neuron.bits: " + ("required for a relu neuron" if "bits" not in raw["neuron"]
+                                                      else f"not a field of a {raw['neuron']['type']} neuron"))
     neuron = NeuronConfig(**raw["neuron"])
     membrane = raw.get("membrane", "integer")
     if membrane == "binary" and neuron.type == "ternary":
@@ -408,10 +420,29 @@ def _graph(raw: dict, where: str, layers: dict[str, LayerConfig]) -> NetworkGrap
     if (rpe.height, rpe.width) != graph.token_grid:
         raise ConfigError(f"{where}.token_grid: expected the rpe layer's [{rpe.height}, {rpe.width}], "
                           f"got {list(graph.token_grid)}")
+    _check_attention_neurons(graph, where, layers)
     channels = rpe.out_channels
     if channels % graph.attention.heads:
         raise ConfigError(f"{where}.attention.heads: must divide the {channels} channels, got {graph.attention.heads}")
     return graph
+
+
+# neuron types of each block's q, k, v per attention variant (docs/arithmetic.md §11)
+_ATTENTION_INPUTS = {"ssa": {"q": ("lif", "ternary"), "k": ("lif", "ternary"), "v": ("lif", "ternary")},
+                     "a2os2a": {"q": ("lif",), "k": ("relu",), "v": ("ternary",)}}
+
+
+def _check_attention_neurons(graph: NetworkGraph, where: str, layers: dict[str, LayerConfig]) -> None:
+    """q, k, v neurons fit the attention variant; a relu neuron appears nowhere else."""
+    variant = graph.attention.variant
+    inputs = {f"b{b}_{n}": types for b in range(graph.depth) for n, types in _ATTENTION_INPUTS[variant].items()}
+    for name in graph.layer_names:
+        types = inputs.get(name, ("lif", "ternary"))
+        got = layers[name].neuron.type
+        if got not in types:
+            role = f"a {variant} attention input" if name in inputs else "a layer outside the attention keys"
+            raise ConfigError(f"{where}: layer {name!r}: neuron type {got!r} cannot be {role} "
+                              f"(expected {' or '.join(map(repr, types))})")
 
 
 def _layer_node(raw: dict, where: str, layer: LayerConfig | None, shape, value_range):
@@ -423,6 +454,9 @@ def _layer_node(raw: dict, where: str, layer: LayerConfig | None, shape, value_r
     if tuple(shape) != want:
         raise ConfigError(f"{where}.inputs: layer {name!r} takes [channels, height, width] {list(want)}, "
                           f"its input {raw['inputs'][0]!r} gives {list(shape)}")
+    if layer.neuron.type == "relu":
+        raise ConfigError(f"{where}: layer {name!r}: a relu neuron is only an A2OS2A attention key "
+                          "(feed-forward graphs take 'lif' or 'ternary')")
     lo, hi = activation_range(layer.activation_bits)
     if value_range[0] < lo or value_range[1] > hi:
         raise ConfigError(f"{where}: layer {name!r}: activation_bits {layer.activation_bits} holds [{lo}, {hi}], "

@@ -14,7 +14,7 @@ from . import codes
 from .config import ConfigError, LayerConfig, LayerWeights
 
 __all__ = ["LayerTrace", "integer_weights", "synaptic_current", "step_base", "neuron_step", "run_layer",
-           "ternary_quantize", "binary_quantize", "check_inputs"]
+           "ternary_quantize", "binary_quantize", "relu_key", "check_inputs"]
 
 
 @dataclass
@@ -22,7 +22,7 @@ class LayerTrace:
     """Everything the hardware makes visible for one sample."""
 
     currents: torch.Tensor   # [T, H', W', O] sum of w·x per step (§3)
-    spikes: torch.Tensor     # [T, H', W', O] 0/1 (LIF) or -1/0/+1 (ternary)
+    spikes: torch.Tensor     # [T, H', W', O] 0/1 (LIF), -1/0/+1 (ternary) or 0…2^bits−1 (relu key)
     membranes: torch.Tensor  # [T, H', W', O] stored state after each step: h, q ∈ {-1,0,1} or q ∈ {0,1}
     bases: torch.Tensor      # [T, H', W', O] the next step's (r >> s) + b after each step (§10)
 
@@ -68,6 +68,11 @@ def binary_quantize(h: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
     return (2 * h >= threshold).to(torch.int64)
 
 
+def relu_key(u: torch.Tensor, threshold: torch.Tensor, bits: int) -> torch.Tensor:
+    """A2OS2A's integer ReLU key (§4): ``clip(floor(u/θ), 0, 2^bits − 1)``."""
+    return torch.div(u, threshold, rounding_mode="floor").clamp(0, 2 ** bits - 1)
+
+
 def step_base(layer: LayerConfig, state: torch.Tensor, bias: torch.Tensor, threshold: torch.Tensor,
               first_step: bool) -> torch.Tensor:
     """A step's ``u`` before its current, ``(r >> s) + b`` (§4 steps 1–2)."""
@@ -84,6 +89,9 @@ def neuron_step(layer: LayerConfig, state: torch.Tensor, current: torch.Tensor,
                 bias: torch.Tensor, threshold: torch.Tensor, first_step: bool):
     """One time step of every neuron (§4–§6). Returns ``(spike, new_state, u)``."""
     u = step_base(layer, state, bias, threshold, first_step) + current
+    if layer.neuron.type == "relu":        # stateless: h' = 0, so the next step restores 0
+        zero = torch.zeros_like(u)
+        return relu_key(u, threshold, layer.neuron.bits), zero, u
     fire_pos = (u >= threshold).to(torch.int64)
     spike = fire_pos - (u <= -threshold).to(torch.int64) if layer.neuron.type == "ternary" else fire_pos
     if layer.neuron.reset == "hard":

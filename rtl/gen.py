@@ -83,6 +83,7 @@ def layer_manifest(network: NetworkConfig, layer: LayerConfig, pe: SpikingPE | N
             "neuron": layer.neuron.type, "threshold": layer.neuron.threshold,
             "leak_shift": layer.neuron.leak_shift, "reset": layer.neuron.reset,
             "membrane": layer.membrane, "time_steps": layer.time_steps,
+            **({"key_bits": layer.neuron.bits} if layer.neuron.type == "relu" else {}),
         },
         widths={"current": w.current_width, "membrane": w.membrane_width, "bias": w.bias_width,
                 "threshold": w.threshold_width, "weight_max_abs": w.weight_max_abs,

@@ -219,8 +219,8 @@ class SpikingNetwork(wiring.Component):
         channels = self.layers[f"b{b}_q"].out_channels
         attention = SpikingAttention(
             tokens=tokens, channels=channels, time_steps=self.time_steps, attention=self.graph.attention,
-            q_shape=spike_shape(self.layers[f"b{b}_q"].neuron.type), k_shape=spike_shape(self.layers[f"b{b}_k"].neuron.type),
-            v_shape=spike_shape(self.layers[f"b{b}_v"].neuron.type))
+            **{f"{n}_shape": spike_shape(self.layers[f"b{b}_{n}"].neuron.type, self.layers[f"b{b}_{n}"].neuron.bits)
+               for n in ("q", "k", "v")})
         m.submodules[f"b{b}_attn"] = attention
         for port, pe in ((attention.i_q, q), (attention.i_k, k), (attention.i_v, v)):
             connect_events(m, pe.o_spikes, port)

@@ -11,13 +11,18 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .events import mul_const
+
 __all__ = ["IntegerMembraneRegister", "TernaryMembraneRegister", "BinaryMembraneRegister", "BinaryLifUnit",
-           "TernaryNeuronUnit", "Integrate", "fire_compare", "fire_resolve", "fire_unit", "membrane_register",
-           "NeuronLane", "spike_shape", "stored_shape"]
+           "TernaryNeuronUnit", "Integrate", "fire_compare", "fire_resolve", "relu_key", "fire_unit",
+           "membrane_register", "NeuronLane", "spike_shape", "stored_shape"]
 
 
-def spike_shape(neuron_type: str):
-    """Binary LIF spikes are 1 unsigned bit; ternary spikes are 2-bit two's complement."""
+def spike_shape(neuron_type: str, bits: int | None = None):
+    """Binary LIF spikes are 1 unsigned bit; ternary spikes are 2-bit two's complement; a relu
+    key (A2OS2A) is ``bits`` unsigned bits."""
+    if neuron_type == "relu":
+        return unsigned(bits)
     return signed(2) if neuron_type == "ternary" else unsigned(1)
 
 
@@ -88,12 +93,26 @@ class BinaryMembraneRegister(_MembraneRegister):
 
 
 def fire_compare(neuron_type: str, u, threshold):
-    """First half of firing: ``(u >= θ, u <= -θ)``; the second is constant 0 for binary LIF."""
+    """First half of firing: ``(u >= θ, u <= -θ)``; the second is constant 0 for binary LIF
+    and the relu key (whose ``u >= θ`` says "key ≠ 0")."""
     return u >= threshold, (u <= -threshold) if neuron_type == "ternary" else Const(0, 1)
 
 
-def fire_resolve(reset: str, u, threshold, up, down):
-    """Second half: the spike value ``up - down`` and h' (hard: 0 where fired; soft: u - S·θ)."""
+def relu_key(u, threshold, bits: int):
+    """A2OS2A's integer ReLU key ``clip(floor(u/θ), 0, 2^bits − 1)`` for θ ≥ 1, as a thermometer
+    count ``Σ_{j=1}^{2^bits−1} [u ≥ j·θ]`` (j·θ by shift-adds; no divider)."""
+    levels = [u >= mul_const(threshold, j) for j in range(1, 2 ** bits)]
+    total = levels[0]
+    for level in levels[1:]:
+        total = total + level
+    return total
+
+
+def fire_resolve(reset: str, u, threshold, up, down, *, relu_bits: int | None = None):
+    """Second half: the spike value ``up - down`` and h' (hard: 0 where fired; soft: u - S·θ).
+    With ``relu_bits`` (a relu key, §4): the key :func:`relu_key` and h' = 0 (stateless)."""
+    if relu_bits is not None:
+        return relu_key(u, threshold, relu_bits), Const(0, 1)
     spike = Mux(up, 1, Mux(down, -1, 0))
     if reset == "hard":
         return spike, Mux(up | down, 0, u)

@@ -135,7 +135,7 @@ class SpikingPE(wiring.Component):
         self.in_layout = event_layout(layer.height, layer.width, layer.in_channels,
                                       activation_shape(layer.activation_bits))
         self.out_layout = event_layout(layer.out_height, layer.out_width, layer.out_channels,
-                                       spike_shape(layer.neuron.type))
+                                       spike_shape(layer.neuron.type, layer.neuron.bits))
         members = {
             "i_spikes": In(stream.Signature(self.in_layout)),
             "o_spikes": Out(stream.Signature(self.out_layout)),
@@ -303,7 +303,7 @@ class SpikingPE(wiring.Component):
         def lanes(shape):
             return data.ArrayLayout(shape, L)
         acc, membrane = lanes(signed(self.accumulator_width)), lanes(signed(w.membrane_width))
-        fired, bases = Signal(lanes(spike_shape(layer.neuron.type))), Signal(acc)
+        fired, bases = Signal(lanes(spike_shape(layer.neuron.type, layer.neuron.bits))), Signal(acc)
         stored = lanes(stored_shape(layer.membrane, w.membrane_width))
         up, down, h_next, q = Signal(L), Signal(L), Signal(membrane), Signal(stored)
         params = {"threshold": (lanes(unsigned(w.threshold_width)), Cat(*(n1.param[l].threshold for l in range(L)))),
@@ -321,7 +321,8 @@ class SpikingPE(wiring.Component):
         last = (st.step == layer.time_steps - 1) if not self.probe else 0
         for l in range(L):
             integrate, register = self._neuron_parts(m, l)
-            spike, h = fire_resolve(layer.neuron.reset, n2.u[l], n2.threshold[l], n2.up[l], n2.down[l])
+            spike, h = fire_resolve(layer.neuron.reset, n2.u[l], n2.threshold[l], n2.up[l], n2.down[l],
+                                    relu_bits=layer.neuron.bits)
             m.d.comb += [Cat(up[l], down[l]).eq(Cat(*fire_compare(layer.neuron.type, mem.acc_q[l], n1.param[l].threshold))),
                          fired[l].eq(spike), h_next[l].eq(h),
                          register.h_next.eq(n3.h_next[l]), register.threshold.eq(n3.threshold[l]), q[l].eq(register.store),

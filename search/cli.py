@@ -115,7 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--depth", type=_positive_int("--depth"), default=None, help="number of transformer blocks L")
     g.add_argument("--heads", type=_positive_int("--heads"), default=None, help="attention heads")
     g.add_argument("--attention", choices=("ssa", "a2os2a"), default="ssa",
-                   help="SSA (binary Q,K,V, scale) or A2OS2A (binary Q, ReLU K, ternary V; not exportable)")
+                   help="SSA (binary Q,K,V, scale) or A2OS2A (binary Q, integer ReLU K, ternary V, no scale)")
+    g.add_argument("--key-bits", type=_positive_int("--key-bits"), default=None,
+                   help="A2OS2A: bits of the integer ReLU key, K in [0, 2^bits - 1] (1..4; default 2)")
+    g.add_argument("--key-step", type=_positive_float("--key-step"), default=None,
+                   help="A2OS2A: float size of one key level, K = clip(floor(ReLU(y)/step)) (default 0.5)")
     g.add_argument("--neuron", choices=("lif", "ternary"), default="lif", help="layer neurons")
     g.add_argument("--membrane", choices=("float", "ternary", "binary"), default="float",
                    help="full-precision membrane, the SpQuant ternary membrane, or SpQuant's binary membrane "
@@ -190,6 +194,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--alpha-fraction: expected a number in (0, 1), got {args.alpha_fraction}")
     if args.membrane == "binary" and args.neuron != "lif":
         p.error("--membrane: binary silences the -1 spikes of ternary neurons (SpQuant eq. 20); use --neuron lif")
+    if args.key_bits is not None and args.key_bits > 4:
+        p.error(f"--key-bits: expected an integer in 1..4, got {args.key_bits}")
+    if args.attention != "a2os2a" and (args.key_bits is not None or args.key_step is not None):
+        p.error("--key-bits/--key-step: only for --attention a2os2a")
     if args.tau_end > args.tau_start:
         p.error(f"--tau-end: expected at most --tau-start ({args.tau_start}), got {args.tau_end}")
     if args.dataset != "digits" and args.data_root is None:
@@ -216,6 +224,8 @@ def _config_hash(args, seed: int, phase: str, extra: str = "") -> str:
             "membrane", "threshold_learning", "spatial_sparsity", "channel_threshold", "limit_train", "limit_test",
             "warmup_epochs", "search_epochs", "qat_epochs", "int_epochs",
             "batch_size", "lr", "alpha_lr", "alpha_fraction", "tau_start", "tau_end", "cost")
+    if args.attention == "a2os2a":
+        keys += ("key_bits", "key_step")
     fpga = {"target": args.target} if args.cost == "fpga" else {}
     text = json.dumps({**{k: getattr(args, k) for k in keys}, **fpga, "seed": seed}, sort_keys=True) + phase + extra
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -361,7 +371,7 @@ def _run_seed(setup: _Setup, seed: int, out: Path) -> dict:
             found = trainer.search(model, beta, seed=seed + 1)
             model.set_choices(found["choices"])
             trainer.train_epochs(model, args.qat_epochs, f"seed {seed} QAT β={beta:g}", seed=seed + 2)
-            integer = "fp32" not in found["choices"].values() and args.attention == "ssa"
+            integer = "fp32" not in found["choices"].values()
             if integer and args.int_epochs:
                 model.freeze_bn(True)
                 trainer.train_epochs(model, args.int_epochs, f"seed {seed} integer QAT β={beta:g}", integer=True,
@@ -453,7 +463,8 @@ def _make_setup(args, dist: Distributed) -> _Setup:
     cfg = preset_config(args.preset, time_steps=T, image_size=(H, W), classes=len(train.classes),
                         depth=args.depth, heads=args.heads, attention=args.attention, neuron=args.neuron,
                         membrane=args.membrane, threshold_learning=args.threshold_learning,
-                        spatial_sparsity=args.spatial_sparsity, channel_threshold=args.channel_threshold)
+                        spatial_sparsity=args.spatial_sparsity, channel_threshold=args.channel_threshold,
+                        key_bits=args.key_bits, key_step=args.key_step)
     return _Setup(args, dist, train, test, cfg, SpikingTransformer.layer_shapes_for(cfg), T,
                   Trainer(args, dist, train, test), log)
 

@@ -10,6 +10,9 @@ Format: ``golden/searched.schema.json`` (read back with :func:`golden.config.loa
   ``s_x = 1``), computed by the model's own :meth:`SpikingUnit.folded`;
 * the neuron's scalar ``threshold`` is the median per-channel threshold (the weights file
   holds the per-channel values);
+* A2OS2A's key layers (``b<i>_k``) get the stateless ``relu`` neuron with ``bits`` =
+  ``key_bits`` and per-channel threshold ``ceil(key_step/g)`` (the same fold: the key step
+  plays the threshold's part), ``k = clip(floor((I + b)/θ), 0, 2^bits − 1)`` (§4);
 * the head has no neuron of its own in the model: it is exported as an integrate-and-fire
   neuron with soft reset, no leak and no bias (threshold ``T·B_I + 1``, above its membrane
   bound, capped at 2^20 − 1), so ``Σ_t I_t = h_T + θ·Σ_t S_t`` exactly (``= h_T`` when the
@@ -100,9 +103,6 @@ def export_network(model, out_dir: str | Path, *, name: str = "spikehq_searched"
     runs them and every layer records its mean ``input_events`` per sample (for ``make gen``'s
     balanced lanes policy, which then needs no data or PyTorch); ``activity_source`` says what
     they are. Skipped when a layer is fp32 (no integer network exists)."""
-    if model.cfg.attention != "ssa":
-        raise ExportError("attention: A2OS2A's ReLU key path has no integer neuron in docs/arithmetic.md; "
-                          "only SSA models export")
     if model.cfg.spatial_sparsity > 0:
         raise ExportError(f"spatial_sparsity: {model.cfg.spatial_sparsity:g} has no hardware path "
                           "(docs/search.md SpQuant-SNN); only models with spatial_sparsity 0 export")
@@ -141,6 +141,9 @@ def export_network(model, out_dir: str | Path, *, name: str = "spikehq_searched"
                 unit = units[layer.name]
                 neuron = {"type": unit.neuron.kind, "leak_shift": unit.neuron.leak_shift, "reset": unit.neuron.reset}
                 layer_membrane = membrane
+                if not unit.spiking:      # A2OS2A's integer ReLU key: stateless, threshold = key step
+                    neuron = {"type": "relu", "bits": model.cfg.key_bits, "leak_shift": 0, "reset": "hard"}
+                    layer_membrane = "integer"
                 if scheme != "fp32":
                     b, th = (v[rows] for v in unit.folded())
                     bias, threshold = [int(v) for v in b.tolist()], [int(v) for v in th.tolist()]
@@ -150,8 +153,8 @@ def export_network(model, out_dir: str | Path, *, name: str = "spikehq_searched"
                     neuron["threshold"] = max(1, int(statistics.median_low(threshold)))
                 else:
                     neuron["threshold"] = 1
-            neuron = {"type": neuron["type"], "threshold": neuron["threshold"], "leak_shift": neuron["leak_shift"],
-                      "reset": neuron["reset"]}
+            neuron = {"type": neuron["type"], **({"bits": neuron["bits"]} if "bits" in neuron else {}),
+                      "threshold": neuron["threshold"], "leak_shift": neuron["leak_shift"], "reset": neuron["reset"]}
             entry.update(neuron=neuron, membrane=layer_membrane)
             if scheme != "fp32":
                 scale = layer.scale(cand)

@@ -11,7 +11,8 @@ Architecture (Zhou et al., Spikformer; SpikeHQ paper Fig. 1)::
     tokens:    [T, B, N = H'·W', D]
     L blocks:  x = x + SA(x);  x = x + MLP(x)
       SSA:     Q, K, V = neuron(BN(linear(x)))  (binary)   A = Q·Kᵀ·V · 2^-attn_shift
-      A2OS2A:  Q binary neuron, K = ReLU(BN(linear)), V ternary neuron,   A = Q·Kᵀ·V
+      A2OS2A:  Q binary neuron, K = clip(floor(ReLU(BN(linear))/key_step), 0, 2^key_bits − 1)
+               (integer ReLU key, docs/arithmetic.md §4), V ternary neuron,   A = Q·Kᵀ·V
                out = neuron(BN(proj(neuron_attn(A))))
       MLP:     neuron(BN(fc2(neuron(BN(fc1(x))))))
     head:      linear(mean over tokens) averaged over T (no bias: it folds to an integer readout)
@@ -76,6 +77,8 @@ class ModelConfig:
     threshold_learning: str = "fixed"   # fixed | sgp (SpQuant eq. 24–27, layer-wise V_th)
     spatial_sparsity: float = 0.0   # share of positions pruned per step in conv layers (SpQuant: 0.35)
     channel_threshold: float = 0.0  # channel-mask threshold θ on the keep probability; 0 = off (SpQuant: 0.47)
+    key_bits: int = 2               # A2OS2A: integer ReLU key K ∈ [0, 2^key_bits − 1]
+    key_step: float = 0.5           # A2OS2A: float size of one key level (K = clip(floor(ReLU(y)/step)))
 
     @property
     def dim(self) -> int:
@@ -116,6 +119,10 @@ class ModelConfig:
                 bad(name, "an integer >= 1", getattr(self, name))
         if not 0 <= self.leak_shift <= 16:
             bad("leak_shift", "0..16", self.leak_shift)
+        if self.key_bits not in range(1, 5):       # the contract's relu keys: 1–4 bits (docs/arithmetic.md §4)
+            bad("key_bits", "1..4", self.key_bits)
+        if not (isinstance(self.key_step, (int, float)) and math.isfinite(self.key_step) and self.key_step > 0):
+            bad("key_step", "a number > 0", self.key_step)
         return self
 
     @property
@@ -131,6 +138,8 @@ class ModelConfig:
         d["image_size"] = list(self.image_size)
         d["tokenizer_channels"] = list(self.tokenizer_channels)
         d["pool_after"] = list(self.pool_after)
+        if self.attention != "a2os2a":       # the key only exists in A2OS2A (SSA results stay as they were)
+            del d["key_bits"], d["key_step"]
         return d
 
     @classmethod
@@ -432,8 +441,10 @@ class SpikingUnit(nn.Module):
                              prior_dim=(1 if channel_dim == 1 else -1) if gate else None)
         lanes = max(d for d in range(1, MAX_DEFAULT_LANES + 1) if shape.out_channels % d == 0)   # default lanes
         self.gate = ChannelGate(shape.out_channels, cfg.channel_threshold, quantum=lanes) if gate else None
-        self.v_th = nn.Parameter(torch.tensor(float(cfg.v_th))) if cfg.threshold_learning == "sgp" else cfg.v_th
-        self.spiking = spiking            # False: ReLU output (A2OS2A's K)
+        self.spiking = spiking            # False: A2OS2A's integer ReLU key (its "threshold" is the key step)
+        v_th = cfg.v_th if spiking else cfg.key_step      # the key step stays fixed (docs/search.md)
+        self.v_th = nn.Parameter(torch.tensor(float(v_th))) if cfg.threshold_learning == "sgp" and spiking else v_th
+        self.key_max = 2 ** cfg.key_bits - 1
         self.channel_dim = channel_dim
 
     V_TH_MIN = 0.05    # a learnable threshold stays above this (a threshold must stay positive)
@@ -477,19 +488,28 @@ class SpikingUnit(nn.Module):
         return v.view(shape)
 
     def forward(self, x: torch.Tensor, T: int, integer: bool = False) -> torch.Tensor:
-        """x [T·B, ...] (flattened time) → spikes [T, B, ...]."""
-        if integer and self.spiking:
+        """x [T·B, ...] (flattened time) → spikes [T, B, ...] (integer keys for the ReLU key)."""
+        if integer:
             current = self.layer(x, integer=True)
             b, th = self.integer_params()
             b, th = exact_round_ste(b), ceil_ste(th).clamp_min(1)
             y = current + self._view(b, current.dim())
             y = y.view(T, -1, *y.shape[1:])
+            if not self.spiking:      # stateless: k = clip(floor((I + b)/θ), 0, 2^bits − 1)
+                th = self._view(th, current.dim())
+                q = y / th
+                exact = (y - torch.remainder(y, th)).detach() / th.detach()   # floor without float rounding
+                return (q + (exact - q).detach()).clamp(0, self.key_max)
             return self._masked(self.neuron(y, self._view(th, current.dim()), integer=True))
         y = self.bn(self.layer(x))
         y = y.view(T, -1, *y.shape[1:])
         if not self.spiking:
-            return F.relu(y)
+            return self.relu_key(y / self.threshold())
         return self._masked(self.neuron(y, self.threshold()))
+
+    def relu_key(self, y: torch.Tensor) -> torch.Tensor:
+        """``clip(floor(y), 0, key_max)`` with straight-through floor (gradient 0 outside the range)."""
+        return floor_ste(y).clamp(0, self.key_max)
 
 
 # ---- the network -------------------------------------------------------------------------------

@@ -21,8 +21,7 @@ from ..golden.config import LayerConfig, LayerWeights, config_from_dict
 from ..golden.reference import LayerTrace, run_layer
 
 __all__ = ["Case", "make_case", "events_of_step", "expected_events", "matrix", "binary_membrane_cases",
-           "CaseParams", "random_params",
-           "case_cycles", "case_events"]
+           "relu_key_cases", "CaseParams", "random_params", "case_cycles", "case_events"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,7 @@ class CaseParams:
     height: int = 0
     width: int = 0
     random_samples: int = 2
+    key_bits: int = 2               # output bits of a relu key (neuron "relu")
 
     @property
     def name(self) -> str:
@@ -54,7 +54,8 @@ class CaseParams:
         if self.in_channels:
             geometry = (f"_c{self.in_channels}o{self.out_channels}k{self.kernel_size}p{self.padding}"
                         f"_{self.height}x{self.width}")
-        return (f"{self.kind}_{self.scheme}{self.bits}_{a}_{self.neuron}_{self.membrane}"
+        neuron = f"relu{self.key_bits}" if self.neuron == "relu" else self.neuron
+        return (f"{self.kind}_{self.scheme}{self.bits}_{a}_{neuron}_{self.membrane}"
                 f"_{self.reset}_s{self.leak_shift}_l{self.lanes}{geometry}_seed{self.seed}"
                 + ("" if self.with_weights else "_wport"))
 
@@ -82,7 +83,8 @@ def _layer_dict(p: CaseParams, threshold: int) -> dict:
         geometry = {"in_channels": 2, "out_channels": 4, "kernel_size": 2, "padding": 0, "height": 3, "width": 3}
     return {"name": "pe", "kind": "linear" if p.kind == "linear" else "conv2d", **geometry,
             "scheme": p.scheme, "bits": p.bits, "activation_bits": p.activation_bits, "lanes": p.lanes,
-            "neuron": {"type": p.neuron, "threshold": threshold, "leak_shift": p.leak_shift, "reset": p.reset},
+            "neuron": {"type": p.neuron, "threshold": threshold, "leak_shift": p.leak_shift, "reset": p.reset,
+                       **({"bits": p.key_bits} if p.neuron == "relu" else {})},
             "membrane": p.membrane}
 
 
@@ -163,6 +165,22 @@ def binary_membrane_cases(seed: int = 33) -> list[CaseParams]:
     return [CaseParams(scheme=scheme, bits=bits, activation_bits=act, neuron="lif", membrane="binary", kind=kind,
                        reset=reset, leak_shift=leak, lanes=lanes, seed=seed + n)
             for n, (scheme, bits, act, kind, reset, leak, lanes) in enumerate(rows)]
+
+
+def relu_key_cases(seed: int = 201) -> list[CaseParams]:
+    """A2OS2A's integer ReLU key (neuron ``relu``, docs/arithmetic.md §4) on every key width,
+    both schemes, binary and multi-bit inputs, linear and conv, leaks and membranes that a
+    stateless key must ignore."""
+    return [
+        CaseParams(scheme="pot", bits=2, activation_bits=3, neuron="relu", key_bits=2, kind="linear",
+                   leak_shift=1, lanes=4, seed=seed),
+        CaseParams(scheme="uniform", bits=4, activation_bits=1, neuron="relu", key_bits=1, kind="conv2d",
+                   leak_shift=0, lanes=2, seed=seed + 1),
+        CaseParams(scheme="uniform", bits=2, activation_bits=4, neuron="relu", key_bits=3, kind="linear",
+                   membrane="ternary", reset="soft", leak_shift=2, lanes=8, seed=seed + 2),
+        CaseParams(scheme="pot", bits=4, activation_bits=8, neuron="relu", key_bits=4, kind="conv2d_nopad",
+                   leak_shift=16, lanes=1, seed=seed + 3),
+    ]
 
 
 def _divisors(n: int) -> list[int]:

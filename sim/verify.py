@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from ..atomic import write_json_atomic
 from .runner import SIMULATORS, icarus_missing, run_pe_case
-from .vectors import CaseParams, case_cycles, matrix, random_params
+from .vectors import CaseParams, case_cycles, matrix, random_params, relu_key_cases
 
 __all__ = ["geometry_cases", "plan", "main"]
 
@@ -60,11 +60,13 @@ def geometry_cases(seed: int) -> list[CaseParams]:
 
 def plan(seed: int) -> list[CaseParams]:
     """One round of cases for ``seed``: the geometries, 12 random configurations, then a
-    quarter of the matrix with new seeds (the whole matrix every four rounds)."""
+    quarter of the matrix with new seeds (the whole matrix every four rounds), the A2OS2A
+    relu-key cases with new seeds."""
     round_ = geometry_cases(seed)
     round_ += [random_params(10_000 * seed + i) for i in range(12)]
     quarter = (seed % 4) * 8
     round_ += [dataclasses.replace(p, seed=p.seed + 1000 * seed) for p in matrix()[quarter:quarter + 8]]
+    round_ += [dataclasses.replace(p, seed=p.seed + 1000 * seed) for p in relu_key_cases()]
     return round_
 
 

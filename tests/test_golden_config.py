@@ -91,6 +91,10 @@ INVALID = [
     ("layers.0.neuron.leak_shift", 17, "layers[0].neuron.leak_shift: expected a value <= 16, got 17"),
     ("layers.0.neuron.reset", "zero", "layers[0].neuron.reset: expected one of \"hard\", \"soft\", got \"zero\""),
     ("layers.0.neuron.tau", 2, "layers[0].neuron: unknown field 'tau'"),
+    ("layers.0.neuron.bits", 2, "layers[0].neuron.bits: not a field of a lif neuron"),
+    ("layers.0.neuron.type", "relu", "layers[0].neuron.bits: required for a relu neuron"),
+    ("layers.0.neuron.bits", 5, "layers[0].neuron.bits: expected a value <= 4, got 5"),
+    ("layers.0.neuron.bits", 0, "layers[0].neuron.bits: expected a value >= 1, got 0"),
     ("layers.1.name", "fc", "layers[1].name: duplicate layer name 'fc'"),
     ("layers.1.in_features", 3, "layers[1].in_features: not a field of a conv2d layer"),
     ("layers.1.height", DELETE, "layers[1]: missing required field 'height' for a conv2d layer"),
@@ -218,7 +222,9 @@ GRAPH_INVALID = [
     ("readout", 1, f"{G}.readout: expected string, got 1"),
     ("extra", 1, f"{G}: unknown field 'extra'"),
     ("attention", DELETE, f"{G}: missing required field 'attention'"),
-    ("attention.variant", "a2os2a", f"{G}.attention.variant: expected one of \"ssa\", got \"a2os2a\""),
+    ("attention.variant", "a2os2a", f"{G}: layer 'b0_k': neuron type 'lif' cannot be a a2os2a attention input "
+                                    "(expected 'relu')"),
+    ("attention.variant", "sdsa", f"{G}.attention.variant: expected one of \"ssa\", \"a2os2a\", got \"sdsa\""),
     ("attention.heads", 0, f"{G}.attention.heads: expected a value >= 1, got 0"),
     ("attention.heads", 5, f"{G}.attention.heads: must divide the 64 channels, got 5"),
     ("attention.threshold", 0, f"{G}.attention.threshold: expected a value >= 1, got 0"),
@@ -236,6 +242,41 @@ def test_invalid_graph_field_names_the_field(path, value, message):
     with pytest.raises(ConfigError) as info:
         config_from_dict(graph_config(path, value), source="cfg.json", base_dir=DIGITS.parent)
     assert str(info.value) == message
+
+
+def _digits_with_neuron(name: str, **neuron) -> dict:
+    raw = json.loads(DIGITS.read_text())
+    layer = next(l for l in raw["layers"] if l["name"] == name)
+    layer["neuron"].update(neuron)
+    return raw
+
+
+@pytest.mark.parametrize("name,neuron,variant,message", [
+    ("b1_k", {"type": "relu", "bits": 2}, "ssa", "layer 'b1_k': neuron type 'relu' cannot be a ssa attention input "
+                                                 "(expected 'lif' or 'ternary')"),
+    ("b0_fc1", {"type": "relu", "bits": 2}, "ssa", "layer 'b0_fc1': neuron type 'relu' cannot be a layer outside "
+                                                   "the attention keys (expected 'lif' or 'ternary')"),
+])
+def test_attention_variant_checks_the_neuron_types(name, neuron, variant, message):
+    raw = _digits_with_neuron(name, **neuron)
+    raw["metadata"]["network"]["attention"]["variant"] = variant
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(raw, source="cfg.json", base_dir=DIGITS.parent)
+    assert str(info.value) == f"{G}: {message}"
+
+
+def test_a2os2a_graph_loads_with_relu_keys():
+    raw = json.loads(DIGITS.read_text())
+    for layer in raw["layers"]:
+        if layer["name"].endswith("_k"):
+            layer["neuron"].update(type="relu", bits=3)
+        if layer["name"].endswith("_v"):
+            layer["neuron"]["type"] = "ternary"
+    raw["metadata"]["network"]["attention"]["variant"] = "a2os2a"
+    config = config_from_dict(raw, source="cfg.json", base_dir=DIGITS.parent)
+    key = config.layer("b1_k").neuron
+    assert config.graph.attention.variant == "a2os2a" and (key.type, key.bits, key.value_max) == ("relu", 3, 7)
+    assert config.layer("b1_q").neuron.bits is None and config.layer("b1_q").neuron.value_max == 1
 
 
 def test_graph_is_parsed_once_into_typed_objects():
@@ -290,6 +331,8 @@ FEEDFORWARD_INVALID = [
     ({"metadata__network__nodes__1__op": "maxpool"},
      f"{F}.nodes[1].op: expected one of \"layer\", \"sumpool\", \"flatten\", \"add\", got \"maxpool\""),
     ({"metadata__network__nodes": DELETE}, f"{F}: missing required field 'nodes'"),
+    ({"layers__0__neuron": {"type": "relu", "bits": 2, "threshold": 2}},
+     f"{F}.nodes[0]: layer 'conv': a relu neuron is only an A2OS2A attention key (feed-forward graphs take 'lif' or 'ternary')"),
 ]
 
 

@@ -35,7 +35,9 @@ def calibrated_model(seed=0, **overrides):
 
 
 @pytest.mark.parametrize("overrides", [{}, {"neuron": "ternary", "membrane": "ternary"},
-                                       {"reset": "soft", "leak_shift": 2}])
+                                       {"reset": "soft", "leak_shift": 2},
+                                       {"attention": "a2os2a"}, {"attention": "a2os2a", "key_bits": 3, "key_step": 0.3}],
+                         ids=["lif", "ternary", "soft", "a2os2a", "a2os2a_key3"])
 def test_integer_network_reproduces_integer_mode_model(tmp_path, overrides):
     m, frames = calibrated_model(1, **overrides)
     path = export_network(m, tmp_path)
@@ -48,6 +50,10 @@ def test_integer_network_reproduces_integer_mode_model(tmp_path, overrides):
     active = [name for name, t in trace.items() if t["spikes"].abs().sum() > 0]
     assert len(active) >= len(trace) // 2, active
     assert "tok0" in active and "b0_q" in active and scores.abs().sum() > 0
+    if overrides.get("attention") == "a2os2a":      # multi-level keys and both signs of v reach the attention
+        key = net.config.layer("b0_k").neuron
+        assert key.type == "relu" and key.bits == overrides.get("key_bits", 2)
+        assert trace["b0_k"]["spikes"].max() >= 2 and (trace["b0_v"]["spikes"] == -1).any()
 
 
 def test_dumped_layers_replay_on_the_reference(tmp_path):

@@ -7,8 +7,8 @@ import torch
 
 from spikehq.golden import codes
 from spikehq.golden.config import LayerWeights, config_from_dict
-from spikehq.golden.reference import (binary_quantize, check_inputs, neuron_step, run_layer, synaptic_current,
-                                      ternary_quantize)
+from spikehq.golden.reference import (binary_quantize, check_inputs, neuron_step, relu_key, run_layer,
+                                      synaptic_current, ternary_quantize)
 
 
 def layer(**overrides):
@@ -102,6 +102,22 @@ def test_ternary_neuron_soft_reset_integer_membrane():
     lyr = layer(neuron={"type": "ternary", "reset": "soft", "leak_shift": 0})
     # -9 ≤ -4 → -1, h = -5; -5 + 0 → -1, h = -1; -1 + 6 = 5 → +1, h = 1
     assert steps(lyr, [-9, 0, 6]) == [(-9, -1, -5), (-5, -1, -1), (5, 1, 1)]
+
+
+def test_relu_key_floors_clips_and_zeroes_negatives():
+    u = torch.tensor([-7, -1, 0, 2, 3, 5, 6, 8, 9, 100])
+    # θ = 3, 2 bits: floor(u/3) = -3, -1, 0, 0, 1, 1, 2, 2, 3, 33 → clip to [0, 3]
+    assert relu_key(u, torch.tensor(3), 2).tolist() == [0, 0, 0, 0, 1, 1, 2, 2, 3, 3]
+    assert relu_key(u, torch.tensor(1), 1).tolist() == [0, 0, 0, 1, 1, 1, 1, 1, 1, 1]
+    assert relu_key(torch.tensor([44, 45, 47, 10 ** 6]), torch.tensor(3), 4).tolist() == [14, 15, 15, 15]
+
+
+def test_relu_key_neuron_is_stateless():
+    """A relu neuron forgets everything: u = b + I every step, whatever leak, reset or membrane."""
+    for extra in ({}, {"membrane": "ternary"}):
+        lyr = layer(neuron={"type": "relu", "bits": 2, "leak_shift": 0, "reset": "soft"}, **extra)
+        # bias 1, θ = 4: u = 1 + I; keys floor(u/4) clipped to 3; state stays 0
+        assert steps(lyr, [7, 7, -9, 20, 0], bias=1) == [(8, 2, 0), (8, 2, 0), (-8, 0, 0), (21, 3, 0), (1, 0, 0)]
 
 
 def test_ternary_membrane_restores_plus_minus_threshold():

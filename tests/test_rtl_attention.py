@@ -178,6 +178,24 @@ def test_golden_widths_bound_is_reached_and_kept(shapes):
     assert tern.membrane_bound == 5 + tern.current_bound
 
 
+def test_golden_a2os2a_hand_example():
+    """One head, 2 tokens, d = 2: binary q, 2-bit keys, ternary v, threshold 5, no scale.
+    KV = Kᵀ·V = [[3·1 + 1·(−1), 3·0 + 1·1], [0·1 + 2·(−1), 0 + 2·1]] = [[2, 1], [−2, 2]];
+    a = Q·KV: token 0 (q = [1, 1]) → [0, 3]; token 1 (q = [1, 0]) → [2, 1]."""
+    q = torch.tensor([[[1, 1], [1, 0]]])
+    k = torch.tensor([[[3, 0], [1, 2]]])
+    v = torch.tensor([[[1, 0], [-1, 1]]])
+    a = attention_current(q, k, v, heads=1)
+    assert a.tolist() == [[[0, 3], [2, 1]]]
+    att = AttentionConfig(variant="a2os2a", heads=1, membrane="integer",
+                          neuron=NeuronConfig(type="lif", threshold=3, leak_shift=0, reset="hard"))
+    # a second step with the same inputs: membranes 0 and 2 (token 1) / 0 (fired) accumulate
+    spikes = run_attention(torch.cat([q, q]), torch.cat([k, k]), torch.cat([v, v]), att, time_steps=2)
+    assert spikes.tolist() == [[[0, 1], [0, 0]], [[0, 1], [1, 0]]]
+    w = attention_widths(tokens=2, channels=2, time_steps=2, attention=att, q_max=1, k_max=3, v_max=1)
+    assert (w.kv_bound, w.current_bound, w.membrane_bound) == (6, 12, 24)
+
+
 # ---- RTL against golden ----------------------------------------------------------------------
 
 CASES = {

@@ -153,6 +153,33 @@ def test_spquant_pruned_binary_membrane_network_bit_exact(stall_seed, tmp_path):
     _check_results(results, [0, 1])
 
 
+@pytest.fixture(scope="module")
+def small_a2os2a_network(tmp_path_factory):
+    """The small Spikformer with A2OS2A attention: 2-bit integer ReLU keys (relu PEs), ternary
+    values, binary queries into the attention unit's A2OS2A mode."""
+    from spikehq.search.export import export_network
+    from test_golden_network import calibrated_model
+    model, _ = calibrated_model(3, attention="a2os2a")
+    return export_network(model, tmp_path_factory.mktemp("small_a2os2a"), name="small_a2os2a")
+
+
+@pytest.mark.parametrize("simulator", [pytest.param("verilator", marks=pytest.mark.verilator),
+                                       pytest.param("icarus", marks=pytest.mark.icarus)])
+def test_small_a2os2a_network_bit_exact_on_every_simulator(small_a2os2a_network, simulator, stall_seed, tmp_path):
+    """A2OS2A network top, two samples (Icarus: one) one at a time and back to back: class, every score and
+    every engine's event count per step (the keys' non-zero values included) equal the golden model's."""
+    if simulator == "icarus" and icarus_missing():
+        pytest.skip(icarus_missing())
+    config = load_config(small_a2os2a_network)
+    assert config.graph.attention.variant == "a2os2a" and config.layer("b0_k").neuron.type == "relu"
+    results = tmp_path / "results.json"
+    samples = [0, 1] if simulator == "verilator" else [0]          # Icarus is the slow one
+    tests, failures = run_network(small_a2os2a_network, samples, stall_seed=stall_seed, results=results,
+                                  simulator=simulator)
+    assert tests == 1 and failures == 0, f"see build/sim/{simulator}/network_*/test_*.log"
+    _check_results(results, samples)
+
+
 def _check_results(results: Path, samples: list[int]) -> None:
     doc = json.loads(results.read_text())
     assert doc["back_to_back"]["mismatching_samples"] == 0

@@ -17,12 +17,13 @@ from spikehq.golden.config import LayerWeights
 from spikehq.golden.reference import run_layer
 from spikehq.rtl import mac as mac_module
 from spikehq.rtl.mac import PotMac
+from spikehq.rtl import pe as pe_module
 from spikehq.rtl.pe import SpikingPE
 from spikehq.sim.amaranth_driver import count_mismatches, run_case
-from spikehq.sim.vectors import CaseParams, make_case, matrix
+from spikehq.sim.vectors import CaseParams, make_case, matrix, relu_key_cases
 
 
-@pytest.mark.parametrize("params", matrix(), ids=lambda p: p.name)
+@pytest.mark.parametrize("params", matrix() + relu_key_cases(), ids=lambda p: p.name)
 def test_pe_matrix_amaranth_sim(params, stall_seed):
     case = make_case(params)
     outputs, membranes = run_case(case, stall_seed=stall_seed)
@@ -61,6 +62,24 @@ class _SignIgnoringPotMac(PotMac):
 def test_scoreboard_catches_a_broken_mac(monkeypatch, stall_seed):
     monkeypatch.setitem(mac_module.MAC_FOR_SCHEME, "pot", _SignIgnoringPotMac)
     case = make_case(CaseParams(scheme="pot", bits=4, seed=3))
+    outputs, membranes = run_case(case, stall_seed=stall_seed)
+    assert count_mismatches(case, outputs, membranes) > 0
+
+
+@pytest.mark.parametrize("broken", ["odd keys lost", "state kept"])
+def test_scoreboard_catches_a_broken_relu_key(monkeypatch, broken, stall_seed):
+    """The relu-key case fails when the key loses its lowest bit or keeps a membrane."""
+    from spikehq.rtl import neuron as neuron_module
+    if broken == "odd keys lost":
+        real = neuron_module.relu_key
+        monkeypatch.setattr(neuron_module, "relu_key", lambda u, threshold, bits: real(u, threshold, bits) & ((1 << bits) - 2))
+    else:
+        resolve = neuron_module.fire_resolve
+        monkeypatch.setattr(neuron_module, "fire_resolve",
+                            lambda *a, relu_bits=None: (resolve(*a, relu_bits=relu_bits)[0], a[1]) if relu_bits
+                            else resolve(*a))
+        monkeypatch.setattr(pe_module, "fire_resolve", neuron_module.fire_resolve)
+    case = make_case(relu_key_cases()[0])
     outputs, membranes = run_case(case, stall_seed=stall_seed)
     assert count_mismatches(case, outputs, membranes) > 0
 

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from spikehq.sim.runner import icarus_missing, run_pe_case
-from spikehq.sim.vectors import CaseParams, matrix
+from spikehq.sim.vectors import CaseParams, matrix, relu_key_cases
 
 CORNERS = [
     # weights loaded through the write port instead of memory initialization
@@ -25,6 +25,8 @@ CORNERS = [
     # weights in two block-RAM banks (640 words of 32 bits: rtl/banks.py), initialized and written
     *(CaseParams(scheme="uniform", bits=4, kind="linear", lanes=8, in_channels=128, out_channels=40, height=2,
                  seed=seed, with_weights=with_weights) for seed, with_weights in ((105, True), (106, False))),
+    # A2OS2A's integer ReLU key: every key width 1–4 (multi-bit unsigned outputs, stateless)
+    *relu_key_cases(),
 ]
 
 SIMULATORS = [

@@ -46,7 +46,9 @@ def test_help(capsys):
     (["--seeds", "1", "1"], "--seeds"), (["--seeds", "-2"], "--seeds"), (["--cost", "asic"], "--cost"),
     (["--spatial-sparsity", "1"], "--spatial-sparsity"), (["--spatial-sparsity", "x"], "--spatial-sparsity"),
     (["--channel-threshold", "-0.2"], "--channel-threshold"), (["--threshold-learning", "adam"], "--threshold-learning"),
-    (["--membrane", "binary", "--neuron", "ternary"], "--membrane"), (["--membrane", "int"], "--membrane")])
+    (["--membrane", "binary", "--neuron", "ternary"], "--membrane"), (["--membrane", "int"], "--membrane"),
+    (["--attention", "a2os2a", "--key-bits", "5"], "--key-bits"), (["--attention", "a2os2a", "--key-bits", "0"], "--key-bits"),
+    (["--attention", "a2os2a", "--key-step", "0"], "--key-step"), (["--key-bits", "2"], "--key-bits")])
 def test_bad_flags_one_line(capsys, argv, field):
     with pytest.raises(SystemExit) as e:
         search.main(argv)

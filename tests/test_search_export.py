@@ -62,7 +62,7 @@ def test_export_records_measured_input_events(tmp_path):
     assert all(layer.input_events is None for layer in plain.layers) and "activity" not in plain.metadata
 
 
-def test_fp32_layers_have_no_weights_and_a2os2a_is_refused(tmp_path):
+def test_fp32_layers_have_no_weights_and_search_mode_is_refused(tmp_path):
     m, _ = calibrated_model(5)
     choices = m.choices()
     choices["b0_fc1"] = "fp32"
@@ -74,17 +74,37 @@ def test_fp32_layers_have_no_weights_and_a2os2a_is_refused(tmp_path):
     from spikehq.golden.network import load_network
     with pytest.raises(ConfigError, match="b0_fc1.*fp32"):
         load_network(tmp_path / "a" / "searched.json")
-    m2, _ = calibrated_model(5, attention="a2os2a")
-    with pytest.raises(ExportError, match="A2OS2A"):
-        export_network(m2, tmp_path / "b")
     m.set_choices(None)
     with pytest.raises(ExportError, match="search mode"):
         export_network(m, tmp_path / "c")
 
 
-def test_committed_digits_search_output_loads():
-    path = ROOT / "configs" / "digits_searched" / "searched.json"
+def test_a2os2a_round_trip(tmp_path):
+    """A2OS2A exports: relu keys with the model's key bits and folded key thresholds, ternary
+    values, binary queries, variant a2os2a; the model's training settings include the key."""
+    m, _ = calibrated_model(6, attention="a2os2a", key_bits=3, key_step=0.25)
+    cfg = load_config(export_network(m, tmp_path))
+    assert cfg.graph.attention.variant == "a2os2a" and cfg.graph.model["key_bits"] == 3
+    units = m.units()
+    for b in range(m.cfg.depth):
+        key, value, query = (cfg.layer(f"b{b}_{n}") for n in ("k", "v", "q"))
+        assert (key.neuron.type, key.neuron.bits, key.neuron.leak_shift, key.membrane) == ("relu", 3, 0, "integer")
+        assert value.neuron.type == "ternary" and query.neuron.type == "lif"
+        bias, threshold = (v.detach().numpy().astype(np.int64) for v in units[f"b{b}_k"].folded())
+        w = load_weights(key)
+        assert np.array_equal(w.bias, bias) and np.array_equal(w.threshold, threshold)
+    ssa = load_config(export_network(calibrated_model(6)[0], tmp_path / "ssa"))
+    assert "key_bits" not in ssa.graph.model and ssa.layer("b0_k").neuron.bits is None
+
+
+COMMITTED = ["digits_searched", "digits_a2os2a"]
+
+
+@pytest.mark.parametrize("folder", COMMITTED)
+def test_committed_digits_search_output_loads(folder):
+    path = ROOT / "configs" / folder / "searched.json"
     cfg = load_config(path)
+    assert cfg.graph.attention.variant == {"digits_searched": "ssa", "digits_a2os2a": "a2os2a"}[folder]
     assert len(cfg.layers) >= 10
     assert {l.group for l in cfg.layers} == {"tokenizer", "attention", "mlp", "head"}
     for layer in cfg.layers:
@@ -94,10 +114,11 @@ def test_committed_digits_search_output_loads():
         layer.widths(w)
 
 
-def test_committed_digits_search_output_reproduces_its_accuracy():
+@pytest.mark.parametrize("folder", COMMITTED)
+def test_committed_digits_search_output_reproduces_its_accuracy(folder):
     from spikehq.search.data import load_dataset
     from spikehq.golden.network import load_network
-    net = load_network(ROOT / "configs" / "digits_searched" / "searched.json")
+    net = load_network(ROOT / "configs" / folder / "searched.json")
     _, test = load_dataset("digits", time_steps=net.config.time_steps)
     accuracy = float((net.predict(test.frames) == test.labels).float().mean() * 100)
     assert accuracy == pytest.approx(net.config.metadata["search"]["accuracy"], abs=1e-4)

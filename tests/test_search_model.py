@@ -73,6 +73,23 @@ def test_a2os2a_trains_and_ternary_values():
     assert m.blocks[0].k.layer.weight.grad.abs().sum() > 0
     v = m.blocks[0].v(torch.randn(2 * 4, 16, 64) * 3, 2)
     assert set(v.unique().tolist()) <= {-1.0, 0.0, 1.0} and (v == -1).any()
+    k = m.blocks[0].k(torch.randn(2 * 4, 16, 64) * 3, 2)          # integer ReLU key, 2 bits
+    assert set(k.unique().tolist()) == {0.0, 1.0, 2.0, 3.0}
+
+
+def test_relu_key_quantizes_like_the_contract():
+    """Float mode: clip(floor(ReLU(y)/δ), 0, 2^b − 1) with a straight-through floor (gradient
+    1/δ inside the range, 0 where clipped or negative); bad key options are one-line errors."""
+    m = SpikingTransformer(preset_config("tiny", attention="a2os2a", depth=1, time_steps=1, key_bits=2, key_step=0.5))
+    unit = m.blocks[0].k
+    y = torch.tensor([-1.0, 0.2, 0.5, 0.99, 1.2, 1.5, 9.0], requires_grad=True)
+    out = unit.relu_key(y / unit.v_th)
+    assert out.tolist() == [0, 0, 1, 1, 2, 3, 3]
+    out.sum().backward()
+    assert y.grad.tolist() == [0, 2, 2, 2, 2, 2, 0]         # 1.5/δ = 3 is still inside the clip
+    for field, value in (("key_bits", 5), ("key_bits", 0), ("key_step", 0.0), ("key_step", float("nan"))):
+        with pytest.raises(ValueError, match=f"model config {field}: expected"):
+            preset_config("tiny", attention="a2os2a", **{field: value})
 
 
 def test_activation_bits_and_presets():
