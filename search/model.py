@@ -55,6 +55,10 @@ __all__ = ["ModelConfig", "preset_config", "PRESETS", "QuantLayer", "Neuron", "S
 
 # ---- configuration -----------------------------------------------------------------------------
 
+# SpQuant options and their "off" values (ModelConfig.to_dict leaves those out)
+_SPQUANT_DEFAULTS = {"threshold_learning": "fixed", "spatial_sparsity": 0.0, "channel_threshold": 0.0}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     in_channels: int = 2
@@ -140,6 +144,9 @@ class ModelConfig:
         d["pool_after"] = list(self.pool_after)
         if self.attention != "a2os2a":       # the key only exists in A2OS2A (SSA results stay as they were)
             del d["key_bits"], d["key_step"]
+        for name in _SPQUANT_DEFAULTS:       # SpQuant options left at "off" are not recorded (likewise)
+            if d[name] == _SPQUANT_DEFAULTS[name]:
+                del d[name]
         return d
 
     @classmethod
