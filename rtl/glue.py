@@ -274,7 +274,8 @@ class ResidualAdd(wiring.Component):
         w = SimpleNamespace(valid=Signal(), addr=Signal(addr_shape), addend=Signal(self.out_shape), old=Signal(word))
         total = Signal(word)
         written = stage(m, {"valid": (1, mem.sum_wr.en), "addr": (addr_shape, mem.sum_wr.addr), "data": (word, total)})
-        # D: the event in W writes after this read, the one just written wrote as it was taken
+        # D: this word was read before the writes of the event now in W and of the one written last
+        # cycle; a hit takes their sum instead (the newer one first)
         newest = mem.sum_rd.data
         for now, value in reversed([(w, total), (written, written.data)][:self.FORWARDED]):
             newest = word(Mux(now.valid & (now.addr == d.addr), value, newest))
