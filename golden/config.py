@@ -110,6 +110,7 @@ class LayerConfig:
     group: str | None = None
     lanes_explicit: bool = False        # lanes came from the JSON (not the default)
     input_events: float | None = None   # measured mean input events per sample (lanes policy)
+    spatial_prune_k: int = 0            # SpQuant spatial pruning's k (§6.1); 0 = off
 
     # ---- geometry -------------------------------------------------------------------------
     @property
@@ -381,6 +382,16 @@ def _layer(raw: dict, where: str, time_steps: int, base_dir: Path | None) -> Lay
     if membrane == "binary" and neuron.type == "ternary":
         raise ConfigError(f"{where}.membrane: a binary membrane silences the -1 spikes (SpQuant eq. 20), "
                           f"which leaves a ternary neuron a binary LIF: use neuron type 'lif'")
+    prune_k = raw.get("spatial_prune_k", 0)
+    if prune_k:
+        positions = (geometry["height"] + 2 * geometry["padding"] - geometry["kernel_size"] + 1) * (
+            geometry["width"] + 2 * geometry["padding"] - geometry["kernel_size"] + 1)
+        if kind != "conv2d" or neuron.type == "relu":
+            raise ConfigError(f"{where}.spatial_prune_k: spatial pruning needs a conv2d layer with a spiking "
+                              f"neuron, got a {kind} layer with a {neuron.type} neuron (use 0)")
+        if prune_k >= positions:
+            raise ConfigError(f"{where}.spatial_prune_k: expected 0 (off) or 1 … {positions - 1} "
+                              f"(below the {positions} output positions), got {prune_k}")
     weights_path = None
     if "weights" in raw:
         weights_path = Path(raw["weights"])
@@ -393,7 +404,7 @@ def _layer(raw: dict, where: str, time_steps: int, base_dir: Path | None) -> Lay
         activation_bits=raw.get("activation_bits", 1), lanes=lanes, neuron=neuron,
         membrane=membrane, time_steps=time_steps, weights_path=weights_path,
         weight_scale=raw.get("weight_scale"), group=raw.get("group"), lanes_explicit="lanes" in raw,
-        input_events=raw.get("input_events"))
+        input_events=raw.get("input_events"), spatial_prune_k=prune_k)
 
 
 def _graph(raw: dict, where: str, layers: dict[str, LayerConfig]) -> NetworkGraph:

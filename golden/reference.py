@@ -13,7 +13,7 @@ import torch
 from . import codes
 from .config import ConfigError, LayerConfig, LayerWeights
 
-__all__ = ["LayerTrace", "integer_weights", "synaptic_current", "step_base", "neuron_step", "run_layer",
+__all__ = ["LayerTrace", "integer_weights", "synaptic_current", "spatial_prune", "step_base", "neuron_step", "run_layer",
            "ternary_quantize", "binary_quantize", "relu_key", "check_inputs"]
 
 
@@ -73,6 +73,19 @@ def relu_key(u: torch.Tensor, threshold: torch.Tensor, bits: int) -> torch.Tenso
     return torch.div(u, threshold, rounding_mode="floor").clamp(0, 2 ** bits - 1)
 
 
+def spatial_prune(layer: LayerConfig, u: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """SpQuant spatial pruning (§6.1, eq. 21–22) of ``u`` [..., H', W', O]: the positions whose
+    count of channels with ``Q(u) ≠ 0`` is at most the k-th smallest count get ``u = 0``."""
+    k = layer.spatial_prune_k
+    if not k:
+        return u
+    count = ((2 * u >= threshold) | (2 * u < -threshold)).sum(dim=-1)      # [..., H', W']
+    flat = count.flatten(-2)
+    kth = flat.kthvalue(k, dim=-1, keepdim=True).values
+    pruned = (flat <= kth).view(count.shape)
+    return torch.where(pruned.unsqueeze(-1), 0, u)
+
+
 def step_base(layer: LayerConfig, state: torch.Tensor, bias: torch.Tensor, threshold: torch.Tensor,
               first_step: bool) -> torch.Tensor:
     """A step's ``u`` before its current, ``(r >> s) + b`` (§4 steps 1–2)."""
@@ -88,7 +101,7 @@ def step_base(layer: LayerConfig, state: torch.Tensor, bias: torch.Tensor, thres
 def neuron_step(layer: LayerConfig, state: torch.Tensor, current: torch.Tensor,
                 bias: torch.Tensor, threshold: torch.Tensor, first_step: bool):
     """One time step of every neuron (§4–§6). Returns ``(spike, new_state, u)``."""
-    u = step_base(layer, state, bias, threshold, first_step) + current
+    u = spatial_prune(layer, step_base(layer, state, bias, threshold, first_step) + current, threshold)
     if layer.neuron.type == "relu":        # stateless: h' = 0, so the next step restores 0
         zero = torch.zeros_like(u)
         return relu_key(u, threshold, layer.neuron.bits), zero, u

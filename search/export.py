@@ -24,7 +24,10 @@ Format: ``golden/searched.schema.json`` (read back with :func:`golden.config.loa
   membrane exports as ``"membrane": "binary"``; channels a :class:`ChannelGate` masks are
   removed from the layer (codes, bias, threshold, ``out_channels``) and from the input
   channels of the layer reading it, so they get no memory, lanes or cycles (exact: a masked
-  channel never spikes in the model). Spatial pruning has no hardware path and is refused.
+  channel never spikes in the model); spatial pruning (``spatial_sparsity`` S > 0) writes each
+  tokenizer conv's and the rpe's ``spatial_prune_k`` = ⌊S·H'·W'⌋, the model's own k
+  (docs/arithmetic.md §6.1; a layer that also loses channels to a mask is refused: the model
+  ranks positions over every channel, the exported layer would rank them over the kept ones).
 
 The graph around the layers (pooling, residual adds, attention heads and the attention
 neuron's integer threshold) goes into ``metadata.network`` for :mod:`golden.network`.
@@ -90,6 +93,15 @@ def _pruned_inputs(model) -> dict[str, torch.Tensor]:
     return out
 
 
+def _spatial_prune_k(unit, shape) -> int:
+    """The k of a layer's spatial pruning, ⌊S·H'·W'⌋ as the model's neuron takes it (0: off)."""
+    if unit is None or unit.neuron.spatial_sparsity <= 0:
+        return 0
+    k, p = shape.kernel_size, shape.padding
+    positions = (shape.height + 2 * p - k + 1) * (shape.width + 2 * p - k + 1)
+    return int(unit.neuron.spatial_sparsity * positions)
+
+
 def _codes_list(codes: torch.Tensor, kind: str) -> list:
     return codes.tolist() if kind == "conv2d" else codes.reshape(codes.shape[0], -1).tolist()
 
@@ -103,15 +115,18 @@ def export_network(model, out_dir: str | Path, *, name: str = "spikehq_searched"
     runs them and every layer records its mean ``input_events`` per sample (for ``make gen``'s
     balanced lanes policy, which then needs no data or PyTorch); ``activity_source`` says what
     they are. Skipped when a layer is fp32 (no integer network exists)."""
-    if model.cfg.spatial_sparsity > 0:
-        raise ExportError(f"spatial_sparsity: {model.cfg.spatial_sparsity:g} has no hardware path "
-                          "(docs/search.md SpQuant-SNN); only models with spatial_sparsity 0 export")
     out_dir = Path(out_dir)
     wdir = out_dir / "weights"
     T = model.cfg.time_steps
     membrane = _membrane(model.cfg)
     units = model.units()
     kept_out, kept_in = kept_channels(model), _pruned_inputs(model)
+    for name, kept in kept_out.items():
+        unit = units[name]
+        if _spatial_prune_k(unit, unit.layer.shape) and len(kept) < unit.layer.shape.out_channels:
+            raise ExportError(f"layer {name!r}: spatial pruning and channel masks together do not export "
+                              f"(the model ranks positions over all {unit.layer.shape.out_channels} channels, "
+                              f"the masks keep {len(kept)}); use channel_threshold 0 or spatial_sparsity 0")
     entries = []
     with torch.no_grad():
         for layer in model.quant_layers():
@@ -156,6 +171,9 @@ def export_network(model, out_dir: str | Path, *, name: str = "spikehq_searched"
             neuron = {"type": neuron["type"], **({"bits": neuron["bits"]} if "bits" in neuron else {}),
                       "threshold": neuron["threshold"], "leak_shift": neuron["leak_shift"], "reset": neuron["reset"]}
             entry.update(neuron=neuron, membrane=layer_membrane)
+            prune_k = _spatial_prune_k(units.get(layer.name), shape)
+            if prune_k:
+                entry["spatial_prune_k"] = prune_k
             if scheme != "fp32":
                 scale = layer.scale(cand)
                 scale_f = float(scale)

@@ -176,7 +176,7 @@ def test_masked_channels_leave_the_exported_layers(tmp_path):
         assert torch.equal(net.run(frames.to(torch.int64))[0], m.integer_scores(frames).to(torch.int64))
 
 
-def test_binary_membrane_exports_and_spatial_pruning_is_refused(tmp_path):
+def test_binary_membrane_exports(tmp_path):
     from spikehq.golden.network import load_network
     m, frames = calibrated_model(4, membrane="binary")
     path = export_network(m, tmp_path / "a")
@@ -184,7 +184,44 @@ def test_binary_membrane_exports_and_spatial_pruning_is_refused(tmp_path):
     assert {l.membrane for l in cfg.layers if l.name != "head"} == {"binary"}
     assert cfg.graph.attention.membrane == "ternary"
     assert torch.equal(load_network(path).run(frames.to(torch.int64))[0], m.integer_scores(frames).to(torch.int64))
-    m2, _ = calibrated_model(4, spatial_sparsity=0.35)
-    with pytest.raises(ExportError, match=r"^spatial_sparsity: 0.35 has no hardware path") as e:
-        export_network(m2, tmp_path / "b")
+
+
+@pytest.mark.parametrize("overrides", [{}, {"neuron": "ternary", "membrane": "ternary", "reset": "soft"}],
+                         ids=["lif_integer", "ternary"])
+def test_spatial_pruning_exports_k_and_the_golden_network_equals_the_model(tmp_path, overrides):
+    """SpQuant spatial pruning (eq. 21–22): tok* and rpe get spatial_prune_k = ⌊S·H'·W'⌋, the
+    rest 0; the golden network equals the integer-mode model, positions are pruned in every
+    pruned layer (not all), and the same export without the k's differs (so the k's matter)."""
+    from spikehq.golden.network import load_network
+    m, frames = calibrated_model(4, spatial_sparsity=0.35, **overrides)
+    path = export_network(m, tmp_path / "a")
+    cfg = load_config(path)
+    ks = {l.name: l.spatial_prune_k for l in cfg.layers if l.spatial_prune_k}
+    assert ks == {l.name: int(0.35 * l.out_height * l.out_width) for l in cfg.layers
+                  if l.name.startswith("tok") or l.name == "rpe"}
+    assert all(k >= 1 for k in ks.values())
+    net = load_network(path)
+    with torch.no_grad():
+        expected = m.integer_scores(frames).to(torch.int64)
+    scores, trace = net.run(frames.to(torch.int64), dump=True)
+    assert torch.equal(scores, expected)
+    for name in ks:
+        silent = (trace[name]["spikes"] == 0).all(dim=-1)                     # [T, B, H', W']
+        assert silent.any() and not silent.all(), name
+    raw = json.loads(path.read_text())
+    for entry in raw["layers"]:
+        entry.pop("spatial_prune_k", None)
+    unpruned = tmp_path / "a" / "unpruned.json"
+    unpruned.write_text(json.dumps(raw))
+    assert not torch.equal(load_network(unpruned).run(frames.to(torch.int64))[0], expected)
+
+
+def test_spatial_pruning_with_channel_masks_is_refused(tmp_path):
+    m, _ = calibrated_model(3, channel_threshold=0.47, tokenizer_channels=(16, 16), spatial_sparsity=0.35)
+    gate = m.units()["tok0"].gate
+    prior = torch.ones(gate.running_prior.shape)
+    prior[1::2] = 0.1
+    gate.running_prior.copy_(prior)
+    with pytest.raises(ExportError, match=r"^layer 'tok0': spatial pruning and channel masks together do not export") as e:
+        export_network(m, tmp_path / "b")
     assert "\n" not in str(e.value) and not (tmp_path / "b").exists()
