@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth import Cat, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Mux, Signal, signed, unsigned
 from amaranth.hdl import Module
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -132,6 +132,9 @@ class SpikingPE(wiring.Component):
             "bias": signed(self.widths.bias_width), "threshold": unsigned(self.widths.threshold_width)}), L)
         self.weight_depth = layer.fan_in * G
         self.neuron_depth = layer.out_height * layer.out_width * G
+        self.positions = layer.out_height * layer.out_width
+        self.prune = bool(layer.spatial_prune_k)       # SpQuant spatial pruning (§6.1)
+        self.count_shape = unsigned(layer.out_channels.bit_length())    # 0 … C active channels
         self.in_layout = event_layout(layer.height, layer.width, layer.in_channels,
                                       activation_shape(layer.activation_bits))
         self.out_layout = event_layout(layer.out_height, layer.out_width, layer.out_channels,
@@ -204,6 +207,9 @@ class SpikingPE(wiring.Component):
         membrane_mem = make("membranes", self.membrane_word, self.neuron_depth, [])
         ports = SimpleNamespace(weights=weights, param_rd=param_mem.read_port(),
                                 acc_wr=membrane_mem.write_port(), acc_rd=membrane_mem.read_port())
+        if self.prune:   # spatial pruning: each position's count of active channels (§6.1)
+            count_mem = make("counts", self.count_shape, self.positions, [])
+            ports.count_wr, ports.count_rd = count_mem.write_port(), count_mem.read_port()
         # the accumulator memory's one output register, shared by the scan (M) and update (N1) pipelines
         ports.acc_q = Signal(self.membrane_word)
         with m.If(ports.acc_rd.en):
@@ -229,6 +235,8 @@ class SpikingPE(wiring.Component):
             u_g=counter(layer.groups),
             out=SpikeEmitter(self.o_spikes, lanes=layer.lanes),
             out_y=counter(layer.out_height), out_x=counter(layer.out_width), out_g=counter(layer.groups),
+            # spatial pruning: the sweep's position y'·W' + x' and the step's k-th smallest count
+            **({"u_pos": counter(self.positions), "kth": Signal(self.count_shape)} if self.prune else {}),
         )
 
     @staticmethod
@@ -292,14 +300,21 @@ class SpikingPE(wiring.Component):
         the emitter. ``quiet`` (the INIT sweep) suppresses spikes and writes the base ``b``."""
         layer, w, L = self.layer, self.widths, self.layer.lanes
         issue, quiet, hold = Signal(), Signal(), Signal()
+        tally = Signal()
         go = ~hold
-        where = ("addr", "y", "x", "g")
+        # spatial pruning: `tally` issues the PRUNE pass (read and count only); `pos` reads the counts
+        where = ("addr", "y", "x", "g") + (("tally", "pos") if self.prune else ())
         r = stage(m, {"valid": (1, issue), "quiet": (1, quiet), **self._carry(
-            SimpleNamespace(addr=st.u_addr, y=st.u_y, x=st.u_x, g=st.u_g), *where)}, en=go)
+            SimpleNamespace(addr=st.u_addr, y=st.u_y, x=st.u_x, g=st.u_g, tally=tally, pos=getattr(st, "u_pos", None)), *where)},
+                  en=go)
         m.d.comb += [mem.param_rd.addr.eq(r.g), mem.param_rd.en.eq(go), mem.acc_rd.en.eq(go)]
         d = stage(m, self._carry(r, "valid", "quiet", *where), en=go)
+        counts = {}
+        if self.prune:
+            m.d.comb += [mem.count_rd.addr.eq(r.pos), mem.count_rd.en.eq(go)]
+            counts = {"count": (self.count_shape, mem.count_rd.data)}
         n1 = stage(m, {**self._carry(d, "valid", "quiet", *where),
-                             "param": (self.param_word, mem.param_rd.data)}, en=go)
+                             "param": (self.param_word, mem.param_rd.data), **counts}, en=go)
         def lanes(shape):
             return data.ArrayLayout(shape, L)
         acc, membrane = lanes(signed(self.accumulator_width)), lanes(signed(w.membrane_width))
@@ -308,9 +323,10 @@ class SpikingPE(wiring.Component):
         up, down, h_next, q = Signal(L), Signal(L), Signal(membrane), Signal(stored)
         params = {"threshold": (lanes(unsigned(w.threshold_width)), Cat(*(n1.param[l].threshold for l in range(L)))),
                   "bias": (lanes(signed(w.bias_width)), Cat(*(n1.param[l].bias for l in range(L))))}
-        # N1: u is the accumulator memory's output register
+        # N1: u is the accumulator memory's output register (0 at a pruned position, §6.1)
+        u = self._pruned_u(m, st, n1, mem.acc_q, acc) if self.prune else mem.acc_q
         n2 = stage(m, {**self._carry(n1, "valid", "quiet", *where), **params,
-                             "u": (acc, mem.acc_q), "up": (L, up), "down": (L, down)}, en=go)
+                             "u": (acc, u), "up": (L, up), "down": (L, down)}, en=go)
         n3 = stage(m, {**self._carry(n2, "valid", "quiet", "threshold", "bias", *where),
                              "h_next": (membrane, h_next), "spikes": (fired.shape(), fired),
                              "any": (1, (n2.up.any() | n2.down.any()) & ~n2.quiet)}, en=go)
@@ -323,7 +339,7 @@ class SpikingPE(wiring.Component):
             integrate, register = self._neuron_parts(m, l)
             spike, h = fire_resolve(layer.neuron.reset, n2.u[l], n2.threshold[l], n2.up[l], n2.down[l],
                                     relu_bits=layer.neuron.bits)
-            m.d.comb += [Cat(up[l], down[l]).eq(Cat(*fire_compare(layer.neuron.type, mem.acc_q[l], n1.param[l].threshold))),
+            m.d.comb += [Cat(up[l], down[l]).eq(Cat(*fire_compare(layer.neuron.type, u[l], n1.param[l].threshold))),
                          fired[l].eq(spike), h_next[l].eq(h),
                          register.h_next.eq(n3.h_next[l]), register.threshold.eq(n3.threshold[l]), q[l].eq(register.store),
                          integrate.first_step.eq(n4.quiet | last), integrate.stored.eq(n4.q[l]),
@@ -335,9 +351,51 @@ class SpikingPE(wiring.Component):
         with m.If(retire & wb.any):
             st.out.latch(m, [wb.spikes[l] for l in range(L)])
             m.d.sync += [st.out_y.eq(wb.y), st.out_x.eq(wb.x), st.out_g.eq(wb.g)]
-        return SimpleNamespace(issue=issue, quiet=quiet, go=go, reading=r.valid, read_addr=r.addr,
-                               write=retire, write_addr=wb.addr, base=wb.base,
-                               busy=r.valid | d.valid | n1.valid | n2.valid | n3.valid | n4.valid | wb.valid)
+        return SimpleNamespace(issue=issue, quiet=quiet, go=go, reading=(r.valid | r.tally) if self.prune else r.valid,
+                               read_addr=r.addr, write=retire, write_addr=wb.addr, base=wb.base,
+                               busy=r.valid | d.valid | n1.valid | n2.valid | n3.valid | n4.valid | wb.valid,
+                               tally=tally, counted=self._tally(m, (r, d, n1), mem) if self.prune else None)
+
+    def _pruned_u(self, m, st, n1, acc_q, shape):
+        """N1 of the update: u, or 0 at a position whose count is at most the k-th smallest (§6.1)."""
+        u = Signal(shape)
+        m.d.comb += u.eq(Mux(n1.count <= st.kth, 0, acc_q))
+        return u
+
+    def _tally(self, m, stages, mem):
+        """The PRUNE pass behind N1: the lanes with ``Q(u) ≠ 0`` (``2u ≥ θ`` or ``2u < −θ``) are
+        counted (C1), summed over a position's lane groups, written to the count memory and
+        into a histogram of counts (:meth:`_rank`). Returns the pass's busy signal."""
+        layer, n1 = self.layer, stages[-1]
+        active = [(mem.acc_q[l] << 1 >= n1.param[l].threshold) | ((mem.acc_q[l] << 1) < -n1.param[l].threshold)
+                  for l in range(layer.lanes)]
+        c1 = stage(m, {"valid": (1, n1.tally), "last": (1, n1.g == layer.groups - 1), "pos": (n1.pos.shape(), n1.pos),
+                       "n": (self.count_shape, sum(active))})
+        partial, total = Signal(self.count_shape), Signal(self.count_shape)
+        m.d.comb += total.eq(partial + c1.n)
+        with m.If(c1.valid):
+            m.d.sync += partial.eq(Mux(c1.last, 0, total))
+        m.d.comb += [mem.count_wr.addr.eq(c1.pos), mem.count_wr.data.eq(total), mem.count_wr.en.eq(c1.valid & c1.last)]
+        busy = c1.valid
+        for earlier in stages:
+            busy = busy | earlier.tally
+        return SimpleNamespace(busy=busy, done=c1.valid & c1.last, count=total)
+
+    def _rank(self, m, st, counted) -> SimpleNamespace:
+        """Histogram of the step's counts (one bin per count 0 … C) and its walk: bin ``v`` per
+        cycle until the positions so far reach k; then ``kth = v`` and the bins clear (§6.1)."""
+        C, k = self.layer.out_channels, self.layer.spatial_prune_k
+        bins = Array(Signal(range(self.positions + 1), name=f"bin{v}") for v in range(C + 1))
+        with m.If(counted.done):
+            m.d.sync += bins[counted.count].eq(bins[counted.count] + 1)
+        value, seen, walk, found = counter(C + 1), Signal(range(self.positions + 1)), Signal(), Signal()
+        reached = Signal(range(2 * self.positions + 1))
+        m.d.comb += [reached.eq(seen + bins[value]), found.eq(walk & (reached >= k))]
+        with m.If(found):
+            m.d.sync += [st.kth.eq(value), value.eq(0), seen.eq(0), *(b.eq(0) for b in bins)]
+        with m.Elif(walk):
+            m.d.sync += [value.eq(value + 1), seen.eq(reached)]
+        return SimpleNamespace(walk=walk, found=found)
 
     def _neuron_parts(self, m, lane: int):
         """A lane's membrane register (store) and :class:`Integrate` (restore, leak, add bias; its
@@ -357,6 +415,22 @@ class SpikingPE(wiring.Component):
             m.d.comb += [mem.acc_wr.addr.eq(scan.write.addr), mem.acc_wr.data.eq(scan.write.sum), mem.acc_wr.en.eq(1)]
         with m.Elif(upd.write):
             m.d.comb += [mem.acc_wr.addr.eq(upd.write_addr), mem.acc_wr.data.eq(upd.base), mem.acc_wr.en.eq(1)]
+
+    def _prune_states(self, m, upd, rank, sweep_address, last_u) -> None:
+        """PRUNE (every lane group through R ▶ D ▶ N1, counted in C1, nothing written) ▶ PRUNE_DRAIN
+        ▶ WALK (the histogram up to the k-th smallest count) ▶ UPDATE (§6.1)."""
+        with m.State("PRUNE"):
+            m.d.comb += upd.tally.eq(1)
+            sweep_address()
+            with m.If(last_u):
+                m.next = "PRUNE_DRAIN"
+        with m.State("PRUNE_DRAIN"):
+            with m.If(~upd.counted.busy):
+                m.next = "WALK"
+        with m.State("WALK"):
+            m.d.comb += rank.walk.eq(1)
+            with m.If(rank.found):
+                m.next = "UPDATE"
 
     def _control(self, m, st, scan, upd) -> None:
         """The phase FSM (see the module docstring)."""
@@ -385,7 +459,11 @@ class SpikingPE(wiring.Component):
         def sweep_address():
             advance(m, [(st.u_g, G), (st.u_x, Wp), (st.u_y, Hp)])
             m.d.sync += st.u_addr.eq(Mux(last_u, 0, st.u_addr + 1))
+            if self.prune:
+                with m.If(st.u_g == G - 1):
+                    m.d.sync += st.u_pos.eq(Mux(last_u, 0, st.u_pos + 1))
 
+        rank = self._rank(m, st, upd.counted) if self.prune else None
         with m.FSM(name="phase"):
             with m.State("INIT"):
                 # after reset, or before a probed PE's next sample: every base to b (spikes suppressed)
@@ -409,7 +487,9 @@ class SpikingPE(wiring.Component):
                     accept()  # back-to-back events: the next scan starts without a gap
             with m.State("DRAIN"):
                 with m.If(~scan.busy):
-                    m.next = "UPDATE"
+                    m.next = "PRUNE" if self.prune else "UPDATE"
+            if self.prune:
+                self._prune_states(m, upd, rank, sweep_address, last_u)
             with m.State("UPDATE"):
                 m.d.comb += upd.issue.eq(1)
                 with m.If(upd.go):

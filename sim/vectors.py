@@ -21,7 +21,7 @@ from ..golden.config import LayerConfig, LayerWeights, config_from_dict
 from ..golden.reference import LayerTrace, run_layer
 
 __all__ = ["Case", "make_case", "events_of_step", "expected_events", "matrix", "binary_membrane_cases",
-           "relu_key_cases", "CaseParams", "random_params", "case_cycles", "case_events"]
+           "relu_key_cases", "spatial_prune_cases", "CaseParams", "random_params", "case_cycles", "case_events"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class CaseParams:
     width: int = 0
     random_samples: int = 2
     key_bits: int = 2               # output bits of a relu key (neuron "relu")
+    spatial_prune_k: int = 0        # SpQuant spatial pruning's k (conv layers; 0 = off)
 
     @property
     def name(self) -> str:
@@ -57,6 +58,7 @@ class CaseParams:
         neuron = f"relu{self.key_bits}" if self.neuron == "relu" else self.neuron
         return (f"{self.kind}_{self.scheme}{self.bits}_{a}_{neuron}_{self.membrane}"
                 f"_{self.reset}_s{self.leak_shift}_l{self.lanes}{geometry}_seed{self.seed}"
+                + (f"_prune{self.spatial_prune_k}" if self.spatial_prune_k else "")
                 + ("" if self.with_weights else "_wport"))
 
 
@@ -85,7 +87,7 @@ def _layer_dict(p: CaseParams, threshold: int) -> dict:
             "scheme": p.scheme, "bits": p.bits, "activation_bits": p.activation_bits, "lanes": p.lanes,
             "neuron": {"type": p.neuron, "threshold": threshold, "leak_shift": p.leak_shift, "reset": p.reset,
                        **({"bits": p.key_bits} if p.neuron == "relu" else {})},
-            "membrane": p.membrane}
+            "membrane": p.membrane, **({"spatial_prune_k": p.spatial_prune_k} if p.spatial_prune_k else {})}
 
 
 def make_case(p: CaseParams, time_steps: int = 4) -> Case:
@@ -180,6 +182,22 @@ def relu_key_cases(seed: int = 201) -> list[CaseParams]:
                    membrane="ternary", reset="soft", leak_shift=2, lanes=8, seed=seed + 2),
         CaseParams(scheme="pot", bits=4, activation_bits=8, neuron="relu", key_bits=4, kind="conv2d_nopad",
                    leak_shift=16, lanes=1, seed=seed + 3),
+    ]
+
+
+def spatial_prune_cases(seed: int = 301) -> list[CaseParams]:
+    """SpQuant spatial pruning (docs/arithmetic.md §6.1): k from 1 to a third of the positions,
+    1 to 4 lane groups per position, every membrane, both neuron types and resets. Few output
+    channels, so counts tie often."""
+    return [
+        CaseParams(scheme="pot", bits=4, activation_bits=1, kind="conv2d", lanes=2, spatial_prune_k=4, seed=seed),
+        CaseParams(scheme="uniform", bits=2, activation_bits=4, neuron="ternary", membrane="ternary", kind="conv2d",
+                   reset="soft", leak_shift=0, lanes=1, spatial_prune_k=5, seed=seed + 1),
+        CaseParams(scheme="pot", bits=2, activation_bits=8, membrane="binary", kind="conv2d_nopad", leak_shift=2,
+                   lanes=4, spatial_prune_k=1, seed=seed + 2),
+        CaseParams(scheme="uniform", bits=4, activation_bits=1, neuron="ternary", kind="conv2d", in_channels=3,
+                   out_channels=6, kernel_size=3, padding=1, height=6, width=5, lanes=3, spatial_prune_k=10,
+                   seed=seed + 3),
     ]
 
 

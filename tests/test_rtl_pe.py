@@ -20,10 +20,10 @@ from spikehq.rtl.mac import PotMac
 from spikehq.rtl import pe as pe_module
 from spikehq.rtl.pe import SpikingPE
 from spikehq.sim.amaranth_driver import count_mismatches, run_case
-from spikehq.sim.vectors import CaseParams, make_case, matrix, relu_key_cases
+from spikehq.sim.vectors import CaseParams, make_case, matrix, relu_key_cases, spatial_prune_cases
 
 
-@pytest.mark.parametrize("params", matrix() + relu_key_cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("params", matrix() + relu_key_cases() + spatial_prune_cases(), ids=lambda p: p.name)
 def test_pe_matrix_amaranth_sim(params, stall_seed):
     case = make_case(params)
     outputs, membranes = run_case(case, stall_seed=stall_seed)
@@ -82,6 +82,35 @@ def test_scoreboard_catches_a_broken_relu_key(monkeypatch, broken, stall_seed):
     case = make_case(relu_key_cases()[0])
     outputs, membranes = run_case(case, stall_seed=stall_seed)
     assert count_mismatches(case, outputs, membranes) > 0
+
+
+@pytest.mark.parametrize("params", spatial_prune_cases(), ids=lambda p: p.name)
+def test_spatial_prune_cases_prune_some_positions(params):
+    """The pruning cases can fail: pruning changes the golden spikes, and spikes remain."""
+    case = make_case(params)
+    unpruned = dataclasses.replace(case.layer, spatial_prune_k=0)
+    changed = sum(int((run_layer(unpruned, case.weights, x).spikes != t.spikes).sum())
+                  for x, t in zip(case.samples, case.traces))
+    assert changed > 0 and sum(int((t.spikes != 0).sum()) for t in case.traces) > 0
+
+
+@pytest.mark.parametrize("broken", ["< instead of ≤", "k-th + 1"])
+def test_scoreboard_catches_a_broken_spatial_prune(monkeypatch, broken, stall_seed):
+    """The pruning case fails when the gate spares the ties (``<``) or the walk stops one bin late."""
+    if broken == "< instead of ≤":
+        monkeypatch.setattr(SpikingPE, "_pruned_u", lambda self, m, st, n1, acc_q, shape: _gate(m, n1.count < st.kth, acc_q, shape))
+    else:
+        monkeypatch.setattr(SpikingPE, "_pruned_u", lambda self, m, st, n1, acc_q, shape: _gate(m, n1.count <= st.kth + 1, acc_q, shape))
+    case = make_case(spatial_prune_cases()[0])
+    outputs, membranes = run_case(case, stall_seed=stall_seed)
+    assert count_mismatches(case, outputs, membranes) > 0
+
+
+def _gate(m, pruned, acc_q, shape):
+    from amaranth import Signal
+    u = Signal(shape)
+    m.d.comb += u.eq(Mux(pruned, 0, acc_q))
+    return u
 
 
 @pytest.mark.parametrize("forwarded", [0, 1, 2])
