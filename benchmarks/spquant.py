@@ -4,17 +4,20 @@
 event frames once per variant (same seed, same per-layer schemes as the committed
 ``configs/digits_searched``: fp32 epochs, float QAT, integer QAT with frozen BatchNorm), then
 prints one Markdown row per variant: the integer-mode accuracy on the 360 test samples, the
-golden integer network's accuracy and agreement on the exported ``searched.json`` (variants
-without spatial pruning), the kept channels of the masked layers, the eq. 28 memory (weights +
+golden integer network's accuracy and agreement on the exported ``searched.json`` (every variant
+that exports), the kept channels of the masked layers, the eq. 28 memory (weights +
 membrane states + spikes, in KiB) and the eq. 30 FLOPs per sample, both relative to the first
-variant, and the generated PEs' memory bits, lanes and update-pass cycles per sample (what the
-removed channels save in hardware; the spatial variant's are those of its export without the
-run-time spatial masks). ``--out DIR`` keeps the exports; ``--json FILE`` writes the figures.
+variant, the generated PEs' memory bits, lanes, update-pass and spatial-prune-pass cycles per
+sample, and the golden network's events (non-zero outputs of every engine) per inference, with
+the export's spatial pruning and with its ``spatial_prune_k`` set to 0 (the downstream work the
+pruning saves). ``--out DIR`` keeps the exports; ``--json FILE`` writes the figures.
 
 Variants (docs/search.md "SpQuant-SNN"): ``quant`` (ternary membrane, the unpruned
-Quant-SNN), ``channel`` (+ channel masks θ = 0.47), ``spquant`` (+ spatial pruning 0.35: the
-paper's setting; no hardware path, so no golden figures), ``sgp`` (ternary membrane with
-learnable thresholds), ``binary`` (binary membrane).
+Quant-SNN), ``channel`` (+ channel masks θ = 0.47), ``spatial`` (ternary membrane + spatial
+pruning 0.35, in hardware), ``spquant`` (channel masks + spatial pruning 0.35: the paper's
+setting; the two together do not export, so its sizes are those of its export without the
+spatial pruning and it has no golden figures), ``sgp`` (ternary membrane with learnable
+thresholds), ``binary`` (binary membrane).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ CHOICES_FROM = Path(__file__).resolve().parent.parent / "configs" / "digits_sear
 VARIANTS = {
     "quant": dict(membrane="ternary"),
     "channel": dict(membrane="ternary", channel_threshold=0.47),
+    "spatial": dict(membrane="ternary", spatial_sparsity=0.35),
     "spquant": dict(membrane="ternary", channel_threshold=0.47, spatial_sparsity=0.35),
     "sgp": dict(membrane="ternary", threshold_learning="sgp"),
     "binary": dict(membrane="binary"),
@@ -66,17 +70,32 @@ def hardware_layers(searched: Path, spatial: dict[str, float]) -> list[SpQuantLa
 
 
 def hardware_figures(searched: Path) -> dict:
-    """The generated PEs of an export: memory bits (weights, parameters, currents, membranes),
-    lanes, and the update pass's cycles per sample (``H'·W'·G`` per step) over all layers."""
+    """The generated PEs of an export: memory bits (weights, parameters, accumulators, spatial
+    counts), lanes, the update pass's cycles per sample (``H'·W'·G`` per step) and the spatial
+    prune passes' at most (``H'·W'·G + C + 6`` per step) over all layers."""
     config = load_config(searched)
-    bits = lanes = update = 0
+    bits = lanes = update = prune = 0
     for layer in config.layers:
         pe = SpikingPE(layer=layer, weights=load_weights(layer))
         bits += (pe.weight_depth * pe.weight_word.size + layer.groups * pe.param_word.size
-                 + pe.neuron_depth * (pe.current_word.size + pe.membrane_word.size))
+                 + pe.neuron_depth * pe.membrane_word.size + (pe.positions * pe.count_shape.width if pe.prune else 0))
         lanes += layer.lanes
         update += pe.neuron_depth * layer.time_steps
-    return {"pe_memory_bits": bits, "lanes": lanes, "update_cycles": update}
+        prune += pe.prune_cycles[1] * layer.time_steps
+    return {"pe_memory_bits": bits, "lanes": lanes, "update_cycles": update, "prune_cycles_at_most": prune}
+
+
+def events_per_inference(searched: Path, frames: torch.Tensor) -> dict:
+    """Golden events (non-zero outputs of every engine but the head's readout) per sample, with
+    the export's spatial pruning and with every ``spatial_prune_k`` set to 0."""
+    net = load_network(searched)
+    plain = dataclasses.replace(net.config, layers=tuple(dataclasses.replace(l, spatial_prune_k=0)
+                                                         for l in net.config.layers))
+    out = {}
+    for key, network in (("pruned", net), ("unpruned", type(net)(plain, net.weights))):
+        activity = network.engine_activity(frames)
+        out[key] = sum(a["spikes"] for name, a in activity.items() if name != "head") / len(frames)
+    return out
 
 
 def run_variant(name: str, options: dict, args, train, test, out: Path) -> dict:
@@ -107,14 +126,17 @@ def run_variant(name: str, options: dict, args, train, test, out: Path) -> dict:
            "thresholds": {n: float(torch.as_tensor(u.threshold()).detach()) for n, u in units.items()}
            if cfg.threshold_learning == "sgp" else {},
            "spatial_sparsity": spatial}
-    exportable = cfg.spatial_sparsity == 0
+    exportable = cfg.spatial_sparsity == 0 or cfg.channel_threshold == 0
     if not exportable:   # sizes only: eq. 28 does not depend on the run-time spatial masks
         model.cfg = dataclasses.replace(cfg, spatial_sparsity=0.0)
+        for unit in units.values():
+            unit.neuron.spatial_sparsity = 0.0
     searched = export_network(model, out / name, name=f"spquant_{name}")
     if exportable:
         golden = load_network(searched).predict(test.frames)
         row["golden_accuracy"] = float((golden == test.labels).float().mean() * 100)
         row["agreement"] = float((golden == preds).float().mean() * 100)
+        row["events"] = events_per_inference(searched, test.frames)
     layers = hardware_layers(searched, spatial)
     row["memory_bits"] = spquant_memory_bits(layers)
     row["flops"] = spquant_flops(layers, cfg.time_steps)
@@ -125,19 +147,22 @@ def run_variant(name: str, options: dict, args, train, test, out: Path) -> dict:
 def table(rows: list[dict]) -> str:
     base = rows[0]
     lines = ["| variant | accuracy (int) | golden acc. / agreement | kept channels | eq. 28 memory KiB (w + u + s) "
-             "| × | eq. 30 MFLOPs | × | PE memory kbit | lanes | update cycles |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| × | eq. 30 MFLOPs | × | PE memory kbit | lanes | update cycles | prune cycles ≤ "
+             "| events/inference (k = 0) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m = r["memory_bits"]
         kib = lambda b: b / 8192
         golden = (f"{r['golden_accuracy']:.2f} % / {r['agreement']:.1f} %" if "golden_accuracy" in r
-                  else "— (no hardware path)")
+                  else "— (does not export)")
         kept = ", ".join(f"{n} {k}" for n, k in r["kept_channels"].items()) or "all"
+        events = (f"{r['events']['pruned']:.0f} ({r['events']['unpruned']:.0f})" if "events" in r else "—")
         lines.append(f"| {r['variant']} | {r['accuracy']:.2f} % | {golden} | {kept} | {kib(m['total']):.1f} "
                      f"({kib(m['weights']):.1f} + {kib(m['membranes']):.1f} + {kib(m['spikes']):.1f}) "
                      f"| {base['memory_bits']['total'] / m['total']:.2f} | {r['flops'] / 1e6:.3f} "
                      f"| {base['flops'] / r['flops']:.2f} | {r['hardware']['pe_memory_bits'] / 1000:.1f} "
-                     f"| {r['hardware']['lanes']} | {r['hardware']['update_cycles']} |")
+                     f"| {r['hardware']['lanes']} | {r['hardware']['update_cycles']} "
+                     f"| {r['hardware']['prune_cycles_at_most']} | {events} |")
     return "\n".join(lines)
 
 

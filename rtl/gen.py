@@ -84,6 +84,7 @@ def layer_manifest(network: NetworkConfig, layer: LayerConfig, pe: SpikingPE | N
             "leak_shift": layer.neuron.leak_shift, "reset": layer.neuron.reset,
             "membrane": layer.membrane, "time_steps": layer.time_steps,
             **({"key_bits": layer.neuron.bits} if layer.neuron.type == "relu" else {}),
+            **({"spatial_prune_k": layer.spatial_prune_k} if pe.prune else {}),
         },
         widths={"current": w.current_width, "membrane": w.membrane_width, "bias": w.bias_width,
                 "threshold": w.threshold_width, "weight_max_abs": w.weight_max_abs,
@@ -93,10 +94,12 @@ def layer_manifest(network: NetworkConfig, layer: LayerConfig, pe: SpikingPE | N
                         "init": pe.weights is not None},
             "params": {"depth": layer.groups, "word_bits": pe.param_word.size},
             "membranes": {"depth": pe.neuron_depth, "word_bits": pe.membrane_word.size},
+            **({"counts": {"depth": pe.positions, "word_bits": pe.count_shape.width}} if pe.prune else {}),
         },
         cycles={"per_input_event": layer.kernel_size ** 2 * layer.groups,
                 "per_idle_gap_before_event": 1, "per_lane_group_update": 1, "per_output_spike_at_most": 2,
-                "per_step_overhead_at_most": pe.STEP_OVERHEAD_CYCLES, "after_reset": pe.cycles_after_reset},
+                "per_step_overhead_at_most": pe.STEP_OVERHEAD_CYCLES, "after_reset": pe.cycles_after_reset,
+                **({"per_step_spatial_prune": list(pe.prune_cycles)} if pe.prune else {})},
         ports=port_list(pe),
     )
     return entry

@@ -37,8 +37,19 @@ pipeline with its spikes suppressed, writing ``b`` (``cycles_after_reset`` cycle
 ``i_spikes.ready`` low): a reset in the middle of a step leaves partial sums there. The weight
 and parameter memories are never written at run time.
 
+Spatial pruning (``layer.spatial_prune_k`` k > 0, SpQuant eq. 21–22, docs/arithmetic.md §6.1):
+before the update a PRUNE pass issues every lane group through R ▶ D ▶ N1 (nothing written);
+a stage C1 behind N1 counts the lanes with ``Q(u) ≠ 0``, sums them over a position's lane
+groups and writes the count to a memory of ``H'·W'`` words and into a histogram of ``C + 1``
+bins (registers); a WALK then adds bins from count 0 until the positions reach k: that bin
+is the k-th smallest count. The UPDATE reads each position's count beside its accumulators and
+at N1 sets ``u = 0`` where count ≤ k-th (no spike, state 0, next base ``b``), so pruned
+positions send no events. Cost per step: ``H'·W'·G + kth + 7`` cycles (:attr:`prune_cycles`).
+A layer without pruning generates none of it.
+
 Phases: INIT ▶ INIT_DRAIN ▶ ACCEPT ⇄ SCAN; end token ▶ DRAIN (scan pipeline empties)
-▶ UPDATE (issue every lane group) ▶ FLUSH (update pipeline and emitter empty) ▶ END (end token out) ▶ ACCEPT.
+[▶ PRUNE ▶ PRUNE_DRAIN ▶ WALK] ▶ UPDATE (issue every lane group) ▶ FLUSH (update pipeline and
+emitter empty) ▶ END (end token out) ▶ ACCEPT.
 """
 
 from __future__ import annotations
@@ -167,7 +178,21 @@ class SpikingPE(wiring.Component):
         one more cycle, so each spike costs at most two more cycles."""
         layer = self.layer
         base = events * layer.kernel_size ** 2 * layer.groups + self.neuron_depth
-        return base + 10, base + self.STEP_OVERHEAD_CYCLES + 2 * spikes
+        lo, hi = self.prune_cycles
+        return base + 10 + lo, base + self.STEP_OVERHEAD_CYCLES + 2 * spikes + hi
+
+    #: cycles of the spatial-prune pass beyond its H'·W'·G reads and its walk: the count
+    #: pipeline (R ▶ D ▶ N1 ▶ C1) drains, the walk's first bin
+    PRUNE_OVERHEAD_CYCLES = 6
+
+    @property
+    def prune_cycles(self) -> tuple[int, int]:
+        """Bounds on the cycles spatial pruning adds to a step (0 without it): the PRUNE pass
+        reads every lane group (``H'·W'·G``), then the histogram walk takes ``kth + 1 ≤ C + 1``."""
+        if not self.prune:
+            return 0, 0
+        lo = self.neuron_depth + self.PRUNE_OVERHEAD_CYCLES
+        return lo, lo + self.layer.out_channels
 
     #: cycles from the last lane group issued by the INIT sweep to ``i_spikes.ready``: the update
     #: pipeline writes its last base (R … W), then the FSM moves on

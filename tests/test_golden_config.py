@@ -101,6 +101,12 @@ INVALID = [
     ("layers.1.padding", 3, "layers[1].padding: expected at most kernel_size - 1 = 2, got 3"),
     ("layers.1.kernel_size", 16, "layers[1].kernel_size: expected a value <= 15, got 16"),
     ("layers.1.scheme", "fp32", "layers[1].bits: an fp32 layer has 32 bits, got 2"),
+    ("layers.1.spatial_prune_k", -1, "layers[1].spatial_prune_k: expected a value >= 0, got -1"),
+    ("layers.1.spatial_prune_k", 2.5, "layers[1].spatial_prune_k: expected integer, got 2.5"),
+    ("layers.1.spatial_prune_k", 25, "layers[1].spatial_prune_k: expected 0 (off) or 1 … 24 (below the 25 output "
+     "positions), got 25"),
+    ("layers.0.spatial_prune_k", 1, "layers[0].spatial_prune_k: spatial pruning needs a conv2d layer with a spiking "
+     "neuron, got a linear layer with a lif neuron (use 0)"),
 ]
 
 
@@ -121,6 +127,8 @@ def test_valid_config_and_defaults():
     assert fc.lanes == 4 and fc.activation_bits == 1 and fc.membrane == "integer"
     assert fc.neuron.leak_shift == 1 and fc.neuron.reset == "hard"
     assert conv.padding == 1 and (conv.out_height, conv.out_width) == (5, 5) and conv.fan_in == 18
+    assert fc.spatial_prune_k == conv.spatial_prune_k == 0
+    assert config_from_dict(mutate("layers.1.spatial_prune_k", 24)).layers[1].spatial_prune_k == 24
 
 
 def test_widths_follow_the_contract():

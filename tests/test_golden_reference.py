@@ -8,7 +8,7 @@ import torch
 from spikehq.golden import codes
 from spikehq.golden.config import LayerWeights, config_from_dict
 from spikehq.golden.reference import (binary_quantize, check_inputs, neuron_step, relu_key, run_layer,
-                                      synaptic_current, ternary_quantize)
+                                      spatial_prune, synaptic_current, ternary_quantize)
 
 
 def layer(**overrides):
@@ -173,3 +173,29 @@ def test_inputs_are_checked():
         check_inputs(lyr, torch.full((4, 1, 1, 3), 2))
     with pytest.raises(ValueError, match="must be integers"):
         check_inputs(lyr, torch.zeros(4, 1, 1, 3))
+
+
+# ---- §6.1 spatial pruning ----------------------------------------------------------------------
+
+def test_spatial_prune_zeroes_the_k_smallest_counts_ties_included():
+    """2×2 positions, 2 channels, θ = (2, 4): Q(u) ≠ 0 iff 2u ≥ θ or 2u < −θ. Counts 2, 1, 1, 0;
+    k = 2 → the 2nd smallest count is 1, so three positions (the tie too) get u = 0; k = 1 →
+    only the count-0 position. A pruned neuron neither fires nor keeps a membrane."""
+    conv = dict(kind="conv2d", in_channels=1, out_channels=2, kernel_size=1, height=2, width=2)
+    theta = torch.tensor([2, 4])
+    u = torch.tensor([[[1, -3], [-1, 2]],          # (0,0): 2u=2 ≥ 2 and 2u=-6 < -4 → 2; (0,1): only 2u=4 ≥ 4 → 1
+                      [[0, 5], [-1, -2]]])         # (1,0): only 2u=10 ≥ 4 → 1; (1,1): 2u = -2, -4 (not < -θ) → 0
+    raw = {"name": "l", **conv, "scheme": "uniform", "bits": 4, "neuron": {"type": "lif", "threshold": 2}}
+    for k, pruned in ((2, [(0, 1), (1, 0), (1, 1)]), (1, [(1, 1)])):
+        lay = config_from_dict({"format": "spikehq-searched", "version": 1, "name": "t", "time_steps": 1,
+                                "layers": [{**raw, "spatial_prune_k": k}]}).layers[0]
+        expected = u.clone()
+        for y, x in pruned:
+            expected[y, x] = 0
+        assert torch.equal(spatial_prune(lay, u, theta), expected)
+        batch = torch.stack([u, torch.zeros_like(u)])                # each sample ranks its own positions
+        assert torch.equal(spatial_prune(lay, batch, theta)[0], expected)
+        spike, state, _ = neuron_step(lay, torch.zeros_like(u), u, torch.zeros(2, dtype=torch.int64), theta, True)
+        for y, x in pruned:
+            assert not spike[y, x].any() and not state[y, x].any()
+    assert torch.equal(spatial_prune(layer(), u, theta), u)                     # k = 0: untouched

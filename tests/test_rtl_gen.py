@@ -152,3 +152,23 @@ def test_every_verilog_writer_is_to_verilog():
     calls = [f"{path.relative_to(root)}" for folder in ("rtl", "sim", "synth", "benchmarks")
              for path in sorted((root / folder).glob("*.py")) if "verilog.convert(" in path.read_text()]
     assert calls == ["rtl/verilog.py"]
+
+
+def test_manifest_lists_spatial_pruning():
+    """A spatially pruned layer's manifest entry names k, its count memory and the prune pass's
+    cycles; an unpruned one has none of them."""
+    import dataclasses
+    from spikehq.rtl.gen import layer_manifest
+    network = load_config(EXAMPLE)
+    layer = network.layer("tokenizer")
+    pruned = dataclasses.replace(layer, spatial_prune_k=3)
+    pe = SpikingPE(layer=pruned, weights=load_weights(layer))
+    entry = layer_manifest(network, pruned, pe)
+    assert entry["parameters"]["spatial_prune_k"] == 3
+    assert entry["memories"]["counts"] == {"depth": layer.out_height * layer.out_width,
+                                           "word_bits": layer.out_channels.bit_length()}
+    lo = pe.neuron_depth + SpikingPE.PRUNE_OVERHEAD_CYCLES
+    assert entry["cycles"]["per_step_spatial_prune"] == [lo, lo + layer.out_channels]
+    plain = layer_manifest(network, layer, SpikingPE(layer=layer, weights=load_weights(layer)))
+    assert "spatial_prune_k" not in plain["parameters"] and "counts" not in plain["memories"]
+    assert "per_step_spatial_prune" not in plain["cycles"]

@@ -153,6 +153,32 @@ def test_spquant_pruned_binary_membrane_network_bit_exact(stall_seed, tmp_path):
     _check_results(results, [0, 1])
 
 
+@pytest.mark.verilator
+def test_spquant_spatially_pruned_network_bit_exact(stall_seed, tmp_path):
+    """SpQuant spatial pruning in hardware: the small Spikformer trained with spatial_sparsity
+    0.35 exports k = ⌊0.35·H'·W'⌋ for tok0, tok1 and rpe; their PEs count, rank and gate every
+    step, and the network top equals the golden network (scores and every engine's events per
+    step) on two samples, which do lose positions to the pruning."""
+    from spikehq.golden.network import load_network
+    from spikehq.search.data import load_dataset
+    from spikehq.search.export import export_network
+    from test_golden_network import calibrated_model
+    model, _ = calibrated_model(3, spatial_sparsity=0.35)
+    searched = export_network(model, tmp_path / "spatial", name="spatial")
+    config = load_config(searched)
+    assert {l.name for l in config.layers if l.spatial_prune_k} == {"tok0", "tok1", "rpe"}
+    net = load_network(searched)
+    _, test = load_dataset("digits", time_steps=config.time_steps)
+    _, trace = net.run(test.frames[:2], dump=True)
+    unpruned = dataclasses.replace(config, layers=tuple(dataclasses.replace(l, spatial_prune_k=0) for l in config.layers))
+    _, plain = type(net)(unpruned, net.weights).run(test.frames[:2], dump=True)
+    assert not torch.equal(trace["rpe"]["spikes"], plain["rpe"]["spikes"])       # pruning acts on these samples
+    results = tmp_path / "results.json"
+    tests, failures = run_network(searched, [0, 1], stall_seed=stall_seed, results=results)
+    assert tests == 1 and failures == 0, "see build/sim/verilator/network_*/test_*.log"
+    _check_results(results, [0, 1])
+
+
 @pytest.fixture(scope="module")
 def small_a2os2a_network(tmp_path_factory):
     """The small Spikformer with A2OS2A attention: 2-bit integer ReLU keys (relu PEs), ternary

@@ -146,16 +146,17 @@ def test_pe_constructor_checks():
         SpikingPE(layer=layer)
 
 
-@pytest.mark.parametrize("geometry", ["linear 64→64, 8 lanes", "conv 3×3 4→8 on 8×8, 4 lanes"])
-def test_step_cycles_bound_the_measured_cycles(geometry):
+@pytest.mark.parametrize("geometry, prune_k", [("linear 64→64, 8 lanes", 0), ("conv 3×3 4→8 on 8×8, 4 lanes", 0),
+                                               ("conv 3×3 4→8 on 8×8, 4 lanes", 22)])
+def test_step_cycles_bound_the_measured_cycles(geometry, prune_k):
     """SpikingPE.step_cycles holds every measured step (benchmarks/bench_pe.py's measurement,
-    no stalls) at a sparse and a dense input; seed 3."""
+    no stalls) at a sparse and a dense input, also with spatial pruning (k = 22 of 64); seed 3."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     try:
         bench = importlib.import_module("bench_pe")
     finally:
         sys.path.pop(0)
-    layer = bench.make_layer(bench.LAYERS[geometry], 3)
+    layer = dataclasses.replace(bench.make_layer(bench.LAYERS[geometry], 3), spatial_prune_k=prune_k)
     rng = np.random.default_rng(3)
     values = rng.choice(codes.levels("pot", 4), size=(layer.out_channels, layer.in_channels, layer.kernel_size,
                                                       layer.kernel_size))

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from spikehq.sim.runner import icarus_missing, run_pe_case
-from spikehq.sim.vectors import CaseParams, matrix, relu_key_cases
+from spikehq.sim.vectors import CaseParams, matrix, relu_key_cases, spatial_prune_cases
 
 CORNERS = [
     # weights loaded through the write port instead of memory initialization
@@ -27,6 +27,8 @@ CORNERS = [
                  seed=seed, with_weights=with_weights) for seed, with_weights in ((105, True), (106, False))),
     # A2OS2A's integer ReLU key: every key width 1–4 (multi-bit unsigned outputs, stateless)
     *relu_key_cases(),
+    # SpQuant spatial pruning: the PRUNE count pass, the histogram walk and the gate (ties pruned)
+    *spatial_prune_cases(),
 ]
 
 SIMULATORS = [
