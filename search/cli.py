@@ -132,8 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     share = lambda name: _positive_float(name, allow_zero=True, share=True)
     q.add_argument("--spatial-sparsity", type=share("--spatial-sparsity"), default=0.0,
                    help="share of positions pruned every step in the conv layers by membrane importance "
-                        "(eq. 21-22; the paper uses 0.35; 0 = off). Training and figures only: no hardware path, "
-                        "so such a model does not export")
+                        "(eq. 21-22; the paper uses 0.35; 0 = off). Exported as each conv layer's spatial_prune_k; "
+                        "the PE ranks and prunes positions itself every step (docs/arithmetic.md 6.1). A model whose "
+                        "channel masks (--channel-threshold) also remove tokenizer channels does not export")
     q.add_argument("--channel-threshold", type=share("--channel-threshold"), default=0.0,
                    help="channel masks from the membrane-potential prior (eq. 23) on tok0..tok(n-2) and every "
                         "fc1: keep a channel when its keep probability is >= this (the paper uses 0.47; 0 = off). "
