@@ -109,18 +109,34 @@ def test_network_bit_exact_on_icarus(stall_seed, tmp_path):
 def small_network(tmp_path_factory):
     """A smaller exported Spikformer with every engine kind of the digits top (two tokenizer
     convs with pooling, rpe, two blocks of attention and MLP, head and readout), calibrated so
-    its neurons fire; about 20 k cycles per digits sample."""
+    its neurons fire, trained with SpQuant spatial pruning 0.35 (tok0, tok1 and rpe export
+    k = ⌊0.35·H'·W'⌋: their PEs count, rank and gate positions every step; the unpruned PEs
+    are in the digits and A2OS2A tops); about 20 k cycles per digits sample."""
     from spikehq.search.export import export_network
     from test_golden_network import calibrated_model
-    model, _ = calibrated_model(3)
+    model, _ = calibrated_model(3, spatial_sparsity=0.35)
     return export_network(model, tmp_path_factory.mktemp("small"), name="small")
+
+
+def test_small_network_prunes_positions_on_its_samples(small_network):
+    """The small top's spatial pruning acts on the two digits samples it runs: the golden rpe
+    spikes differ from those of the same export with every spatial_prune_k set to 0."""
+    from spikehq.golden.network import load_network
+    from spikehq.search.data import load_dataset
+    net = load_network(small_network)
+    assert {l.name for l in net.config.layers if l.spatial_prune_k} == {"tok0", "tok1", "rpe"}
+    _, test = load_dataset("digits", time_steps=net.config.time_steps)
+    plain = dataclasses.replace(net.config, layers=tuple(dataclasses.replace(l, spatial_prune_k=0)
+                                                         for l in net.config.layers))
+    pruned = net.run(test.frames[:2], dump=True)[1]["rpe"]["spikes"]
+    assert not torch.equal(pruned, type(net)(plain, net.weights).run(test.frames[:2], dump=True)[1]["rpe"]["spikes"])
 
 
 @pytest.mark.parametrize("simulator", [pytest.param("verilator", marks=pytest.mark.verilator),
                                        pytest.param("icarus", marks=pytest.mark.icarus)])
 def test_small_network_bit_exact_on_every_simulator(small_network, simulator, stall_seed, tmp_path):
-    """The network top on both simulators (Icarus: no X or Z on any output from reset on), two
-    samples one at a time and back to back."""
+    """The spatially pruned network top on both simulators (Icarus: no X or Z on any output
+    from reset on), two samples one at a time and back to back."""
     if simulator == "icarus" and icarus_missing():
         pytest.skip(icarus_missing())
     results = tmp_path / "results.json"
@@ -147,32 +163,6 @@ def test_spquant_pruned_binary_membrane_network_bit_exact(stall_seed, tmp_path):
     assert config.layer("tok0").out_channels == 8 == config.layer("tok1").in_channels
     assert config.layer("b1_fc1").out_channels == 16 == config.layer("b1_fc2").in_channels
     assert config.layer("tok0").membrane == "binary"
-    results = tmp_path / "results.json"
-    tests, failures = run_network(searched, [0, 1], stall_seed=stall_seed, results=results)
-    assert tests == 1 and failures == 0, "see build/sim/verilator/network_*/test_*.log"
-    _check_results(results, [0, 1])
-
-
-@pytest.mark.verilator
-def test_spquant_spatially_pruned_network_bit_exact(stall_seed, tmp_path):
-    """SpQuant spatial pruning in hardware: the small Spikformer trained with spatial_sparsity
-    0.35 exports k = ⌊0.35·H'·W'⌋ for tok0, tok1 and rpe; their PEs count, rank and gate every
-    step, and the network top equals the golden network (scores and every engine's events per
-    step) on two samples, which do lose positions to the pruning."""
-    from spikehq.golden.network import load_network
-    from spikehq.search.data import load_dataset
-    from spikehq.search.export import export_network
-    from test_golden_network import calibrated_model
-    model, _ = calibrated_model(3, spatial_sparsity=0.35)
-    searched = export_network(model, tmp_path / "spatial", name="spatial")
-    config = load_config(searched)
-    assert {l.name for l in config.layers if l.spatial_prune_k} == {"tok0", "tok1", "rpe"}
-    net = load_network(searched)
-    _, test = load_dataset("digits", time_steps=config.time_steps)
-    _, trace = net.run(test.frames[:2], dump=True)
-    unpruned = dataclasses.replace(config, layers=tuple(dataclasses.replace(l, spatial_prune_k=0) for l in config.layers))
-    _, plain = type(net)(unpruned, net.weights).run(test.frames[:2], dump=True)
-    assert not torch.equal(trace["rpe"]["spikes"], plain["rpe"]["spikes"])       # pruning acts on these samples
     results = tmp_path / "results.json"
     tests, failures = run_network(searched, [0, 1], stall_seed=stall_seed, results=results)
     assert tests == 1 and failures == 0, "see build/sim/verilator/network_*/test_*.log"
