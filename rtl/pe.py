@@ -44,7 +44,7 @@ groups and writes the count to a memory of ``H'·W'`` words and into a histogram
 bins (registers); a WALK then adds bins from count 0 until the positions reach k: that bin
 is the k-th smallest count. The UPDATE reads each position's count beside its accumulators and
 at N1 sets ``u = 0`` where count ≤ k-th (no spike, state 0, next base ``b``), so pruned
-positions send no events. Cost per step: ``H'·W'·G + kth + 7`` cycles (:attr:`prune_cycles`).
+positions send no events. Cost per step: ``H'·W'·G + kth + 6`` cycles (:attr:`prune_cycles`).
 A layer without pruning generates none of it.
 
 Phases: INIT ▶ INIT_DRAIN ▶ ACCEPT ⇄ SCAN; end token ▶ DRAIN (scan pipeline empties)

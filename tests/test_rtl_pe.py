@@ -171,3 +171,24 @@ def test_step_cycles_bound_the_measured_cycles(geometry, prune_k):
         for t, measured in enumerate(cycles):
             lo, hi = pe.step_cycles(int(frames[t].sum()), int(spikes[t].abs().sum()))
             assert lo <= measured <= hi, (density, t, measured, lo, hi)
+
+
+def test_spatial_prune_pass_costs_its_modelled_cycles():
+    """With thresholds out of reach (no spike, every count 0, so kth = 0) a pruned PE's step
+    takes exactly ``prune_cycles[0] = H'·W'·G + 6`` cycles more than the same PE unpruned."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        bench = importlib.import_module("bench_pe")
+    finally:
+        sys.path.pop(0)
+    layer = bench.make_layer(bench.LAYERS["conv 3×3 4→8 on 8×8, 4 lanes"], 2)
+    rng = np.random.default_rng(5)
+    values = rng.choice(codes.levels("pot", 4), size=(8, 4, 3, 3))
+    weights = LayerWeights(codes.encode("pot", 4, values), np.zeros(8, dtype=np.int64), np.full(8, 10_000))
+    frames = torch.from_numpy((rng.random((2, 8, 8, 4)) < 0.3).astype(np.int64))
+    plain, _ = bench.measure(layer, weights, frames)
+    pruned_layer = dataclasses.replace(layer, spatial_prune_k=9)
+    pruned, _ = bench.measure(pruned_layer, weights, frames)
+    extra = SpikingPE(layer=pruned_layer, weights=weights).prune_cycles[0]
+    assert extra == 8 * 8 * 2 + SpikingPE.PRUNE_OVERHEAD_CYCLES
+    assert [p - q for p, q in zip(pruned, plain)] == [extra, extra]
