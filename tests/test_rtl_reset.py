@@ -153,6 +153,8 @@ PE_CASES = {
                                         lanes=1, seed=23),
     "linear_ternary_membrane": CaseParams(kind="linear", scheme="uniform", bits=2, activation_bits=4,
                                           membrane="ternary", leak_shift=2, lanes=8, seed=24),
+    # a spatially pruned PE (the reset points fall in the scan, not in the short prune pass)
+    "conv_spatial_prune": CaseParams(kind="conv2d", scheme="pot", bits=4, lanes=2, spatial_prune_k=4, seed=25),
 }
 
 
