@@ -20,7 +20,12 @@ from .glue import buffered
 from .events import SpikeEmitter, advance, counter, div_const, event_layout, index_shape, mul_const
 from .neuron import NeuronLane, spike_shape
 
-__all__ = ["SpikingAttention", "value_max_abs"]
+__all__ = ["SpikingAttention", "value_max_abs", "default_lanes"]
+
+
+def default_lanes(head_dim: int) -> int:
+    """The unit's lanes when none are given: the largest divisor of the head dimension up to 8."""
+    return max(l for l in range(1, MAX_DEFAULT_LANES + 1) if head_dim % l == 0)
 
 
 def value_max_abs(shape) -> int:
@@ -103,7 +108,7 @@ class SpikingAttention(wiring.Component):
             raise ValueError(f"Channels ({channels}) must be a positive multiple of heads ({heads})")
         d = channels // heads
         if lanes is None:
-            lanes = max(l for l in range(1, MAX_DEFAULT_LANES + 1) if d % l == 0)
+            lanes = default_lanes(d)
         if lanes < 1 or d % lanes:
             raise ValueError(f"Lanes ({lanes}) must divide the head dimension ({d})")
         self.tokens, self.channels, self.heads, self.time_steps = tokens, channels, heads, time_steps
