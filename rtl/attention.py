@@ -28,6 +28,11 @@ def default_lanes(head_dim: int) -> int:
     return max(l for l in range(1, MAX_DEFAULT_LANES + 1) if head_dim % l == 0)
 
 
+#: a memory that fits this many LUT RAM cells (16 words × 4 bits) goes to LUT RAM (the V memory
+#: of a few lanes: a block RAM would hold it at a few percent of its capacity)
+LUT_RAM_MAX_CELLS = 32
+
+
 def value_max_abs(shape) -> int:
     """Largest |value| of a stream value shape: 2^w − 1 unsigned, 2^(w−1) signed (§2)."""
     shape = Shape.cast(shape)
@@ -65,23 +70,24 @@ class SpikingAttention(wiring.Component):
     tokens are in, the unit stops accepting and computes, with ``L = lanes`` channels of one
     head in parallel (``N = tokens``, ``d = channels / heads``, ``G = d / L``, ``B = channels / L``):
 
-    1. **KV** (``1 + G·E_k`` cycles, ``E_k`` = k events): for each k event ``(m, i, k)``,
+    1. **KV** (``1 + (G + 1)·E_k`` cycles, ``E_k`` = k events): for each k event ``(m, i, k)``,
        ``KV[i, j] += k·v[m, j]`` over the ``d`` channels ``j`` of ``i``'s head, G words of L.
        A row is overwritten by the first k event of the step that touches it (one "touched"
        flag per channel), so KV needs no clearing pass.
-    2. **A** (``1 + G·E_q`` cycles): for each q event ``(n, i, q)``,
+    2. **A** (``1 + (G + 1)·E_q`` cycles): for each q event ``(n, i, q)``,
        ``A[n, j] += q·KV[i, j]`` over the ``d`` channels of the head (nothing is written when
        no k event touched row i).
-    3. **Neuron** (``1 + N·B + S`` cycles, ``S`` = output spikes): every ``(token, lane group)``
+    3. **Neuron** (``2 + 2·N·B + S`` cycles, ``S`` = output spikes): every ``(token, lane group)``
        word runs :class:`NeuronLane` with bias 0 and threshold θ (``first_step`` at t = 0,
        the step counter wraps at ``time_steps``), clears its current and its V word, and each
        spike is one output event (lowest lane first).
     4. **End** (1 cycle): the end token.
 
-    Pipelining: input writes are registered (they land a cycle after the token is taken), each
-    event's KV and word addresses are computed once when it is loaded from its list (the scan
-    steps them by one per group), and ``o_spikes`` leaves through a :class:`~.glue.StreamBuffer`
-    (one cycle later; every output is a register).
+    Pipelining: input writes are registered (they land a cycle after the token is taken), an
+    event read from its list is registered as it leaves the block RAM (LOAD) and its KV and
+    word addresses are computed from that register once (PREP; the scan then steps them by one
+    per group), and ``o_spikes`` leaves through a :class:`~.glue.StreamBuffer` (one cycle
+    later; every output is a register).
 
     After reset (and at power-up) the unit first zeroes its V and current memories, one word
     of each per cycle (:attr:`cycles_after_reset` = ``N·B`` cycles, every ``ready`` low): a
@@ -89,7 +95,7 @@ class SpikingAttention(wiring.Component):
     (the "touched" flags are registers), nor the event lists (their counts are registers), nor
     the membranes (step 0 ignores them).
 
-    So with no output stalls the output end token leaves ``5 + G·(E_k + E_q) + N·B + S`` cycles
+    So with no output stalls the output end token leaves ``6 + (G + 1)·(E_k + E_q) + 2·N·B + S`` cycles
     after the cycle that accepted the last of the three input end tokens
     (:meth:`cycles_per_step`); input takes one cycle per event per stream, the streams in
     parallel. The next step's events are accepted after the end token has left.
@@ -137,7 +143,7 @@ class SpikingAttention(wiring.Component):
 
     def cycles_per_step(self, k_events: int, q_events: int, spikes: int) -> int:
         """Cycles from the last input end token to the output end token, without stalls."""
-        return 6 + self.groups * (k_events + q_events) + 2 * self.word_depth + spikes
+        return 6 + (self.groups + 1) * (k_events + q_events) + 2 * self.word_depth + spikes
 
     @property
     def cycles_after_reset(self) -> int:
@@ -160,7 +166,9 @@ class SpikingAttention(wiring.Component):
     def _memories(self, m) -> SimpleNamespace:
         """q/k event lists, dense V, KV rows, currents A and membranes, and their ports."""
         def ram(name, shape, depth):
-            m.submodules[name] = mem = memory.Memory(shape=shape, depth=depth, init=[])
+            cells = -(-depth // 16) * -(-Shape.cast(shape).width // 4)      # 16 × 4-bit LUT RAM cells
+            attrs = {"ram_style": "distributed"} if cells <= LUT_RAM_MAX_CELLS else {}
+            m.submodules[name] = mem = memory.Memory(shape=shape, depth=depth, init=[], attrs=attrs)
             return mem
         q_list = ram("q_list", self.entry["q"], self.list_depth)
         k_list = ram("k_list", self.entry["k"], self.list_depth)
@@ -199,6 +207,7 @@ class SpikingAttention(wiring.Component):
             ptr=Signal(count), ptr_next=Signal(count),                   # event list read pointer
             touched=Signal(D),                                           # KV row i written this step
             kev=Signal(self.entry["k"]), qev=Signal(self.entry["q"]),    # event being scanned
+            raw={n: Signal(self.entry[n], name=f"{n}_entry") for n in "kq"},  # list entry, registered
             live=Signal(),                                               # KV: first of its row; A: row touched
             group=counter(self.groups),
             kv_addr=Signal(index_shape(self.kv_depth)),                  # scan addresses of the event's
@@ -306,16 +315,22 @@ class SpikingAttention(wiring.Component):
         m.d.comb += [st.ptr_next.eq(st.ptr), mem.q_rd.addr.eq(st.ptr_next), mem.k_rd.addr.eq(st.ptr_next)]
         m.d.sync += st.ptr.eq(st.ptr_next)   # list data of a cycle is always entry ptr
 
-        def next_event(name, count, load, scan, after):
-            """Load list entry ``ptr`` into the scan registers, or leave when the list is done."""
+        def next_event(name, count, after):
+            """Register list entry ``ptr`` (straight from the block RAM, no logic) and PREP it,
+            or leave when the list is done."""
             with m.If(st.ptr == count):
                 m.d.comb += st.ptr_next.eq(0)
                 m.next = after
             with m.Else():
                 m.d.comb += st.ptr_next.eq(st.ptr + 1)
-                m.d.sync += st.group.eq(0)
-                load(getattr(mem, f"{name}_rd").data)
-                m.next = scan
+                m.d.sync += st.raw[name].eq(getattr(mem, f"{name}_rd").data)
+                m.next = f"{name.upper()}_PREP"
+
+        def prep(name, load, scan):
+            """The registered entry's addresses and flags, for the scan's first group."""
+            m.d.sync += st.group.eq(0)
+            load(st.raw[name])
+            m.next = scan
 
         def load_k(entry):
             self._load_addresses(m, st, entry)
@@ -356,23 +371,27 @@ class SpikingAttention(wiring.Component):
                 with m.If(ending[0] & ending[1] & ending[2]):   # the last end token is taken this cycle
                     m.next = "KV_LOAD"
             with m.State("KV_LOAD"):
-                next_event("k", st.k_count, load_k, "KV_SCAN", "A_LOAD")
+                next_event("k", st.k_count, "A_LOAD")
+            with m.State("K_PREP"):
+                prep("k", load_k, "KV_SCAN")
             with m.State("KV_SCAN"):
                 m.d.comb += [mem.kv_rd.addr.eq(st.kv_addr), mem.v_rd.addr.eq(st.word_addr)]
                 m.d.sync += [st.w_kv.eq(1), st.w_addr.eq(st.kv_addr), st.w_fresh.eq(st.live), st.w_k.eq(st.kev.value),
                              st.kv_addr.eq(st.kv_addr + 1), st.word_addr.eq(st.word_addr + 1)]
                 with m.If(st.group == G - 1):
-                    next_event("k", st.k_count, load_k, "KV_SCAN", "A_LOAD")
+                    next_event("k", st.k_count, "A_LOAD")
                 with m.Else():
                     m.d.sync += st.group.eq(st.group + 1)
             with m.State("A_LOAD"):
-                next_event("q", st.q_count, load_q, "A_SCAN", "DRAIN")
+                next_event("q", st.q_count, "DRAIN")
+            with m.State("Q_PREP"):
+                prep("q", load_q, "A_SCAN")
             with m.State("A_SCAN"):
                 m.d.comb += [mem.kv_rd.addr.eq(st.kv_addr), mem.a_rd.addr.eq(st.word_addr)]
                 m.d.sync += [st.w_a.eq(st.live), st.w_addr.eq(st.word_addr), st.w_q.eq(st.qev.value),
                              st.kv_addr.eq(st.kv_addr + 1), st.word_addr.eq(st.word_addr + 1)]
                 with m.If(st.group == G - 1):
-                    next_event("q", st.q_count, load_q, "A_SCAN", "DRAIN")
+                    next_event("q", st.q_count, "DRAIN")
                 with m.Else():
                     m.d.sync += st.group.eq(st.group + 1)
             with m.State("DRAIN"):
