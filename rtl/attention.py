@@ -18,7 +18,7 @@ from ..golden.attention import attention_widths
 from ..golden.config import MAX_DEFAULT_LANES, AttentionConfig
 from .glue import buffered
 from .events import SpikeEmitter, advance, counter, div_const, event_layout, index_shape, mul_const
-from .neuron import NeuronLane, spike_shape
+from .neuron import Integrate, fire_unit, membrane_register, spike_shape
 
 __all__ = ["SpikingAttention", "value_max_abs", "default_lanes"]
 
@@ -77,9 +77,10 @@ class SpikingAttention(wiring.Component):
     2. **A** (``1 + (G + 1)·E_q`` cycles): for each q event ``(n, i, q)``,
        ``A[n, j] += q·KV[i, j]`` over the ``d`` channels of the head (nothing is written when
        no k event touched row i).
-    3. **Neuron** (``2 + 2·N·B + S`` cycles, ``S`` = output spikes): every ``(token, lane group)``
-       word runs :class:`NeuronLane` with bias 0 and threshold θ (``first_step`` at t = 0,
-       the step counter wraps at ``time_steps``), clears its current and its V word, and each
+    3. **Neuron** (``2 + 3·N·B + S`` cycles, ``S`` = output spikes): every ``(token, lane group)``
+       word is read and registered (N_REG), integrated, ``u = (r >> s) + A`` (N_INT, registered;
+       ``r = 0`` at t = 0, the step counter wraps at ``time_steps``), then fired, reset and
+       stored with threshold θ (N_CALC), which also clears its current and its V word; each
        spike is one output event (lowest lane first).
     4. **End** (1 cycle): the end token.
 
@@ -95,7 +96,7 @@ class SpikingAttention(wiring.Component):
     (the "touched" flags are registers), nor the event lists (their counts are registers), nor
     the membranes (step 0 ignores them).
 
-    So with no output stalls the output end token leaves ``6 + (G + 1)·(E_k + E_q) + 2·N·B + S`` cycles
+    So with no output stalls the output end token leaves ``6 + (G + 1)·(E_k + E_q) + 3·N·B + S`` cycles
     after the cycle that accepted the last of the three input end tokens
     (:meth:`cycles_per_step`); input takes one cycle per event per stream, the streams in
     parallel. The next step's events are accepted after the end token has left.
@@ -143,7 +144,7 @@ class SpikingAttention(wiring.Component):
 
     def cycles_per_step(self, k_events: int, q_events: int, spikes: int) -> int:
         """Cycles from the last input end token to the output end token, without stalls."""
-        return 6 + (self.groups + 1) * (k_events + q_events) + 2 * self.word_depth + spikes
+        return 6 + (self.groups + 1) * (k_events + q_events) + 3 * self.word_depth + spikes
 
     @property
     def cycles_after_reset(self) -> int:
@@ -184,15 +185,22 @@ class SpikingAttention(wiring.Component):
             a_wr=a_wr, a_rd=a_mem.read_port(transparent_for=(a_wr,)),
             membrane_wr=membrane_mem.write_port(), membrane_rd=membrane_mem.read_port())
 
-    def _lanes(self, m) -> list[NeuronLane]:
+    def _lanes(self, m) -> list[SimpleNamespace]:
+        """Per lane: the neuron step split in two (N_INT: :class:`Integrate`; N_CALC: fire and
+        store), so a registered ``u`` sits between the adders and the compare."""
         w, neuron = self.widths, self.attention.neuron
+        widths = dict(membrane_width=w.membrane_width, threshold_width=w.threshold_width)
         lanes = []
         for l in range(self.lanes):
-            lanes.append(NeuronLane(
-                neuron_type=self.neuron_type, membrane=self.membrane, reset=neuron.reset,
-                leak_shift=neuron.leak_shift, current_width=w.current_width, membrane_width=w.membrane_width,
-                bias_width=w.bias_width, threshold_width=w.threshold_width))
-            m.submodules[f"neuron{l}"] = lanes[l]
+            lane = SimpleNamespace(
+                integrate=Integrate(membrane=self.membrane, leak_shift=neuron.leak_shift,
+                                    current_width=w.current_width, bias_width=w.bias_width, **widths),
+                fire=fire_unit(neuron_type=self.neuron_type, reset=neuron.reset, **widths),
+                register=membrane_register(membrane=self.membrane, **widths),
+                u=Signal(signed(w.membrane_width), name=f"u{l}"))
+            m.submodules[f"integrate{l}"], m.submodules[f"fire{l}"] = lane.integrate, lane.fire
+            m.submodules[f"register{l}"] = lane.register
+            lanes.append(lane)
         return lanes
 
     def _state(self, out) -> SimpleNamespace:
@@ -287,17 +295,19 @@ class SpikingAttention(wiring.Component):
                      st.w_kv.eq(0), st.w_a.eq(0)]
 
     def _neuron_update(self, m, st, mem, lanes) -> None:
-        """The neuron lanes work on registered words (loaded in N_REG), not on memory outputs."""
+        """The lanes work on registered words (loaded in N_REG) and a registered ``u`` (N_INT),
+        never on memory outputs."""
         current, stored = Signal(self.current_word), Signal(self.membrane_word)
         st.load_word = [current.eq(mem.a_rd.data), stored.eq(mem.membrane_rd.data)]
+        st.integrate = [lane.u.eq(lane.integrate.u) for lane in lanes]
+        theta = self.widths.threshold
         for l, lane in enumerate(lanes):
             m.d.comb += [
-                lane.first_step.eq(st.step == 0),
-                lane.stored.eq(stored[l]),
-                lane.current.eq(current[l]),
-                lane.bias.eq(0),
-                lane.threshold.eq(self.widths.threshold),
-                mem.membrane_wr.data[l].eq(lane.store),
+                lane.integrate.first_step.eq(st.step == 0), lane.integrate.stored.eq(stored[l]),
+                lane.integrate.current.eq(current[l]), lane.integrate.bias.eq(0), lane.integrate.threshold.eq(theta),
+                lane.fire.u.eq(lane.u), lane.fire.threshold.eq(theta),
+                lane.register.h_next.eq(lane.fire.h_next), lane.register.threshold.eq(theta),
+                mem.membrane_wr.data[l].eq(lane.register.store),
             ]
         m.d.comb += [st.rd_word.eq(st.word), mem.membrane_rd.addr.eq(st.rd_word), mem.membrane_wr.addr.eq(st.word)]
 
@@ -403,12 +413,17 @@ class SpikingAttention(wiring.Component):
                 # read data of the word is valid: register it for the neuron lanes
                 m.d.comb += mem.a_rd.addr.eq(st.rd_word)
                 m.d.sync += st.load_word
+                m.next = "N_INT"
+            with m.State("N_INT"):
+                m.d.comb += mem.a_rd.addr.eq(st.rd_word)
+                m.d.sync += st.integrate
                 m.next = "N_CALC"
             with m.State("N_CALC"):
-                # store membranes, clear current and V, latch spikes
-                m.d.comb += [mem.a_rd.addr.eq(st.rd_word), mem.membrane_wr.en.eq(1)]
+                # store membranes, clear current and V, latch spikes; read the next word whether or
+                # not this one fired (EMIT reads it again), so no spike decides a read address
+                m.d.comb += [st.rd_word.eq(st.word + 1), mem.a_rd.addr.eq(st.rd_word), mem.membrane_wr.en.eq(1)]
                 clear_word()
-                fired = st.out.latch(m, [lane.spike for lane in lanes])
+                fired = st.out.latch(m, [lane.fire.spike for lane in lanes])
                 m.d.sync += [st.out_tok.eq(st.tok), st.out_blk.eq(st.blk)]
                 with m.If(fired):
                     m.next = "EMIT"
