@@ -182,12 +182,14 @@ class LayerConfig:
 @dataclass(frozen=True)
 class AttentionConfig:
     """The spiking self-attention unit of every block (docs/arithmetic.md §11):
-    ``metadata.network.attention``. ``neuron.threshold`` is the unit's scalar threshold."""
+    ``metadata.network.attention``. ``neuron.threshold`` is the unit's scalar threshold;
+    ``lanes`` the unit's parallel lanes (``None``: the generator's lanes policy chooses)."""
 
     variant: Literal["ssa", "a2os2a"]
     heads: int
     neuron: NeuronConfig
     membrane: Literal["integer", "ternary"]
+    lanes: int | None = None
 
     @property
     def threshold(self) -> int:
@@ -419,7 +421,8 @@ def _graph(raw: dict, where: str, layers: dict[str, LayerConfig]) -> NetworkGrap
         token_grid=tuple(raw["token_grid"]),
         attention=AttentionConfig(variant=att["variant"], heads=att["heads"], membrane=att["membrane"],
                                   neuron=NeuronConfig(type=neuron["type"], threshold=att["threshold"],
-                                                      leak_shift=neuron["leak_shift"], reset=neuron["reset"])),
+                                                      leak_shift=neuron["leak_shift"], reset=neuron["reset"]),
+                                  lanes=att.get("lanes")),
         readout=raw.get("readout", ""), model=model)
     if "tokens" in raw and raw["tokens"] != graph.tokens:
         h, w = graph.token_grid
@@ -435,6 +438,10 @@ def _graph(raw: dict, where: str, layers: dict[str, LayerConfig]) -> NetworkGrap
     channels = rpe.out_channels
     if channels % graph.attention.heads:
         raise ConfigError(f"{where}.attention.heads: must divide the {channels} channels, got {graph.attention.heads}")
+    head_dim, lanes = channels // graph.attention.heads, graph.attention.lanes
+    if lanes is not None and head_dim % lanes:
+        raise ConfigError(f"{where}.attention.lanes: must divide the head dimension {head_dim} (channels / heads), "
+                          f"got {lanes}")
     return graph
 
 

@@ -18,9 +18,19 @@ from ..golden.attention import attention_widths
 from ..golden.config import MAX_DEFAULT_LANES, AttentionConfig
 from .glue import buffered
 from .events import SpikeEmitter, advance, counter, div_const, event_layout, index_shape, mul_const
-from .neuron import NeuronLane, spike_shape
+from .neuron import Integrate, fire_unit, membrane_register, spike_shape
 
-__all__ = ["SpikingAttention", "value_max_abs"]
+__all__ = ["SpikingAttention", "value_max_abs", "default_lanes"]
+
+
+def default_lanes(head_dim: int) -> int:
+    """The unit's lanes when none are given: the largest divisor of the head dimension up to 8."""
+    return max(l for l in range(1, MAX_DEFAULT_LANES + 1) if head_dim % l == 0)
+
+
+#: a memory that fits this many LUT RAM cells (16 words × 4 bits) goes to LUT RAM (the V memory
+#: of a few lanes: a block RAM would hold it at a few percent of its capacity)
+LUT_RAM_MAX_CELLS = 32
 
 
 def value_max_abs(shape) -> int:
@@ -60,23 +70,25 @@ class SpikingAttention(wiring.Component):
     tokens are in, the unit stops accepting and computes, with ``L = lanes`` channels of one
     head in parallel (``N = tokens``, ``d = channels / heads``, ``G = d / L``, ``B = channels / L``):
 
-    1. **KV** (``1 + G·E_k`` cycles, ``E_k`` = k events): for each k event ``(m, i, k)``,
+    1. **KV** (``1 + (G + 1)·E_k`` cycles, ``E_k`` = k events): for each k event ``(m, i, k)``,
        ``KV[i, j] += k·v[m, j]`` over the ``d`` channels ``j`` of ``i``'s head, G words of L.
        A row is overwritten by the first k event of the step that touches it (one "touched"
        flag per channel), so KV needs no clearing pass.
-    2. **A** (``1 + G·E_q`` cycles): for each q event ``(n, i, q)``,
+    2. **A** (``1 + (G + 1)·E_q`` cycles): for each q event ``(n, i, q)``,
        ``A[n, j] += q·KV[i, j]`` over the ``d`` channels of the head (nothing is written when
        no k event touched row i).
-    3. **Neuron** (``1 + N·B + S`` cycles, ``S`` = output spikes): every ``(token, lane group)``
-       word runs :class:`NeuronLane` with bias 0 and threshold θ (``first_step`` at t = 0,
-       the step counter wraps at ``time_steps``), clears its current and its V word, and each
+    3. **Neuron** (``2 + 3·N·B + S`` cycles, ``S`` = output spikes): every ``(token, lane group)``
+       word is read and registered (N_REG), integrated, ``u = (r >> s) + A`` (N_INT, registered;
+       ``r = 0`` at t = 0, the step counter wraps at ``time_steps``), then fired, reset and
+       stored with threshold θ (N_CALC), which also clears its current and its V word; each
        spike is one output event (lowest lane first).
     4. **End** (1 cycle): the end token.
 
-    Pipelining: input writes are registered (they land a cycle after the token is taken), each
-    event's KV and word addresses are computed once when it is loaded from its list (the scan
-    steps them by one per group), and ``o_spikes`` leaves through a :class:`~.glue.StreamBuffer`
-    (one cycle later; every output is a register).
+    Pipelining: input writes are registered (they land a cycle after the token is taken), an
+    event read from its list is registered as it leaves the block RAM (LOAD) and its KV and
+    word addresses are computed from that register once (PREP; the scan then steps them by one
+    per group), and ``o_spikes`` leaves through a :class:`~.glue.StreamBuffer` (one cycle
+    later; every output is a register).
 
     After reset (and at power-up) the unit first zeroes its V and current memories, one word
     of each per cycle (:attr:`cycles_after_reset` = ``N·B`` cycles, every ``ready`` low): a
@@ -84,7 +96,7 @@ class SpikingAttention(wiring.Component):
     (the "touched" flags are registers), nor the event lists (their counts are registers), nor
     the membranes (step 0 ignores them).
 
-    So with no output stalls the output end token leaves ``5 + G·(E_k + E_q) + N·B + S`` cycles
+    So with no output stalls the output end token leaves ``6 + (G + 1)·(E_k + E_q) + 3·N·B + S`` cycles
     after the cycle that accepted the last of the three input end tokens
     (:meth:`cycles_per_step`); input takes one cycle per event per stream, the streams in
     parallel. The next step's events are accepted after the end token has left.
@@ -103,7 +115,7 @@ class SpikingAttention(wiring.Component):
             raise ValueError(f"Channels ({channels}) must be a positive multiple of heads ({heads})")
         d = channels // heads
         if lanes is None:
-            lanes = max(l for l in range(1, MAX_DEFAULT_LANES + 1) if d % l == 0)
+            lanes = default_lanes(d)
         if lanes < 1 or d % lanes:
             raise ValueError(f"Lanes ({lanes}) must divide the head dimension ({d})")
         self.tokens, self.channels, self.heads, self.time_steps = tokens, channels, heads, time_steps
@@ -132,7 +144,7 @@ class SpikingAttention(wiring.Component):
 
     def cycles_per_step(self, k_events: int, q_events: int, spikes: int) -> int:
         """Cycles from the last input end token to the output end token, without stalls."""
-        return 6 + self.groups * (k_events + q_events) + 2 * self.word_depth + spikes
+        return 6 + (self.groups + 1) * (k_events + q_events) + 3 * self.word_depth + spikes
 
     @property
     def cycles_after_reset(self) -> int:
@@ -155,7 +167,9 @@ class SpikingAttention(wiring.Component):
     def _memories(self, m) -> SimpleNamespace:
         """q/k event lists, dense V, KV rows, currents A and membranes, and their ports."""
         def ram(name, shape, depth):
-            m.submodules[name] = mem = memory.Memory(shape=shape, depth=depth, init=[])
+            cells = -(-depth // 16) * -(-Shape.cast(shape).width // 4)      # 16 × 4-bit LUT RAM cells
+            attrs = {"ram_style": "distributed"} if cells <= LUT_RAM_MAX_CELLS else {}
+            m.submodules[name] = mem = memory.Memory(shape=shape, depth=depth, init=[], attrs=attrs)
             return mem
         q_list = ram("q_list", self.entry["q"], self.list_depth)
         k_list = ram("k_list", self.entry["k"], self.list_depth)
@@ -171,15 +185,22 @@ class SpikingAttention(wiring.Component):
             a_wr=a_wr, a_rd=a_mem.read_port(transparent_for=(a_wr,)),
             membrane_wr=membrane_mem.write_port(), membrane_rd=membrane_mem.read_port())
 
-    def _lanes(self, m) -> list[NeuronLane]:
+    def _lanes(self, m) -> list[SimpleNamespace]:
+        """Per lane: the neuron step split in two (N_INT: :class:`Integrate`; N_CALC: fire and
+        store), so a registered ``u`` sits between the adders and the compare."""
         w, neuron = self.widths, self.attention.neuron
+        widths = dict(membrane_width=w.membrane_width, threshold_width=w.threshold_width)
         lanes = []
         for l in range(self.lanes):
-            lanes.append(NeuronLane(
-                neuron_type=self.neuron_type, membrane=self.membrane, reset=neuron.reset,
-                leak_shift=neuron.leak_shift, current_width=w.current_width, membrane_width=w.membrane_width,
-                bias_width=w.bias_width, threshold_width=w.threshold_width))
-            m.submodules[f"neuron{l}"] = lanes[l]
+            lane = SimpleNamespace(
+                integrate=Integrate(membrane=self.membrane, leak_shift=neuron.leak_shift,
+                                    current_width=w.current_width, bias_width=w.bias_width, **widths),
+                fire=fire_unit(neuron_type=self.neuron_type, reset=neuron.reset, **widths),
+                register=membrane_register(membrane=self.membrane, **widths),
+                u=Signal(signed(w.membrane_width), name=f"u{l}"))
+            m.submodules[f"integrate{l}"], m.submodules[f"fire{l}"] = lane.integrate, lane.fire
+            m.submodules[f"register{l}"] = lane.register
+            lanes.append(lane)
         return lanes
 
     def _state(self, out) -> SimpleNamespace:
@@ -194,6 +215,7 @@ class SpikingAttention(wiring.Component):
             ptr=Signal(count), ptr_next=Signal(count),                   # event list read pointer
             touched=Signal(D),                                           # KV row i written this step
             kev=Signal(self.entry["k"]), qev=Signal(self.entry["q"]),    # event being scanned
+            raw={n: Signal(self.entry[n], name=f"{n}_entry") for n in "kq"},  # list entry, registered
             live=Signal(),                                               # KV: first of its row; A: row touched
             group=counter(self.groups),
             kv_addr=Signal(index_shape(self.kv_depth)),                  # scan addresses of the event's
@@ -273,17 +295,19 @@ class SpikingAttention(wiring.Component):
                      st.w_kv.eq(0), st.w_a.eq(0)]
 
     def _neuron_update(self, m, st, mem, lanes) -> None:
-        """The neuron lanes work on registered words (loaded in N_REG), not on memory outputs."""
+        """The lanes work on registered words (loaded in N_REG) and a registered ``u`` (N_INT),
+        never on memory outputs."""
         current, stored = Signal(self.current_word), Signal(self.membrane_word)
         st.load_word = [current.eq(mem.a_rd.data), stored.eq(mem.membrane_rd.data)]
+        st.integrate = [lane.u.eq(lane.integrate.u) for lane in lanes]
+        theta = self.widths.threshold
         for l, lane in enumerate(lanes):
             m.d.comb += [
-                lane.first_step.eq(st.step == 0),
-                lane.stored.eq(stored[l]),
-                lane.current.eq(current[l]),
-                lane.bias.eq(0),
-                lane.threshold.eq(self.widths.threshold),
-                mem.membrane_wr.data[l].eq(lane.store),
+                lane.integrate.first_step.eq(st.step == 0), lane.integrate.stored.eq(stored[l]),
+                lane.integrate.current.eq(current[l]), lane.integrate.bias.eq(0), lane.integrate.threshold.eq(theta),
+                lane.fire.u.eq(lane.u), lane.fire.threshold.eq(theta),
+                lane.register.h_next.eq(lane.fire.h_next), lane.register.threshold.eq(theta),
+                mem.membrane_wr.data[l].eq(lane.register.store),
             ]
         m.d.comb += [st.rd_word.eq(st.word), mem.membrane_rd.addr.eq(st.rd_word), mem.membrane_wr.addr.eq(st.word)]
 
@@ -301,16 +325,22 @@ class SpikingAttention(wiring.Component):
         m.d.comb += [st.ptr_next.eq(st.ptr), mem.q_rd.addr.eq(st.ptr_next), mem.k_rd.addr.eq(st.ptr_next)]
         m.d.sync += st.ptr.eq(st.ptr_next)   # list data of a cycle is always entry ptr
 
-        def next_event(name, count, load, scan, after):
-            """Load list entry ``ptr`` into the scan registers, or leave when the list is done."""
+        def next_event(name, count, after):
+            """Register list entry ``ptr`` (straight from the block RAM, no logic) and PREP it,
+            or leave when the list is done."""
             with m.If(st.ptr == count):
                 m.d.comb += st.ptr_next.eq(0)
                 m.next = after
             with m.Else():
                 m.d.comb += st.ptr_next.eq(st.ptr + 1)
-                m.d.sync += st.group.eq(0)
-                load(getattr(mem, f"{name}_rd").data)
-                m.next = scan
+                m.d.sync += st.raw[name].eq(getattr(mem, f"{name}_rd").data)
+                m.next = f"{name.upper()}_PREP"
+
+        def prep(name, load, scan):
+            """The registered entry's addresses and flags, for the scan's first group."""
+            m.d.sync += st.group.eq(0)
+            load(st.raw[name])
+            m.next = scan
 
         def load_k(entry):
             self._load_addresses(m, st, entry)
@@ -351,23 +381,27 @@ class SpikingAttention(wiring.Component):
                 with m.If(ending[0] & ending[1] & ending[2]):   # the last end token is taken this cycle
                     m.next = "KV_LOAD"
             with m.State("KV_LOAD"):
-                next_event("k", st.k_count, load_k, "KV_SCAN", "A_LOAD")
+                next_event("k", st.k_count, "A_LOAD")
+            with m.State("K_PREP"):
+                prep("k", load_k, "KV_SCAN")
             with m.State("KV_SCAN"):
                 m.d.comb += [mem.kv_rd.addr.eq(st.kv_addr), mem.v_rd.addr.eq(st.word_addr)]
                 m.d.sync += [st.w_kv.eq(1), st.w_addr.eq(st.kv_addr), st.w_fresh.eq(st.live), st.w_k.eq(st.kev.value),
                              st.kv_addr.eq(st.kv_addr + 1), st.word_addr.eq(st.word_addr + 1)]
                 with m.If(st.group == G - 1):
-                    next_event("k", st.k_count, load_k, "KV_SCAN", "A_LOAD")
+                    next_event("k", st.k_count, "A_LOAD")
                 with m.Else():
                     m.d.sync += st.group.eq(st.group + 1)
             with m.State("A_LOAD"):
-                next_event("q", st.q_count, load_q, "A_SCAN", "DRAIN")
+                next_event("q", st.q_count, "DRAIN")
+            with m.State("Q_PREP"):
+                prep("q", load_q, "A_SCAN")
             with m.State("A_SCAN"):
                 m.d.comb += [mem.kv_rd.addr.eq(st.kv_addr), mem.a_rd.addr.eq(st.word_addr)]
                 m.d.sync += [st.w_a.eq(st.live), st.w_addr.eq(st.word_addr), st.w_q.eq(st.qev.value),
                              st.kv_addr.eq(st.kv_addr + 1), st.word_addr.eq(st.word_addr + 1)]
                 with m.If(st.group == G - 1):
-                    next_event("q", st.q_count, load_q, "A_SCAN", "DRAIN")
+                    next_event("q", st.q_count, "DRAIN")
                 with m.Else():
                     m.d.sync += st.group.eq(st.group + 1)
             with m.State("DRAIN"):
@@ -379,12 +413,17 @@ class SpikingAttention(wiring.Component):
                 # read data of the word is valid: register it for the neuron lanes
                 m.d.comb += mem.a_rd.addr.eq(st.rd_word)
                 m.d.sync += st.load_word
+                m.next = "N_INT"
+            with m.State("N_INT"):
+                m.d.comb += mem.a_rd.addr.eq(st.rd_word)
+                m.d.sync += st.integrate
                 m.next = "N_CALC"
             with m.State("N_CALC"):
-                # store membranes, clear current and V, latch spikes
-                m.d.comb += [mem.a_rd.addr.eq(st.rd_word), mem.membrane_wr.en.eq(1)]
+                # store membranes, clear current and V, latch spikes; read the next word whether or
+                # not this one fired (EMIT reads it again), so no spike decides a read address
+                m.d.comb += [st.rd_word.eq(st.word + 1), mem.a_rd.addr.eq(st.rd_word), mem.membrane_wr.en.eq(1)]
                 clear_word()
-                fired = st.out.latch(m, [lane.spike for lane in lanes])
+                fired = st.out.latch(m, [lane.fire.spike for lane in lanes])
                 m.d.sync += [st.out_tok.eq(st.tok), st.out_blk.eq(st.blk)]
                 with m.If(fired):
                     m.next = "EMIT"

@@ -121,7 +121,8 @@ def top_manifest(network: NetworkConfig, top: SpikingNetwork) -> dict:
         entry["attention"] = {"variant": att.variant, "heads": att.heads, "threshold": att.threshold,
                               "neuron": {"type": att.neuron.type, "leak_shift": att.neuron.leak_shift,
                                          "reset": att.neuron.reset},
-                              "membrane": att.membrane}
+                              "membrane": att.membrane,
+                              "lanes": top.attention_lanes}
         entry["output"] = "o_result: {scores[classes], label}, one per sample"
     entry["input"] = ("i_events: one sample = T steps of frame events (y, x, c=polarity, value=1) each "
                       "closed by an end token")

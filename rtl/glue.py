@@ -169,17 +169,18 @@ class ResidualAdd(wiring.Component):
     block arrives long before its branch), each through a :class:`StreamBuffer`. Each input
     event costs one cycle, pipelined so that no path runs from a block RAM output through logic:
     R (the position's partial sum is read) ▶ D (the word is registered; the two events ahead,
-    whose write-backs this read missed, are forwarded) ▶ W (add, write back; the first touch of
-    a position appends its address to a list). After both end tokens the list is replayed:
-    I (list read) ▶ S (sum read) ▶ E (registered; a non-zero sum is queued as an event, the
-    position cleared), one distinct position per cycle into a small output FIFO whose free
-    slots the replay reserves before it reads (so nothing stalls a block RAM), then the end
-    token. After reset (and at power-up) every partial sum is cleared, one position per cycle
-    (:attr:`cycles_after_reset`): a reset mid-step leaves sums and "touched" bits behind; tokens
-    that arrive meanwhile wait in the input buffers.
+    whose write-backs this read missed, are forwarded) ▶ W (add, write back). After both end
+    tokens every position is swept in address order: I (sum read) ▶ X ▶ E (registered; a
+    non-zero sum is queued as an event, the position cleared), one position per cycle into a
+    small output FIFO whose free slots the sweep reserves before it reads (so nothing stalls a
+    block RAM), then the end token. The sweep costs ``H·W·C`` cycles per step whatever the
+    activity, and spares a list of touched positions (a second block RAM per add). After reset
+    (and at power-up) every partial sum is cleared, one position per cycle
+    (:attr:`cycles_after_reset`): a reset mid-step leaves sums behind; tokens that arrive
+    meanwhile wait in the input buffers.
 
     ``skip_fifo``: the skip input waits in a FIFO of that many tokens instead of a two-entry
-    buffer. The add takes the next step's skip events only after replaying the current step,
+    buffer. The add takes the next step's skip events only after sweeping the current step,
     so without it the producer of the skip path (a fork feeding the block too) stalls until
     the block's branch has arrived; with ``H·W·C`` entries it can run a whole step ahead.
     """
@@ -210,17 +211,14 @@ class ResidualAdd(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth = self.cycles_after_reset
-        m.submodules.sums = sums = memory.Memory(
-            shape=data.StructLayout({"touched": 1, "value": self.out_shape}), depth=depth, init=[])
-        m.submodules.touched = touched = memory.Memory(shape=index_shape(depth), depth=depth, init=[])
-        mem = SimpleNamespace(sum_rd=sums.read_port(), sum_wr=sums.write_port(),
-                              list_rd=touched.read_port(), list_wr=touched.write_port())
+        m.submodules.sums = sums = memory.Memory(shape=self.out_shape, depth=depth, init=[])
+        mem = SimpleNamespace(sum_rd=sums.read_port(), sum_wr=sums.write_port())
         ins = [_buffered_input(m, "skip_buffer", self.i_skip, self.skip_fifo),
                _buffered_input(m, "branch_buffer", self.i_branch)]
         m.submodules.out_fifo = out = fifo.SyncFIFOBuffered(width=len(self.o_sum.payload.as_value()),
                                                             depth=self.OUT_DEPTH)
         m.d.comb += [self.o_sum.valid.eq(out.r_rdy), self.o_sum.payload.eq(out.r_data), out.r_en.eq(self.o_sum.ready)]
-        count, index = Signal(range(depth + 1)), Signal(range(depth + 1))
+        index = Signal(range(depth + 1))
         with m.FSM(name="residual"):
             with m.State("CLEAR"):
                 m.d.comb += [mem.sum_wr.addr.eq(index), mem.sum_wr.data.eq(0), mem.sum_wr.en.eq(1)]
@@ -229,15 +227,15 @@ class ResidualAdd(wiring.Component):
                     m.d.sync += index.eq(0)
                     m.next = "COLLECT"
             with m.State("COLLECT"):
-                with m.If(self._collect(m, ins, mem, count)):
+                with m.If(self._collect(m, ins, mem)):
                     m.next = "EMIT"
             with m.State("EMIT"):
-                with m.If(self._emit(m, out, mem, count, index)):
+                with m.If(self._emit(m, out, mem, index)):
                     m.next = "END"
             with m.State("END"):
                 m.d.comb += [out.w_en.eq(1), out.w_data.eq(self.o_sum.payload.shape().const({"end": 1}).as_value())]
                 with m.If(out.w_rdy):
-                    m.d.sync += [count.eq(0), index.eq(0)]
+                    m.d.sync += index.eq(0)
                     m.next = "COLLECT"
         return m
 
@@ -252,7 +250,7 @@ class ResidualAdd(wiring.Component):
         y = div_const(pixel, W, depth // C)
         return {"y": y, "x": pixel - mul_const(y, W), "c": address - mul_const(pixel, C)}
 
-    def _collect(self, m, ins, mem, count):
+    def _collect(self, m, ins, mem):
         """R ▶ D ▶ W (class docstring): one input token per cycle, the skip input first. Returns
         "both end tokens are in and every sum is written" (the state's exit)."""
         done = [Signal(name=f"{n}_done") for n in ("skip", "branch")]
@@ -278,32 +276,28 @@ class ResidualAdd(wiring.Component):
         # cycle; a hit takes their sum instead (the newer one first)
         newest = mem.sum_rd.data
         for now, value in reversed([(w, total), (written, written.data)][:self.FORWARDED]):
-            newest = word(Mux(now.valid & (now.addr == d.addr), value, newest))
+            newest = Mux(now.valid & (now.addr == d.addr), value, newest)
         m.d.sync += [w.valid.eq(d.valid), w.addr.eq(d.addr), w.addend.eq(d.addend), w.old.eq(newest)]
-        m.d.comb += [total.touched.eq(1), total.value.eq(w.old.value + w.addend)]
+        m.d.comb += total.eq(w.old + w.addend)
         with m.If(w.valid):
             m.d.comb += [mem.sum_wr.addr.eq(w.addr), mem.sum_wr.en.eq(1), mem.sum_wr.data.eq(total)]
-            with m.If(~w.old.touched):
-                m.d.comb += [mem.list_wr.addr.eq(count), mem.list_wr.en.eq(1), mem.list_wr.data.eq(w.addr)]
-                m.d.sync += count.eq(count + 1)
         finished = done[0] & done[1] & ~r.valid & ~d.valid & ~w.valid
         with m.If(finished):
             m.d.sync += [flag.eq(0) for flag in done]
         return finished
 
-    def _emit(self, m, out, mem, count, index):
-        """I ▶ L ▶ S ▶ X ▶ E (class docstring): list entry ``index`` → its address → its sum → queued
-        when non-zero, cleared. A read is issued only while the FIFO has room for every read in
-        flight. Returns "replay done"."""
-        addr_shape = mem.sum_wr.addr.shape()
+    def _emit(self, m, out, mem, index):
+        """I ▶ X ▶ E (class docstring): position ``index`` → its sum → queued when non-zero,
+        cleared. A read is issued only while the FIFO has room for every read in flight.
+        Returns "sweep done"."""
+        addr_shape, depth = mem.sum_wr.addr.shape(), self.cycles_after_reset
         issue = Signal()
-        l = stage(m, {"valid": (1, issue)})
-        s = stage(m, {"valid": (1, l.valid), "addr": (addr_shape, mem.list_rd.data)})
+        s = stage(m, {"valid": (1, issue), "addr": (addr_shape, index)})
         x = stage(m, {"valid": (1, s.valid), "addr": (addr_shape, s.addr)})
-        e = stage(m, {"valid": (1, x.valid), "addr": (addr_shape, x.addr), "value": (self.out_shape, mem.sum_rd.data.value)})
-        in_flight = l.valid + s.valid + x.valid + e.valid
-        m.d.comb += [issue.eq((index != count) & (out.level + in_flight < self.OUT_DEPTH - 1)),
-                     mem.list_rd.addr.eq(index), mem.sum_rd.addr.eq(s.addr)]
+        e = stage(m, {"valid": (1, x.valid), "addr": (addr_shape, x.addr), "value": (self.out_shape, mem.sum_rd.data)})
+        in_flight = s.valid + x.valid + e.valid
+        m.d.comb += [issue.eq((index != depth) & (out.level + in_flight < self.OUT_DEPTH - 1)),
+                     mem.sum_rd.addr.eq(s.addr)]
         with m.If(issue):
             m.d.sync += index.eq(index + 1)
         pos = self._position(e.addr)
@@ -311,7 +305,7 @@ class ResidualAdd(wiring.Component):
         m.d.comb += [payload.y.eq(pos["y"]), payload.x.eq(pos["x"]), payload.c.eq(pos["c"]), payload.value.eq(e.value),
                      out.w_data.eq(payload), out.w_en.eq(e.valid & (e.value != 0)),
                      mem.sum_wr.addr.eq(e.addr), mem.sum_wr.data.eq(0), mem.sum_wr.en.eq(e.valid)]
-        return (index == count) & ~l.valid & ~s.valid & ~x.valid & ~e.valid
+        return (index == depth) & ~s.valid & ~x.valid & ~e.valid
 
 
 def _buffered_input(m, name: str, port, depth: int = 0):

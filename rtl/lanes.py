@@ -12,7 +12,14 @@ Policies (``make gen LANES=...`` / ``spikehq-gen --lanes ...``):
   per step as the heaviest one with the ceiling (8 by default), and lighter layers do not
   spend area on speed the pipeline cannot use.
 * ``config``: the config's lanes (its default is the largest divisor of C_out up to 8).
-* ``NAME=L[,NAME=L…]``: explicit lanes for the named layers, the rest balanced.
+* ``NAME=L[,NAME=L…]``: explicit lanes for the named layers (``attention`` names the
+  Spikformer attention units), the rest balanced.
+
+The attention units of a Spikformer top (``metadata.network.attention.lanes`` unless the
+JSON gives it) are balanced the same way: a unit spends ``d/L`` cycles per q and per k event
+(``d`` = channels per head), so its work is ``d·(E_q + E_k)``, with both estimated by the
+block's q-layer input events; under ``config`` they keep the unit's default (the largest
+divisor of ``d`` up to 8).
 
 Every policy is a pure function of the config: nothing is simulated, trained or loaded.
 """
@@ -22,14 +29,16 @@ from __future__ import annotations
 import dataclasses
 
 from ..golden.config import ConfigError, NetworkConfig
-from ..golden.lanes import DEFAULT_CEILING, balanced_lanes
+from ..golden.lanes import DEFAULT_CEILING, balanced_attention_lanes, balanced_lanes
 
 __all__ = ["apply_lanes", "balanced_lanes", "DEFAULT_CEILING"]
 
 
 def apply_lanes(config: NetworkConfig, policy: str = "balanced") -> NetworkConfig:
     """The config with its lanes set by ``policy`` (see the module docstring)."""
-    names = {layer.name for layer in config.layers}
+    graph = config.graph
+    attention = graph.attention if graph is not None and graph.architecture == "spikformer" else None
+    names = {layer.name for layer in config.layers} | ({"attention"} if attention else set())
     if policy == "config":
         return config
     explicit: dict[str, int] = {}
@@ -56,4 +65,15 @@ def apply_lanes(config: NetworkConfig, policy: str = "balanced") -> NetworkConfi
         if layer.out_channels % lanes:
             raise ConfigError(f"--lanes: {layer.name}={lanes} must divide its {layer.out_channels} output channels")
         layers.append(dataclasses.replace(layer, lanes=lanes))
-    return dataclasses.replace(config, layers=tuple(layers))
+    config = dataclasses.replace(config, layers=tuple(layers))
+    if attention is None:
+        return config
+    lanes = explicit.get("attention", attention.lanes)
+    if lanes is None:
+        lanes = balanced_attention_lanes(list(config.layers), depth=graph.depth, heads=attention.heads,
+                                         ceiling=ceiling)
+    head_dim = config.layer("b0_q").out_channels // attention.heads
+    if head_dim % lanes:
+        raise ConfigError(f"--lanes: attention={lanes} must divide the head dimension {head_dim}")
+    graph = dataclasses.replace(graph, attention=dataclasses.replace(attention, lanes=lanes))
+    return dataclasses.replace(config, graph=graph)

@@ -36,7 +36,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import ConfigError, LayerWeights, NetworkConfig, NetworkGraph
-from .attention import SpikingAttention
+from .attention import SpikingAttention, default_lanes
 from .events import connect_events, event_layout, index_shape
 from .feedforward import SpikeCountReadout, SumPool, count_result_layout, flatten_events, range_shape
 from .glue import EventFork, ResidualAdd, SpikePool2x2
@@ -92,6 +92,14 @@ class SpikingNetwork(wiring.Component):
         if trace:
             members["o_trace"] = Out(data.ArrayLayout(unsigned(self.count_width), len(self.traced) * self.time_steps))
         super().__init__(members)
+
+    @property
+    def attention_lanes(self) -> int | None:
+        """Lanes of each attention unit (the config's, else the unit's default); None without attention."""
+        att = self.graph.attention
+        if self.graph.architecture != "spikformer":
+            return None
+        return att.lanes or default_lanes(self.layers["b0_q"].out_channels // att.heads)
 
     @property
     def cycles_after_reset(self) -> int:
@@ -219,6 +227,7 @@ class SpikingNetwork(wiring.Component):
         channels = self.layers[f"b{b}_q"].out_channels
         attention = SpikingAttention(
             tokens=tokens, channels=channels, time_steps=self.time_steps, attention=self.graph.attention,
+            lanes=self.attention_lanes,
             **{f"{n}_shape": spike_shape(self.layers[f"b{b}_{n}"].neuron.type, self.layers[f"b{b}_{n}"].neuron.bits)
                for n in ("q", "k", "v")})
         m.submodules[f"b{b}_attn"] = attention

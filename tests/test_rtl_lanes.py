@@ -54,6 +54,36 @@ def test_lanes_policies_and_their_errors():
             apply_lanes(config, policy)
 
 
+def test_attention_lanes_follow_the_q_layers_work(tmp_path):
+    """Balanced: d·2·E_q of the busiest block against the heaviest PE (2 of 16 channels per head
+    on the digits network, whose 8 default lanes left the units 6 % busy); ``config`` keeps the
+    unit default; ``attention=L`` and the JSON's ``attention.lanes`` are kept; a lane count that
+    does not divide the head dimension is a one-line error."""
+    config = load_config(SEARCHED)
+    events = {layer.name: layer.input_events for layer in config.layers}
+    work = max(events[l.name] * l.kernel_size ** 2 * l.out_channels for l in config.layers)
+    d = config.layer("b0_q").out_channels // config.graph.attention.heads
+    need = max(8 * d * 2 * events[f"b{b}_q"] / work for b in range(config.graph.depth))
+    lanes = apply_lanes(config).graph.attention.lanes
+    assert lanes == min(l for l in range(1, d + 1) if d % l == 0 and l >= need) == 2
+    assert apply_lanes(config, "balanced:16").graph.attention.lanes == 4
+    assert apply_lanes(config, "config").graph.attention.lanes is None
+    assert apply_lanes(config, "attention=8").graph.attention.lanes == 8
+    with pytest.raises(ConfigError, match="attention=3 must divide the head dimension 16"):
+        apply_lanes(config, "attention=3")
+    raw = json.loads(SEARCHED.read_text())
+    for layer in raw["layers"]:
+        layer["weights"] = str((SEARCHED.parent / layer["weights"]).resolve())
+    raw["metadata"]["network"]["attention"]["lanes"] = 4
+    path = tmp_path / "searched.json"
+    path.write_text(json.dumps(raw))
+    assert apply_lanes(load_config(path)).graph.attention.lanes == 4
+    raw["metadata"]["network"]["attention"]["lanes"] = 3
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match=r"attention\.lanes: must divide the head dimension 16 \(channels / heads\), got 3"):
+        load_config(path)
+
+
 def test_explicit_json_lanes_are_kept(tmp_path):
     raw = json.loads(SEARCHED.read_text())
     raw["layers"][4]["lanes"] = 16
