@@ -12,7 +12,9 @@ under cocotb (sim/tb_network.py) and in the C++ harness (sim/network_harness.py)
 at a time. Back to back, for the first policy, every engine's cycles are split into busy,
 waiting for input and blocked by output (sim/profile.py: sampled at the engines' stream ports
 in the Verilator model, the generated Verilog unchanged), and lane utilization is
-SOP / (interval cycles × lanes). Writes build/bench/network.json.
+SOP / (interval cycles × lanes). ``--stream-fifo 0 64 512`` repeats every policy with the
+PEs' input FIFOs at those depths (a copy of the config with ``metadata.network.stream_fifo``
+set, under build/bench/). Writes build/bench/network.json.
 """
 
 from __future__ import annotations
@@ -61,8 +63,24 @@ def layer_figures(net, config, samples: list[int]) -> dict:
     return out
 
 
-def run_policy(config_path: str, policy: str, samples: list[int], profile: bool = False) -> dict:
-    path = OUT / f"network_{policy.replace(':', '_')}.json"
+def with_stream_fifo(config_path: str, depth: int | None) -> str:
+    """The config (``depth`` None), or a copy under build/bench/ whose PE input FIFOs hold ``depth`` tokens."""
+    if depth is None:
+        return config_path
+    source = Path(config_path)
+    raw = json.loads(source.read_text())
+    for layer in raw["layers"]:
+        if "weights" in layer:
+            layer["weights"] = str((source.parent / layer["weights"]).resolve())
+    raw["metadata"]["network"]["stream_fifo"] = depth
+    path = OUT / f"stream_fifo_{depth}" / "searched.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(raw, indent=1) + "\n")
+    return str(path)
+
+
+def run_policy(config_path: str, policy: str, samples: list[int], profile: bool = False, label: str = "") -> dict:
+    path = OUT / f"network_{(label or policy).replace(':', '_').replace(' ', '_')}.json"
     start = time.monotonic()
     tests, failures = run_network(config_path, samples, stall_seed=1, stall=0.0, lanes=policy, results=path,
                                   profile=profile)
@@ -71,7 +89,7 @@ def run_policy(config_path: str, policy: str, samples: list[int], profile: bool 
     records = results["samples"]
     cycles = [r["cycles"] for r in records]
     sim_wall = sum(r["wall_s"] for r in records)
-    return {"policy": policy, "passed": failures == 0 and tests == 1, "cycles_mean": statistics.fmean(cycles),
+    return {"policy": label or policy, "passed": failures == 0 and tests == 1, "cycles_mean": statistics.fmean(cycles),
             "cycles_min": min(cycles), "cycles_max": max(cycles), "sim_cycles_per_s": sum(cycles) / sim_wall,
             "wall_s_including_build": wall,
             "input_events_mean": statistics.fmean(r["input_events"] for r in records),
@@ -108,28 +126,36 @@ def main() -> None:
                         help="skip the per-engine busy/waiting/blocked profile (it slows the first policy's cocotb run)")
     parser.add_argument("--policies", nargs="+", default=["balanced", "config", "balanced:2"],
                         help="lanes policies to compare (see rtl/lanes.py)")
+    parser.add_argument("--stream-fifo", type=int, nargs="+", default=[None], metavar="TOKENS",
+                        help="repeat every policy with the PEs' input FIFOs at these depths "
+                             "(metadata.network.stream_fifo; default: the config's)")
     args = parser.parse_args()
+    if any(d is not None and d < 0 for d in args.stream_fifo):
+        parser.error("--stream-fifo: expected depths of 0 or more tokens")
     OUT.mkdir(parents=True, exist_ok=True)
     samples = list(range(args.samples))
     net = load_network(args.config)
     frames_in = net.config.layers[0]
     report = {"config": args.config, "samples": samples, "policies": [], "layers": {}}
     print(f"network {net.config.name}: {args.samples} digits test samples, T={net.config.time_steps}")
-    for i, policy in enumerate(args.policies):
+    runs = [(policy, depth) for depth in args.stream_fifo for policy in args.policies]
+    for i, (policy, depth) in enumerate(runs):
         config = apply_lanes(net.config, policy)
         figures = layer_figures(net, config, samples)
-        result = run_policy(args.config, policy, samples, profile=i == 0 and not args.no_profile)
+        label = policy if depth is None else f"{policy} fifo {depth}"
+        result = run_policy(with_stream_fifo(args.config, depth), policy, samples,
+                            profile=i == 0 and not args.no_profile, label=label)
         total_sop = sum(f["sop"] for f in figures.values())
         result["sop_per_cycle"] = total_sop / result["cycles_mean"]
         result["total_lanes"] = sum(layer.lanes for layer in config.layers)
         result["input_spike_density"] = result["input_events_mean"] / (
             net.config.time_steps * frames_in.num_inputs)
         report["policies"].append(result)
-        report["layers"][policy] = figures
+        report["layers"][label] = figures
         result["back_to_back_sop_per_cycle"] = total_sop / result["back_to_back_cycles"]
         result["back_to_back_lane_utilization"] = result["back_to_back_sop_per_cycle"] / result["total_lanes"]
         ok = result["passed"] and result["back_to_back_passed"] and result["harness_passed"]
-        print(f"\nlanes policy {policy!r}: {'0 mismatches' if ok else 'MISMATCH'}; latency "
+        print(f"\nlanes policy {label!r}: {'0 mismatches' if ok else 'MISMATCH'}; latency "
               f"{result['cycles_mean']:.0f} cycles per inference (min {result['cycles_min']}, "
               f"max {result['cycles_max']}), back to back one result every {result['back_to_back_cycles']:.0f} cycles; "
               f"{result['sop_per_cycle']:.2f} SOP/cycle one at a time, "
@@ -147,7 +173,7 @@ def main() -> None:
             print_engine_cycles(result["engine_cycles"])
     print("\ncycles per inference by lanes policy (latency one at a time | interval back to back):")
     for r in report["policies"]:
-        print(f"  {r['policy']:12} {r['total_lanes']:4d} lanes  {r['cycles_mean']:10.0f} | {r['back_to_back_cycles']:8.0f} cycles  "
+        print(f"  {r['policy']:18} {r['total_lanes']:4d} lanes  {r['cycles_mean']:10.0f} | {r['back_to_back_cycles']:8.0f} cycles  "
               f"{r['sop_per_cycle']:6.2f} | {r['back_to_back_sop_per_cycle']:6.2f} SOP/cycle  "
               f"lane utilization {100 * r['back_to_back_lane_utilization']:.1f} % back to back")
     (OUT / "network.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -29,6 +29,9 @@ FORMAT = "spikehq-searched"
 VERSION = 1
 WEIGHTS_FORMAT = "spikehq-weights"
 MAX_DEFAULT_LANES = 8
+#: entries of the FIFO in front of every PE's input in a network top unless
+#: ``metadata.network.stream_fifo`` says otherwise (a generation parameter, docs/synthesis.md)
+DEFAULT_STREAM_FIFO = 64
 
 
 class ConfigError(ValueError):
@@ -234,6 +237,7 @@ class NetworkGraph:
     input_shape: tuple[int, int, int] = (1, 1, 1)
     nodes: tuple[GraphNode, ...] = ()
     output: str = ""
+    stream_fifo: int = DEFAULT_STREAM_FIFO    # entries of the FIFO in front of each PE (generation)
 
     @property
     def tokens(self) -> int:
@@ -423,7 +427,7 @@ def _graph(raw: dict, where: str, layers: dict[str, LayerConfig]) -> NetworkGrap
                                   neuron=NeuronConfig(type=neuron["type"], threshold=att["threshold"],
                                                       leak_shift=neuron["leak_shift"], reset=neuron["reset"]),
                                   lanes=att.get("lanes")),
-        readout=raw.get("readout", ""), model=model)
+        readout=raw.get("readout", ""), model=model, stream_fifo=raw.get("stream_fifo", DEFAULT_STREAM_FIFO))
     if "tokens" in raw and raw["tokens"] != graph.tokens:
         h, w = graph.token_grid
         raise ConfigError(f"{where}.tokens: expected token_grid {h}×{w} = {graph.tokens}, got {raw['tokens']}")
@@ -528,7 +532,8 @@ def _feedforward_graph(raw: dict, where: str, layers: dict[str, LayerConfig]) ->
         if not any(n.name == name and n.op == "layer" for n in nodes):
             raise ConfigError(f"{where}.nodes: layer {name!r} is not in the graph")
     return NetworkGraph(architecture="feedforward", input_shape=tuple(raw["input"]), nodes=tuple(nodes),
-                        output=output, readout=raw.get("readout", ""))
+                        output=output, readout=raw.get("readout", ""),
+                        stream_fifo=raw.get("stream_fifo", DEFAULT_STREAM_FIFO))
 
 
 def config_from_dict(raw: dict, *, source: str | Path = "<config>", base_dir: Path | None = None) -> NetworkConfig:

@@ -110,7 +110,8 @@ def top_manifest(network: NetworkConfig, top: SpikingNetwork) -> dict:
     entry = {"module": f"spikehq_{network.name}_top", "verilog": f"spikehq_{network.name}_top.v",
              "architecture": graph.architecture, "engines": list(graph.layer_names),
              "trace": top.traced if top.trace else None,
-             "lanes": {name: layer.lanes for name, layer in top.layers.items()}}
+             "lanes": {name: layer.lanes for name, layer in top.layers.items()},
+             "stream_fifo": graph.stream_fifo}
     if graph.architecture == "feedforward":
         entry["graph"] = [{"name": n.name, "op": n.op, "inputs": list(n.inputs), "shape": list(n.shape),
                            "value_range": list(n.value_range)} for n in graph.nodes]

@@ -19,12 +19,12 @@ from types import SimpleNamespace
 
 from amaranth import Mux, Signal, unsigned
 from amaranth.hdl import Module
-from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .events import div_const, event_layout, index_shape, mul_const, stage
 
-__all__ = ["StreamBuffer", "buffered", "EventFork", "SpikePool2x2", "ResidualAdd"]
+__all__ = ["StreamBuffer", "buffered", "queued", "EventFork", "SpikePool2x2", "ResidualAdd"]
 
 
 class StreamBuffer(wiring.Component):
@@ -311,15 +311,22 @@ class ResidualAdd(wiring.Component):
 def _buffered_input(m, name: str, port, depth: int = 0):
     """A :class:`StreamBuffer` (or, with ``depth``, a FIFO of that many tokens) behind the unit's
     own input stream ``port``: returns the stream the unit takes tokens from."""
-    shape = port.payload.shape()
-    m.submodules[name] = buf = StreamBuffer(shape)
-    if not depth:
-        wiring.connect(m, wiring.flipped(port), buf.i)
-        return buf.o
+    m.submodules[name] = buf = StreamBuffer(port.payload.shape())
     # the FIFO's block RAM output goes through the buffer's registers before any logic
-    m.submodules[f"{name}_fifo"] = queue = fifo.SyncFIFOBuffered(width=shape.size, depth=depth)
-    m.d.comb += [queue.w_stream.payload.eq(port.payload), queue.w_stream.valid.eq(port.valid),
-                 port.ready.eq(queue.w_stream.ready),
-                 buf.i.payload.eq(queue.r_stream.payload), buf.i.valid.eq(queue.r_stream.valid),
-                 queue.r_stream.ready.eq(buf.i.ready)]
+    src = queued(m, f"{name}_fifo", wiring.flipped(port), depth)
+    m.d.comb += [buf.i.payload.eq(src.payload), buf.i.valid.eq(src.valid), src.ready.eq(buf.i.ready)]
     return buf.o
+
+
+def queued(m, name: str, src, depth: int):
+    """Stream ``src`` through a :class:`~amaranth.lib.fifo.SyncFIFOBuffered` submodule ``name``
+    of ``depth`` tokens (its output registered); ``src`` itself for depth 0."""
+    if not depth:
+        return src
+    shape = src.payload.shape()
+    m.submodules[name] = queue = fifo.SyncFIFOBuffered(width=shape.size, depth=depth)
+    out = stream.Signature(shape).create()
+    m.d.comb += [queue.w_stream.payload.eq(src.payload), queue.w_stream.valid.eq(src.valid),
+                 src.ready.eq(queue.w_stream.ready), out.payload.eq(queue.r_stream.payload),
+                 out.valid.eq(queue.r_stream.valid), queue.r_stream.ready.eq(out.ready)]
+    return out

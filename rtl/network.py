@@ -39,7 +39,7 @@ from ..golden.config import ConfigError, LayerWeights, NetworkConfig, NetworkGra
 from .attention import SpikingAttention, default_lanes
 from .events import connect_events, event_layout, index_shape
 from .feedforward import SpikeCountReadout, SumPool, count_result_layout, flatten_events, range_shape
-from .glue import EventFork, ResidualAdd, SpikePool2x2
+from .glue import EventFork, ResidualAdd, SpikePool2x2, queued
 from .mac import activation_shape
 from .neuron import spike_shape
 from .pe import SpikingPE
@@ -139,12 +139,21 @@ class SpikingNetwork(wiring.Component):
         return m
 
     # ---- engines ---------------------------------------------------------------------------
-    def _pe(self, m, name: str, src, *, grid_width: int | None = None, probe: bool = False) -> SpikingPE:
+    def _pe(self, m, name: str, src, *, grid_width: int | None = None, probe: bool = False,
+            fifo: bool = True) -> SpikingPE:
+        """The layer's PE, its input through a FIFO (:meth:`_queue`) unless ``fifo`` is False: not
+        for the PEs reading the top's input, whose ``ready`` stays low through their reset sweep
+        (docs/arithmetic.md §13), nor for the head (its FIFO sits before the readout's gate)."""
         pe = SpikingPE(layer=self.layers[name], weights=self.weights[name], probe=probe)
         m.submodules[name] = pe
-        connect_events(m, src, pe.i_spikes, grid_width=grid_width)
+        connect_events(m, self._queue(m, f"{name}_fifo", src) if fifo else src, pe.i_spikes, grid_width=grid_width)
         self._taps[name] = pe.o_spikes
         return pe
+
+    def _queue(self, m, name: str, src):
+        """``src`` through a FIFO of ``graph.stream_fifo`` tokens (:func:`~.glue.queued`): while a
+        PE updates its neurons, its producer keeps going instead of stalling (docs/synthesis.md)."""
+        return queued(m, name, src, self.graph.stream_fifo)
 
     def _fork(self, m, name: str, src, n: int):
         """Broadcast ``src`` to n outputs."""
@@ -185,7 +194,7 @@ class SpikingNetwork(wiring.Component):
             channels, height, width = graph.node(node.inputs[0]).shape if node.inputs[0] != "input" \
                 else graph.input_shape
             if node.op == "layer":
-                publish(node.name, self._pe(m, node.name, src).o_spikes)
+                publish(node.name, self._pe(m, node.name, src, fifo=node.inputs[0] != "input").o_spikes)
             elif node.op == "sumpool":
                 m.submodules[node.name] = pool = SumPool(
                     height=height, width=width, channels=channels, kernel=node.kernel,
@@ -206,7 +215,7 @@ class SpikingNetwork(wiring.Component):
     # ---- Spikformer graph ------------------------------------------------------------------
     def _tokenizer(self, m, x):
         for i, pool in enumerate(self.graph.pool_after):
-            x = self._pe(m, f"tok{i}", x).o_spikes
+            x = self._pe(m, f"tok{i}", x, fifo=i > 0).o_spikes
             if pool:
                 layer = self.layers[f"tok{i}"]
                 m.submodules[f"pool{i}"] = p = SpikePool2x2(height=layer.out_height, width=layer.out_width,
@@ -247,8 +256,9 @@ class SpikingNetwork(wiring.Component):
     def _head(self, m, x):
         """Head PE and readout; the head's input waits while the readout reads its membranes
         (so a following sample cannot update them before they are read)."""
+        x = self._queue(m, "head_fifo", x)       # before the gate: what it holds waits too
         gated = stream.Signature(x.payload.shape()).create()
-        head = self._pe(m, "head", gated, probe=True)
+        head = self._pe(m, "head", gated, probe=True, fifo=False)
         m.submodules.readout = readout = HeadReadout(layer=self.layers["head"], weights=self.weights["head"],
                                                      membrane_word=head.membrane_word)
         m.d.comb += [gated.payload.eq(x.payload), gated.valid.eq(x.valid & ~readout.busy),

@@ -109,7 +109,8 @@ class WeightWriteSignature(wiring.Signature):
 
 
 class MembraneProbeSignature(wiring.Signature):
-    """Debug read port on the membrane memory: ``data`` is word ``addr`` one cycle later."""
+    """Read port on the accumulator memory: ``data`` is word ``addr`` one cycle later, while the
+    PE is idle (it shares the memory's read port with the scan and the update)."""
 
     def __init__(self, *, addr_width: int, word_shape):
         super().__init__({"addr": Out(addr_width), "data": In(word_shape)})
@@ -121,8 +122,9 @@ class SpikingPE(wiring.Component):
     ``weights`` initializes the weight and neuron-parameter memories; without it the PE gets
     a ``weight_write`` port, biases are 0 and every threshold is the layer's scalar one.
     ``probe`` adds a ``membrane_probe`` read port for verification and the readout: after each
-    step it reads the accumulators, i.e. every neuron's next base ``(r >> s) + b`` (golden
-    ``LayerTrace.bases``), also after a sample's last step. ``widths`` overrides
+    step (while the PE waits for the next token) it reads the accumulators, i.e. every neuron's
+    next base ``(r >> s) + b`` (golden ``LayerTrace.bases``), also after a sample's last step.
+    ``widths`` overrides
     ``layer.widths(weights)`` (area experiments, e.g. ``layer.widths(weights, weight_bound=8)``).
     """
 
@@ -242,9 +244,8 @@ class SpikingPE(wiring.Component):
         if not rom:
             m.d.comb += [weights.write_addr.eq(self.weight_write.addr), weights.write_data.eq(self.weight_write.data),
                          weights.write_en.eq(self.weight_write.en)]
-        if self.probe:
-            probe_rd = membrane_mem.read_port()
-            m.d.comb += [probe_rd.addr.eq(self.membrane_probe.addr), self.membrane_probe.data.eq(probe_rd.data)]
+        if self.probe:   # the probe shares the read port (an idle PE's): no second copy of the memory
+            m.d.comb += self.membrane_probe.data.eq(ports.acc_rd.data)
         return ports
 
     def _state(self) -> SimpleNamespace:
@@ -308,7 +309,7 @@ class SpikingPE(wiring.Component):
         for l, mac in enumerate(self._macs(m)):
             m.d.comb += [mac.code.eq(x.code[l]), mac.x.eq(x.value), mac.acc_in.eq(newest[l]), sums[l].eq(mac.acc_out)]
         m.d.sync += [w.valid.eq(x.valid), w.addr.eq(x.addr), w.sum.eq(sums)]
-        return SimpleNamespace(issue=issue, read_addr=r.addr, write=w,
+        return SimpleNamespace(issue=issue, reading=r.valid, read_addr=r.addr, write=w,
                                busy=p1.valid | p2.valid | r.valid | d.valid | x.valid | w.valid)
 
     def _macs(self, m) -> list:
@@ -435,7 +436,8 @@ class SpikingPE(wiring.Component):
 
     def _accumulator_port(self, m, mem, scan, upd) -> None:
         """The accumulator memory's read address and its one write port: scan write-back or update base."""
-        m.d.comb += mem.acc_rd.addr.eq(Mux(upd.reading, upd.read_addr, scan.read_addr))
+        other = Mux(scan.reading, scan.read_addr, self.membrane_probe.addr) if self.probe else scan.read_addr
+        m.d.comb += mem.acc_rd.addr.eq(Mux(upd.reading, upd.read_addr, other))
         with m.If(scan.write.valid):
             m.d.comb += [mem.acc_wr.addr.eq(scan.write.addr), mem.acc_wr.data.eq(scan.write.sum), mem.acc_wr.en.eq(1)]
         with m.Elif(upd.write):

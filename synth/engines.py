@@ -3,8 +3,9 @@ readout), each synthesized out of context and placed and routed alone in the har
 
 The engines are taken from the elaborated :class:`rtl.network.SpikingNetwork` itself (its
 submodules by name), so each is exactly the instance of the top, built with the same
-constructor arguments. Engines with identical Verilog are synthesized once and reported under
-every name that shares them.
+constructor arguments. The PEs' input FIFOs (Amaranth's ``SyncFIFOBuffered``, not components
+of this project) are not engines. Engines with identical Verilog are synthesized once and
+reported under every name that shares them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import warnings
 
 from amaranth.hdl import UnusedElaboratable
+from amaranth.lib import wiring
 from tqdm import tqdm
 
 from ..golden.network import load_network
@@ -39,7 +41,8 @@ def network_engines(config_path, lanes: str = "balanced") -> dict:
     with warnings.catch_warnings():      # the PEs of this second elaboration are never used
         warnings.simplefilter("ignore", UnusedElaboratable)
         m = top.elaborate(None)
-        engines = {name: m.submodules[name] for name in names if not isinstance(m.submodules[name], SpikingPE)}
+        engines = {name: m.submodules[name] for name in names
+                   if isinstance(m.submodules[name], wiring.Component) and not isinstance(m.submodules[name], SpikingPE)}
         del m
         gc.collect()
     return engines

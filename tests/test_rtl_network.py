@@ -7,15 +7,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from amaranth.hdl import UnusedElaboratable
 
-from spikehq.golden.config import ConfigError, load_config
+from spikehq.golden.config import ConfigError, config_from_dict, load_config
+from spikehq.golden.network import load_network
 from spikehq.rtl.gen import generate, main
 from spikehq.rtl.lanes import apply_lanes
-from spikehq.rtl.network import check_hardware
+from spikehq.rtl.network import SpikingNetwork, check_hardware
 from spikehq.sim.runner import icarus_missing, run_network, verilator_env
 
 SEARCHED = Path("configs/digits_searched/searched.json")
@@ -44,6 +47,8 @@ def test_gen_emits_the_network_top(generated):
     config = load_config(SEARCHED)
     assert top["engines"] == list(config.graph.layer_names)
     assert top["lanes"] == {layer.name: layer.lanes for layer in apply_lanes(config).layers}
+    assert top["attention"]["lanes"] == apply_lanes(config).graph.attention.lanes == 2
+    assert top["stream_fifo"] == 64 == config.graph.stream_fifo
     for entry in manifest["layers"]:                     # the per-layer modules use the same lanes
         assert entry["parameters"]["lanes"] == top["lanes"][entry["name"]]
 
@@ -159,7 +164,12 @@ def test_spquant_pruned_binary_membrane_network_bit_exact(stall_seed, tmp_path):
             prior[:8] = 0.1
             unit.gate.running_prior.copy_(prior)
     searched = export_network(model, tmp_path / "pruned", name="pruned")
+    raw = json.loads(searched.read_text())     # and no PE input FIFOs, one attention lane
+    raw["metadata"]["network"]["stream_fifo"] = 0
+    raw["metadata"]["network"]["attention"]["lanes"] = 1
+    searched.write_text(json.dumps(raw))
     config = load_config(searched)
+    assert config.graph.stream_fifo == 0 and config.graph.attention.lanes == 1
     assert config.layer("tok0").out_channels == 8 == config.layer("tok1").in_channels
     assert config.layer("b1_fc1").out_channels == 16 == config.layer("b1_fc2").in_channels
     assert config.layer("tok0").membrane == "binary"
@@ -167,6 +177,32 @@ def test_spquant_pruned_binary_membrane_network_bit_exact(stall_seed, tmp_path):
     tests, failures = run_network(searched, [0, 1], stall_seed=stall_seed, results=results)
     assert tests == 1 and failures == 0, "see build/sim/verilator/network_*/test_*.log"
     _check_results(results, [0, 1])
+
+
+def test_stream_fifo_puts_a_fifo_before_every_pe(tmp_path):
+    """``metadata.network.stream_fifo``: a FIFO of that depth in front of each PE but tok0 (the
+    head's before its readout gate), none for 0; a negative depth is a one-line schema error."""
+    raw = json.loads(SEARCHED.read_text())
+    for layer in raw["layers"]:
+        layer["weights"] = str((SEARCHED.parent / layer["weights"]).resolve())
+    net = load_network(SEARCHED)
+    for depth in (0, 16):
+        raw["metadata"]["network"]["stream_fifo"] = depth
+        config = config_from_dict(raw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnusedElaboratable)
+            m = SpikingNetwork(config=apply_lanes(config), weights=net.weights).elaborate(None)
+        for name in config.graph.layer_names[1:]:       # not tok0: the top's input keeps its reset sweep
+            if depth:
+                assert m.submodules[f"{name}_fifo"].depth == depth
+            else:
+                with pytest.raises(AttributeError, match="No submodule"):
+                    m.submodules[f"{name}_fifo"]
+        with pytest.raises(AttributeError, match="No submodule"):
+            m.submodules["tok0_fifo"]
+    raw["metadata"]["network"]["stream_fifo"] = -1
+    with pytest.raises(ConfigError, match="stream_fifo"):
+        config_from_dict(raw)
 
 
 @pytest.fixture(scope="module")
