@@ -15,8 +15,8 @@ Policies (``make gen LANES=...`` / ``spikehq-gen --lanes ...``):
 * ``NAME=L[,NAME=L…]``: explicit lanes for the named layers (``attention`` names the
   Spikformer attention units), the rest balanced.
 
-The attention units of a Spikformer top (``metadata.network.attention.lanes`` unless the
-JSON gives it) are balanced the same way: a unit spends ``d/L`` cycles per q and per k event
+The attention units of a Spikformer top are balanced the same way unless the JSON gives
+``metadata.network.attention.lanes``: a unit spends ``d/L`` cycles per q and per k event
 (``d`` = channels per head), so its work is ``d·(E_q + E_k)``, with both estimated by the
 block's q-layer input events; under ``config`` they keep the unit's default (the largest
 divisor of ``d`` up to 8).
