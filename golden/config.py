@@ -22,7 +22,7 @@ from .codes import SCHEMES, activation_max_abs, activation_range, check_codes, w
 __all__ = [
     "ConfigError", "NeuronConfig", "LayerConfig", "LayerWeights", "LayerWidths", "AttentionConfig",
     "GraphNode", "NetworkGraph", "NetworkConfig", "load_config", "config_from_dict", "load_weights", "signed_width",
-    "FORMAT", "VERSION", "WEIGHTS_FORMAT",
+    "FORMAT", "VERSION", "WEIGHTS_FORMAT", "default_lanes",
 ]
 
 FORMAT = "spikehq-searched"
@@ -338,8 +338,9 @@ _LINEAR_FIELDS = {"in_features", "out_features", "tokens"}
 _CONV_FIELDS = {"in_channels", "out_channels", "kernel_size", "padding", "height", "width"}
 
 
-def _default_lanes(out_channels: int) -> int:
-    return max(d for d in range(1, MAX_DEFAULT_LANES + 1) if out_channels % d == 0)
+def default_lanes(channels: int) -> int:
+    """Lanes when none are given: the largest divisor of ``channels`` up to ``MAX_DEFAULT_LANES``."""
+    return max(d for d in range(1, MAX_DEFAULT_LANES + 1) if channels % d == 0)
 
 
 def _layer(raw: dict, where: str, time_steps: int, base_dir: Path | None) -> LayerConfig:
@@ -376,7 +377,7 @@ def _layer(raw: dict, where: str, time_steps: int, base_dir: Path | None) -> Lay
             raise ConfigError(f"{where}.bits: a {scheme} layer takes 2 or 4 bits, got {bits}")
 
     out_channels = geometry["out_channels"]
-    lanes = raw.get("lanes", _default_lanes(out_channels))
+    lanes = raw.get("lanes", default_lanes(out_channels))
     if out_channels % lanes:
         raise ConfigError(f"{where}.lanes: must divide the {out_channels} output channels, got {lanes}")
 

@@ -15,17 +15,12 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.attention import attention_widths
-from ..golden.config import MAX_DEFAULT_LANES, AttentionConfig
+from ..golden.config import AttentionConfig, default_lanes
 from .glue import buffered
 from .events import SpikeEmitter, advance, counter, div_const, event_layout, index_shape, mul_const
 from .neuron import Integrate, fire_unit, membrane_register, spike_shape
 
-__all__ = ["SpikingAttention", "value_max_abs", "default_lanes"]
-
-
-def default_lanes(head_dim: int) -> int:
-    """The unit's lanes when none are given: the largest divisor of the head dimension up to 8."""
-    return max(l for l in range(1, MAX_DEFAULT_LANES + 1) if head_dim % l == 0)
+__all__ = ["SpikingAttention", "value_max_abs"]
 
 
 #: a memory that fits this many LUT RAM cells (16 words × 4 bits) goes to LUT RAM (the V memory

@@ -35,8 +35,8 @@ from amaranth.hdl import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..golden.config import ConfigError, LayerWeights, NetworkConfig, NetworkGraph
-from .attention import SpikingAttention, default_lanes
+from ..golden.config import ConfigError, LayerWeights, NetworkConfig, NetworkGraph, default_lanes
+from .attention import SpikingAttention
 from .events import connect_events, event_layout, index_shape
 from .feedforward import SpikeCountReadout, SumPool, count_result_layout, flatten_events, range_shape
 from .glue import EventFork, ResidualAdd, SpikePool2x2, queued

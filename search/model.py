@@ -43,7 +43,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..golden.codes import activation_max_abs, activation_range, weight_max_abs
-from ..golden.config import MAX_DEFAULT_LANES
+from ..golden.config import default_lanes
 from . import quantize
 from .cost import CANDIDATES, LayerShape, candidate_scheme
 from .quantize import (binary_membrane, ceil_ste, exact_round_ste, floor_ste, gumbel_softmax_sample, spike_fn,
@@ -446,7 +446,7 @@ class SpikingUnit(nn.Module):
                              reset=cfg.reset, sgp=cfg.threshold_learning == "sgp",
                              spatial_sparsity=cfg.spatial_sparsity if spatial else 0.0,
                              prior_dim=(1 if channel_dim == 1 else -1) if gate else None)
-        lanes = max(d for d in range(1, MAX_DEFAULT_LANES + 1) if shape.out_channels % d == 0)   # default lanes
+        lanes = default_lanes(shape.out_channels)
         self.gate = ChannelGate(shape.out_channels, cfg.channel_threshold, quantum=lanes) if gate else None
         self.spiking = spiking            # False: A2OS2A's integer ReLU key (its "threshold" is the key step)
         v_th = cfg.v_th if spiking else cfg.key_step      # the key step stays fixed (docs/search.md)
