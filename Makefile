@@ -7,6 +7,8 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= configs/example_tiny.json
 OUT    ?= build/gen
 LANES  ?= balanced
+# make synth: the user's LANES if given, else fit (the fastest balanced:N whose top fits the device)
+SYNTH_LANES := $(if $(filter command line environment,$(origin LANES)),$(LANES),fit)
 SAMPLES ?=
 SEEDS  ?=
 JOBS   ?= 2
@@ -91,8 +93,8 @@ bench-attention: $(STAMP)  ## SSA vs A2OS2A digits results (configs/digits_searc
 search: $(STAMP)  ## SpikeHQ quantization search on the digits (β sweep × seeds, report, searched.json): make search [SEEDS="0 1 2"] [SEARCH_ARGS="--cost dense --out build/search"]
 	$(PY) -m spikehq.search $(if $(SEEDS),--seeds $(SEEDS)) $(SEARCH_ARGS)
 
-synth: $(STAMP)  ## area, Fmax, power per layer; network top and its engines placed and routed (exported networks): make synth CONFIG=path TARGET=ice40|ecp5|xilinx [DEVICE=85k] [CLOCK_MHZ=100] [LANES=balanced]
-	$(PY) -m spikehq.synth --config $(CONFIG) --target $(TARGET) --clock-mhz $(CLOCK_MHZ) --lanes $(LANES) $(if $(DEVICE),--device $(DEVICE))
+synth: $(STAMP)  ## area, Fmax, power per layer; network top and its engines placed and routed (exported networks): make synth CONFIG=path TARGET=ice40|ecp5|xilinx [DEVICE=85k] [CLOCK_MHZ=100] [LANES=fit]
+	$(PY) -m spikehq.synth --config $(CONFIG) --target $(TARGET) --clock-mhz $(CLOCK_MHZ) --lanes $(SYNTH_LANES) $(if $(DEVICE),--device $(DEVICE))
 
 fit-fpga-cost: $(STAMP)  ## sweep of generated PEs (yosys; Verilator activity on a few) → the search's FPGA cost model search/data/fpga_cost_$(TARGET).json: make fit-fpga-cost [TARGET=ecp5|ice40|xilinx]; cached, ecp5 about 25-35 min cold on 2 loaded cores
 	$(PY) -m spikehq.synth.fit_cost --target $(TARGET)

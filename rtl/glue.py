@@ -10,21 +10,22 @@ of a different layout). The units here keep that contract:
 * :class:`SpikePool2x2` — 2×2 max pooling of binary spikes (OR over the window), one cycle per
   event, ``H/2·W/2`` cycles at the end of a step (and after reset) to clear its bitmap.
 * :class:`ResidualAdd` — ``skip + branch`` as multi-bit integer events, one cycle per input
-  event and one per distinct position at the end of the step (a dense sweep only after reset).
+  event and one per position at the end of the step (a sweep of the partial sums).
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth import Mux, Signal, unsigned
+from amaranth import Cat, Mux, Shape, Signal, unsigned
 from amaranth.hdl import Module
 from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .banks import bank_depth
 from .events import div_const, event_layout, index_shape, mul_const, stage
 
-__all__ = ["StreamBuffer", "buffered", "queued", "EventFork", "SpikePool2x2", "ResidualAdd"]
+__all__ = ["StreamBuffer", "buffered", "queued", "EventFork", "SpikePool2x2", "ResidualAdd", "sum_banks"]
 
 
 class StreamBuffer(wiring.Component):
@@ -166,23 +167,26 @@ class ResidualAdd(wiring.Component):
     """Residual connection ``skip + branch`` per position, out as multi-bit integer events.
 
     Both inputs are accepted independently (never one waiting on the other: the skip path of a
-    block arrives long before its branch), each through a :class:`StreamBuffer`. Each input
-    event costs one cycle, pipelined so that no path runs from a block RAM output through logic:
-    R (the position's partial sum is read) ▶ D (the word is registered; the two events ahead,
-    whose write-backs this read missed, are forwarded) ▶ W (add, write back). After both end
-    tokens every position is swept in address order: I (sum read) ▶ X ▶ E (registered; a
-    non-zero sum is queued as an event, the position cleared), one position per cycle into a
-    small output FIFO whose free slots the sweep reserves before it reads (so nothing stalls a
-    block RAM), then the end token. The sweep costs ``H·W·C`` cycles per step whatever the
-    activity, and spares a list of touched positions (a second block RAM per add). After reset
-    (and at power-up) every partial sum is cleared, one position per cycle
+    block arrives long before its branch), each through a :class:`StreamBuffer`. Every
+    operation on the partial sums takes one cycle in one pipeline, so that no path runs from a
+    block RAM output through more than the forwarding: R (the sum is read) ▶ D (the word is
+    registered; the two operations ahead, whose write-backs this read missed, are forwarded)
+    ▶ W (an input event is added and written back; a swept sum, if non-zero, is queued as an
+    event and cleared). After both end tokens of a step every position is swept in address
+    order into a small output FIFO whose free slots the sweep reserves before it reads (so
+    nothing stalls a block RAM), then the end token. The sweep costs ``H·W·C`` cycles per step
+    whatever the activity, and spares a list of touched positions (a second block RAM per add).
+    After reset (and at power-up) every partial sum is cleared, one word per cycle
     (:attr:`cycles_after_reset`): a reset mid-step leaves sums behind; tokens that arrive
     meanwhile wait in the input buffers.
 
-    ``skip_fifo``: the skip input waits in a FIFO of that many tokens instead of a two-entry
-    buffer. The add takes the next step's skip events only after sweeping the current step,
-    so without it the producer of the skip path (a fork feeding the block too) stalls until
-    the block's branch has arrived; with ``H·W·C`` entries it can run a whole step ahead.
+    ``banks`` (a power of two): the partial sums are that many banks of ``H·W·C`` words, step
+    ``t`` in bank ``t mod banks`` (:func:`sum_banks` picks as many as share one block RAM: the
+    sums are a few bits wide). The skip input of the next ``banks − 1`` steps is summed into
+    their banks while step ``t``'s branch is still arriving (after this step's skip and branch
+    events, which go first) and while step ``t`` is swept (before the sweep), so the producer
+    of the skip path (a fork feeding the block too) never waits for the block's branch or the
+    sweep, unless it runs ``banks`` steps ahead. With one bank it waits for both.
     """
 
     #: events ahead whose pending write-back a read takes instead (forwarding); 2 covers every
@@ -192,11 +196,12 @@ class ResidualAdd(wiring.Component):
     OUT_DEPTH = 8
 
     def __init__(self, *, height: int, width: int, channels: int, skip_shape, branch_shape, out_shape,
-                 skip_fifo: int = 0):
-        if skip_fifo < 0:
-            raise ValueError(f"The skip FIFO depth must be 0 (none) or positive, not {skip_fifo}")
+                 banks: int = 1):
+        if banks < 1 or banks & (banks - 1):
+            raise ValueError(f"The residual add's banks must be a power of two, not {banks}")
         self.height, self.width, self.channels = height, width, channels
-        self.out_shape, self.skip_fifo = out_shape, skip_fifo
+        self.out_shape, self.banks = out_shape, banks
+        self.positions = height * width * channels
         super().__init__({
             "i_skip": In(stream.Signature(event_layout(height, width, channels, skip_shape))),
             "i_branch": In(stream.Signature(event_layout(height, width, channels, branch_shape))),
@@ -205,115 +210,150 @@ class ResidualAdd(wiring.Component):
 
     @property
     def cycles_after_reset(self) -> int:
-        """Cycles after ``rst`` falls before the partial sums are cleared and input is taken in."""
-        return self.height * self.width * self.channels
+        """Cycles after ``rst`` falls before the partial sums (every bank) are cleared and input is taken in."""
+        return self.positions * self.banks
 
     def elaborate(self, platform):
         m = Module()
         depth = self.cycles_after_reset
         m.submodules.sums = sums = memory.Memory(shape=self.out_shape, depth=depth, init=[])
-        mem = SimpleNamespace(sum_rd=sums.read_port(), sum_wr=sums.write_port())
-        ins = [_buffered_input(m, "skip_buffer", self.i_skip, self.skip_fifo),
-               _buffered_input(m, "branch_buffer", self.i_branch)]
         m.submodules.out_fifo = out = fifo.SyncFIFOBuffered(width=len(self.o_sum.payload.as_value()),
                                                             depth=self.OUT_DEPTH)
         m.d.comb += [self.o_sum.valid.eq(out.r_rdy), self.o_sum.payload.eq(out.r_data), out.r_en.eq(self.o_sum.ready)]
-        index = Signal(range(depth + 1))
+        st = SimpleNamespace(
+            rd=sums.read_port(), wr=sums.write_port(), out=out,
+            ins=[_buffered_input(m, "skip_buffer", self.i_skip), _buffered_input(m, "branch_buffer", self.i_branch)],
+            bank=Signal(range(self.banks)),          # the bank of the step being collected or swept
+            lead=Signal(range(self.banks + 1)),      # skip end tokens in, this step's included
+            branch_done=Signal(), index=Signal(range(depth + 1)), issue=self._op_signals())
+        pipe = self._pipeline(m, st)
         with m.FSM(name="residual"):
             with m.State("CLEAR"):
-                m.d.comb += [mem.sum_wr.addr.eq(index), mem.sum_wr.data.eq(0), mem.sum_wr.en.eq(1)]
-                m.d.sync += index.eq(index + 1)
-                with m.If(index == depth - 1):
-                    m.d.sync += index.eq(0)
+                m.d.comb += [st.wr.addr.eq(st.index), st.wr.data.eq(0), st.wr.en.eq(1)]
+                m.d.sync += st.index.eq(st.index + 1)
+                with m.If(st.index == depth - 1):
+                    m.d.sync += st.index.eq(0)
                     m.next = "COLLECT"
             with m.State("COLLECT"):
-                with m.If(self._collect(m, ins, mem)):
+                self._collect(m, st)
+                with m.If((st.lead != 0) & st.branch_done & ~pipe.current_in_flight):
                     m.next = "EMIT"
             with m.State("EMIT"):
-                with m.If(self._emit(m, out, mem, index)):
+                self._emit(m, st, pipe)
+                with m.If((st.index == self.positions) & ~pipe.sweep_in_flight):
                     m.next = "END"
             with m.State("END"):
                 m.d.comb += [out.w_en.eq(1), out.w_data.eq(self.o_sum.payload.shape().const({"end": 1}).as_value())]
                 with m.If(out.w_rdy):
-                    m.d.sync += index.eq(0)
+                    m.d.sync += [st.index.eq(0), st.bank.eq(st.bank + 1),   # modulo banks (a power of two)
+                                 st.lead.eq(st.lead - 1), st.branch_done.eq(0)]
                     m.next = "COLLECT"
         return m
 
-    def _address(self, p):
-        """Flat position ``(y·W + x)·C + c`` (constant multiplies: shift-adds)."""
+    def _op_signals(self):
+        """An operation entering the pipeline: add ``addend`` to a sum, or (``sweep``) read,
+        send and clear one; ``current``: of the step being collected or swept (not a later
+        step's skip)."""
+        return SimpleNamespace(valid=Signal(), sweep=Signal(), current=Signal(), addend=Signal(self.out_shape),
+                               pos=Signal(range(self.positions)), bank=Signal(range(self.banks)))
+
+    def _address(self, pos, bank):
+        """Memory address ``bank·H·W·C + pos`` (a constant multiply: shift-adds)."""
+        return pos + mul_const(bank, self.positions) if self.banks > 1 else pos
+
+    def _flat(self, p):
+        """Flat position ``(y·W + x)·C + c`` of an event."""
         return mul_const(mul_const(p.y, self.width) + p.x, self.channels) + p.c
 
     def _position(self, address) -> dict:
         """``{y, x, c}`` of a flat position (constant divisions: shifts or reciprocal multiplies)."""
-        depth, C, W = self.cycles_after_reset, self.channels, self.width
+        depth, C, W = self.positions, self.channels, self.width
         pixel = div_const(address, C, depth)
         y = div_const(pixel, W, depth // C)
         return {"y": y, "x": pixel - mul_const(y, W), "c": address - mul_const(pixel, C)}
 
-    def _collect(self, m, ins, mem):
-        """R ▶ D ▶ W (class docstring): one input token per cycle, the skip input first. Returns
-        "both end tokens are in and every sum is written" (the state's exit)."""
-        done = [Signal(name=f"{n}_done") for n in ("skip", "branch")]
-        take_skip = ins[0].valid & ~done[0]
-        take = [take_skip, ins[1].valid & ~done[1] & ~take_skip]
-        p, addend = Signal.like(ins[0].payload), Signal(self.out_shape)
-        for port, taken in zip(ins, take):
-            with m.If(taken):
-                m.d.comb += [port.ready.eq(1), p.y.eq(port.payload.y), p.x.eq(port.payload.x),
-                             p.c.eq(port.payload.c), p.end.eq(port.payload.end), addend.eq(port.payload.value)]
-        for flag, taken in zip(done, take):
-            with m.If(taken & p.end):
-                m.d.sync += flag.eq(1)
-        addr_shape, word = mem.sum_wr.addr.shape(), mem.sum_rd.data.shape()
-        r = stage(m, {"valid": (1, (take[0] | take[1]) & ~p.end), "addr": (addr_shape, self._address(p)),
-                       "addend": (self.out_shape, addend)})
-        m.d.comb += mem.sum_rd.addr.eq(r.addr)
-        d = stage(m, {"valid": (1, r.valid), "addr": (addr_shape, r.addr), "addend": (self.out_shape, r.addend)})
-        w = SimpleNamespace(valid=Signal(), addr=Signal(addr_shape), addend=Signal(self.out_shape), old=Signal(word))
+    def _take(self, m, st, port, *, branch: bool = False):
+        """Issue ``port``'s token: its event as an add to the bank of its step, or its end token."""
+        op, p = st.issue, port.payload
+        m.d.comb += [port.ready.eq(1), op.valid.eq(~p.end), op.current.eq(1), op.addend.eq(p.value),
+                     op.pos.eq(self._flat(p)), op.bank.eq(st.bank if branch else (st.bank + st.lead)[:len(st.bank)])]
+        with m.If(p.end):
+            m.d.sync += (st.branch_done.eq(1) if branch else st.lead.eq(st.lead + 1))
+
+    def _collect(self, m, st):
+        """One input token per cycle: this step's skip first, then the branch, then a later step's skip."""
+        skip, branch = st.ins
+        with m.If(skip.valid & (st.lead == 0)):
+            self._take(m, st, skip)
+        with m.Elif(branch.valid & ~st.branch_done):
+            self._take(m, st, branch, branch=True)
+        with m.Elif(self._ahead(st)):
+            self._take(m, st, skip)
+            m.d.comb += st.issue.current.eq(0)
+
+    def _ahead(self, st):
+        """A later step's skip token is waiting and its bank is free."""
+        return st.ins[0].valid & (st.lead != 0) & (st.lead != self.banks) if self.banks > 1 else 0
+
+    def _emit(self, m, st, pipe):
+        """A later step's skip token, else the next position of the sweep: issued only while
+        the output FIFO has room for every sweep in flight."""
+        op = st.issue
+        with m.If(self._ahead(st)):
+            self._take(m, st, st.ins[0])
+            m.d.comb += op.current.eq(0)
+        with m.Elif((st.index != self.positions) & (st.out.level + pipe.sweeps < self.OUT_DEPTH - 1)):
+            m.d.comb += [op.valid.eq(1), op.sweep.eq(1), op.current.eq(1), op.pos.eq(st.index), op.bank.eq(st.bank)]
+            m.d.sync += st.index.eq(st.index + 1)
+
+    def _pipeline(self, m, st):
+        """R (address registered, sum read) ▶ D (word registered; the two operations ahead, whose
+        write-backs this read missed, forwarded) ▶ W (add and write back; or send a non-zero
+        sum and clear it). Returns the in-flight counts the FSM waits on."""
+        op, width = st.issue, len(st.wr.addr)
+        fields = {"valid": 1, "sweep": 1, "current": 1, "addend": self.out_shape, "pos": op.pos.shape(), "addr": width}
+        r = stage(m, {k: (shape, self._address(op.pos, op.bank) if k == "addr" else getattr(op, k))
+                      for k, shape in fields.items()})
+        m.d.comb += st.rd.addr.eq(r.addr)
+        d = stage(m, {k: (shape, getattr(r, k)) for k, shape in fields.items()})
+        word = st.rd.data.shape()
+        w = SimpleNamespace(old=Signal(word), **{k: Signal(shape) for k, shape in fields.items()})
         total = Signal(word)
-        written = stage(m, {"valid": (1, mem.sum_wr.en), "addr": (addr_shape, mem.sum_wr.addr), "data": (word, total)})
-        # D: this word was read before the writes of the event now in W and of the one written last
-        # cycle; a hit takes their sum instead (the newer one first)
-        newest = mem.sum_rd.data
-        for now, value in reversed([(w, total), (written, written.data)][:self.FORWARDED]):
+        written = stage(m, {"valid": (1, st.wr.en), "addr": (width, st.wr.addr), "data": (word, st.wr.data)})
+        newest = st.rd.data
+        for now, value in reversed([(w, Mux(w.sweep, 0, total)), (written, written.data)][:self.FORWARDED]):
             newest = Mux(now.valid & (now.addr == d.addr), value, newest)
-        m.d.sync += [w.valid.eq(d.valid), w.addr.eq(d.addr), w.addend.eq(d.addend), w.old.eq(newest)]
+        m.d.sync += [getattr(w, k).eq(getattr(d, k)) for k in fields] + [w.old.eq(newest)]
         m.d.comb += total.eq(w.old + w.addend)
         with m.If(w.valid):
-            m.d.comb += [mem.sum_wr.addr.eq(w.addr), mem.sum_wr.en.eq(1), mem.sum_wr.data.eq(total)]
-        finished = done[0] & done[1] & ~r.valid & ~d.valid & ~w.valid
-        with m.If(finished):
-            m.d.sync += [flag.eq(0) for flag in done]
-        return finished
-
-    def _emit(self, m, out, mem, index):
-        """I ▶ X ▶ E (class docstring): position ``index`` → its sum → queued when non-zero,
-        cleared. A read is issued only while the FIFO has room for every read in flight.
-        Returns "sweep done"."""
-        addr_shape, depth = mem.sum_wr.addr.shape(), self.cycles_after_reset
-        issue = Signal()
-        s = stage(m, {"valid": (1, issue), "addr": (addr_shape, index)})
-        x = stage(m, {"valid": (1, s.valid), "addr": (addr_shape, s.addr)})
-        e = stage(m, {"valid": (1, x.valid), "addr": (addr_shape, x.addr), "value": (self.out_shape, mem.sum_rd.data)})
-        in_flight = s.valid + x.valid + e.valid
-        m.d.comb += [issue.eq((index != depth) & (out.level + in_flight < self.OUT_DEPTH - 1)),
-                     mem.sum_rd.addr.eq(s.addr)]
-        with m.If(issue):
-            m.d.sync += index.eq(index + 1)
-        pos = self._position(e.addr)
+            m.d.comb += [st.wr.addr.eq(w.addr), st.wr.en.eq(1), st.wr.data.eq(Mux(w.sweep, 0, total))]
+        pos = self._position(w.pos)
         payload = Signal(self.o_sum.payload.shape())
-        m.d.comb += [payload.y.eq(pos["y"]), payload.x.eq(pos["x"]), payload.c.eq(pos["c"]), payload.value.eq(e.value),
-                     out.w_data.eq(payload), out.w_en.eq(e.valid & (e.value != 0)),
-                     mem.sum_wr.addr.eq(e.addr), mem.sum_wr.data.eq(0), mem.sum_wr.en.eq(e.valid)]
-        return (index == depth) & ~s.valid & ~x.valid & ~e.valid
+        m.d.comb += [payload.y.eq(pos["y"]), payload.x.eq(pos["x"]), payload.c.eq(pos["c"]), payload.value.eq(w.old)]
+        with m.If(w.valid & w.sweep & (w.old != 0)):
+            m.d.comb += [st.out.w_en.eq(1), st.out.w_data.eq(payload)]
+        stages = (r, d, w)
+        return SimpleNamespace(current_in_flight=Cat(*(x.valid & x.current for x in stages)).any(),
+                               sweep_in_flight=Cat(*(x.valid & x.sweep for x in stages)).any(),
+                               sweeps=sum(x.valid & x.sweep for x in stages))
 
 
-def _buffered_input(m, name: str, port, depth: int = 0):
-    """A :class:`StreamBuffer` (or, with ``depth``, a FIFO of that many tokens) behind the unit's
-    own input stream ``port``: returns the stream the unit takes tokens from."""
+def sum_banks(positions: int, out_shape, most: int = 4) -> int:
+    """Banks for a :class:`ResidualAdd` over ``positions`` sums of ``out_shape``: the largest
+    power of two, at least 2 and at most ``most``, whose banks share one ECP5 DP16KD
+    (:func:`~.banks.bank_depth`); 2 when even one bank needs more."""
+    fit = bank_depth(Shape.cast(out_shape).width) // positions
+    banks = 2
+    while banks * 2 <= min(fit, most):
+        banks *= 2
+    return banks
+
+
+def _buffered_input(m, name: str, port):
+    """A :class:`StreamBuffer` behind the unit's own input stream ``port``: returns the stream
+    the unit takes tokens from."""
     m.submodules[name] = buf = StreamBuffer(port.payload.shape())
-    # the FIFO's block RAM output goes through the buffer's registers before any logic
-    src = queued(m, f"{name}_fifo", wiring.flipped(port), depth)
+    src = wiring.flipped(port)
     m.d.comb += [buf.i.payload.eq(src.payload), buf.i.valid.eq(src.valid), src.ready.eq(buf.i.ready)]
     return buf.o
 

@@ -39,7 +39,7 @@ from ..golden.config import ConfigError, LayerWeights, NetworkConfig, NetworkGra
 from .attention import SpikingAttention
 from .events import connect_events, event_layout, index_shape
 from .feedforward import SpikeCountReadout, SumPool, count_result_layout, flatten_events, range_shape
-from .glue import EventFork, ResidualAdd, SpikePool2x2, queued
+from .glue import EventFork, ResidualAdd, SpikePool2x2, queued, sum_banks
 from .mac import activation_shape
 from .neuron import spike_shape
 from .pe import SpikingPE
@@ -119,7 +119,8 @@ class SpikingNetwork(wiring.Component):
             elif node.op == "sumpool":
                 sweeps.append(channels * (height // node.kernel) * (width // node.kernel))
             elif node.op == "add":
-                sweeps.append(channels * height * width)
+                positions = channels * height * width
+                sweeps.append(positions * sum_banks(positions, range_shape(*node.value_range)))
             else:
                 sweeps.append(self._sweep(node.name, node.shape))
         return max(sweeps, default=0)
@@ -164,12 +165,12 @@ class SpikingNetwork(wiring.Component):
     def _residual(self, m, name: str, skip, branch, *, height: int, width: int, out_bits: int | None = None,
                   grid_width: int | None = None, channels: int | None = None, out_shape=None) -> ResidualAdd:
         channels = channels or self.layers["rpe"].out_channels
-        # the skip path may run a whole step ahead of the branch (ResidualAdd's skip_fifo)
+        # the skip path may run steps ahead of the branch (ResidualAdd's banks)
+        out_shape = out_shape if out_shape is not None else activation_shape(out_bits)
         add = ResidualAdd(height=height, width=width, channels=channels,
                           skip_shape=skip.payload.shape().members["value"],
-                          branch_shape=branch.payload.shape().members["value"],
-                          out_shape=out_shape if out_shape is not None else activation_shape(out_bits),
-                          skip_fifo=height * width * channels)
+                          branch_shape=branch.payload.shape().members["value"], out_shape=out_shape,
+                          banks=sum_banks(height * width * channels, out_shape))
         m.submodules[name] = add
         connect_events(m, skip, add.i_skip, grid_width=grid_width)
         connect_events(m, branch, add.i_branch, grid_width=grid_width)

@@ -31,8 +31,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="input event density for the activity run: probability that an input fires per step (default 0.15)")
     parser.add_argument("--samples", type=int, default=2, help="samples of T steps in the activity run (default 2)")
     parser.add_argument("--seed", type=int, default=1, help="seed of nextpnr and of the activity stimulus (default 1)")
-    parser.add_argument("--lanes", default="balanced",
-                        help="lanes policy, as make gen: balanced[:N] (default), config, or NAME=L[,NAME=L...]")
+    parser.add_argument("--lanes", default="fit",
+                        help="lanes policy: fit (default: the fastest balanced:N, N = 8, 4, 2, 1, whose network top "
+                             "fits the device by its synthesized cell counts; balanced when there is no top), or as "
+                             "make gen: balanced[:N], config, NAME=L[,NAME=L...]")
     parser.add_argument("--top", action=argparse.BooleanOptionalAction, default=True,
                         help="also synthesize the whole-network top of an exported Spikformer, out of context "
                              "(area, memory table) and place and route it inside the pin-limited harness on iCE40/ECP5 "

@@ -34,9 +34,12 @@ from .power import COEFFICIENT_SOURCES, estimate_power
 from .report import render_markdown
 from .targets import get_target
 
-__all__ = ["synth_config", "top_row", "top_utilization", "REPORT_FORMAT", "SUM_KEYS"]
+__all__ = ["synth_config", "fit_lanes", "top_row", "top_utilization", "REPORT_FORMAT", "SUM_KEYS", "FIT"]
 
 REPORT_FORMAT = "spikehq-synth-report"
+#: the ``fit`` lanes policy (:func:`fit_lanes`) and the ceilings it tries, fastest first
+FIT = "fit"
+FIT_CEILINGS = (8, 4, 2, 1)
 SUM_KEYS = ("lut", "lut_equiv", "carry", "mux", "ff", "dsp", "dsp_alu", "bram", "lutram", "spram")
 
 
@@ -44,7 +47,8 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
                  out_dir: Path = Path("build/synth"), power: bool = True, density: float = 0.15,
                  samples: int = 2, seed: int = 1, lanes: str = "balanced", quiet: bool = False,
                  top: bool = True, layers: bool = True, engines: bool = True) -> dict:
-    """``lanes``: the lanes policy of ``make gen`` (``balanced``, ``config``, ``NAME=L,...``).
+    """``lanes``: the lanes policy of ``make gen`` (``balanced``, ``config``, ``NAME=L,...``), or
+    ``fit``: the fastest ``balanced:N`` whose network top fits the device (:func:`fit_lanes`).
     ``top``: also synthesize the whole-network top when the config has one; ``layers=False``
     skips the per-layer PEs; ``engines``: also place and route every non-PE engine of the top
     (attention, residual adds, pooling, forks, readout) alone in the harness."""
@@ -53,6 +57,10 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
     out_dir = Path(out_dir)
     run_dir = out_dir / f"{network.name}_{tgt.name}_{dev.name}"
     gen_dir = run_dir / "gen"
+    requested, tried, fitted_top = lanes, [], None
+    if lanes == FIT:
+        lanes, tried, fitted_top = fit_lanes(config_path, gen_dir, tgt, dev, top, out_dir / "cache", quiet,
+                                             clock_mhz=clock_mhz, seed=seed)
     manifest = generate(config_path, gen_dir, lanes=lanes, quiet=True)
     shapes = {s.name: s for s in shapes_from_config(network)}
     hw = [entry for entry in manifest["layers"] if entry["hardware"]] if layers else []
@@ -87,13 +95,15 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
     report = {
         "format": REPORT_FORMAT, "version": 1, "network": network.name, "config": str(config_path),
         "config_sha256": manifest["config_sha256"], "target": tgt.name, "family": tgt.family,
-        "device": dev.part, "device_name": dev.name, "clock_target_mhz": clock_mhz, "lanes_policy": lanes, "layers": layers, "skipped": skipped,
+        "device": dev.part, "device_name": dev.name, "clock_target_mhz": clock_mhz, "lanes_policy": lanes, "lanes_requested": requested,
+        "lanes_tried": tried, "layers": layers, "skipped": skipped,
         "total": {"area": total, "capacity": dev.capacity,
                   "utilization_pct": {k: round(100.0 * total[k] / dev.capacity[k], 2)
                                       for k in ("lut", "ff", "dsp", "bram") if dev.capacity.get(k)},
                   "fmax_mhz": min(p["fmax_mhz"] for p in pnrs) if pnrs else None,
                   "note": "sum of per-layer out-of-context figures, each PE alone"},
-        "top": top_row(manifest, gen_dir, tgt, dev, top, out_dir / "cache", quiet, clock_mhz=clock_mhz, seed=seed),
+        "top": fitted_top or top_row(manifest, gen_dir, tgt, dev, top, out_dir / "cache", quiet,
+                                     clock_mhz=clock_mhz, seed=seed),
         "engines": (synth_engines(config_path, target=tgt.name, device=dev.name, clock_mhz=clock_mhz, seed=seed,
                                   cache_dir=out_dir / "cache", lanes=lanes, quiet=quiet)
                     if engines and manifest["top"]["module"] else []),
@@ -110,6 +120,30 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
     write_atomic(run_dir / "report.md", render_markdown(report))
     report["report_dir"] = str(run_dir)
     return report
+
+
+def fit_lanes(config_path: Path, gen_dir: Path, tgt, dev, enabled: bool, cache_dir: Path, quiet: bool, *,
+              clock_mhz: float, seed: int) -> tuple[str, list[dict], dict | None]:
+    """The ``fit`` lanes policy: ``balanced:N`` with the largest ceiling N of :data:`FIT_CEILINGS`
+    whose network top fits ``dev`` by the cell counts of its synthesis (block RAM, DSP, LUT
+    sites), tried from the fastest down; the last one when none fits, ``balanced`` when there is
+    no top or ``enabled`` is off. Returns the policy, one ``{"lanes", "fits", "over_capacity",
+    "bram", "dsp", "lut_equiv"}`` per ceiling tried, and the chosen top's report row."""
+    tried, row = [], None
+    for ceiling in FIT_CEILINGS:
+        policy = f"balanced:{ceiling}"
+        info = generate(config_path, gen_dir, lanes=policy, quiet=True)["top"]
+        if info["module"] is None or not enabled:
+            return "balanced", tried, None
+        if not quiet:
+            print(f"lanes fit: trying {policy} on {dev.part}", file=sys.stderr)
+        row = top_row({"top": info}, gen_dir, tgt, dev, True, cache_dir, quiet, clock_mhz=clock_mhz, seed=seed)
+        area = row["area"]
+        tried.append({"lanes": policy, "fits": row["fits"], "over_capacity": row["over_capacity"],
+                      **{k: area[k] for k in ("bram", "dsp", "lut_equiv")}})
+        if row["fits"]:
+            break
+    return policy, tried, row
 
 
 def top_utilization(tgt, dev, area: dict) -> tuple[dict, list[str]]:

@@ -83,6 +83,7 @@ def _top_markdown(report: dict) -> list[str]:
         name = f" `{top['module']}`" if top.get("module") else ""
         return ["", f"Network top{name}: {top['reason']}."]
     util = top["utilization_pct"]
+    fit = _fit_markdown(report)
     verdict = ("fits the device by these counts (before packing and routing)" if top["fits"] else
                "**does not fit the device**: " + ", ".join(f"{k.upper().replace('_EQUIV', ' eq.')} {util[k]:g} %"
                                                           for k in top["over_capacity"]))
@@ -98,7 +99,22 @@ def _top_markdown(report: dict) -> list[str]:
              f"Device utilization of the top on {report['device']}: " + ", ".join(
                  f"{k.upper().replace('_EQUIV', ' eq.')} {v:g} %" for k, v in util.items()) + f"; it {verdict}.",
              f"yosys wall time of the run that produced it: {wall}" + (" (read from the cache now)." if top["cached"] else ".")]
-    return lines + _top_pnr_markdown(top) + _memory_markdown(top.get("memories"))
+    return lines + fit + _top_pnr_markdown(top) + _memory_markdown(top.get("memories"))
+
+
+def _fit_markdown(report: dict) -> list[str]:
+    """The ``fit`` lanes policy's tries (config_flow.fit_lanes), when it ran."""
+    tried = report.get("lanes_tried") or []
+    if not tried:
+        return []
+    lines = ["", f"Lanes policy `fit`: the fastest `balanced:N` whose top fits {report['device']}, tried in order "
+             f"(`make gen LANES={report['lanes_policy']}` generates the chosen one):", "",
+             "| lanes | DP16KD / BRAM | DSP | LUT eq. | fits |", "|---|---|---|---|---|"]
+    for t in tried:
+        over = ", ".join(t["over_capacity"])
+        lines.append(f"| `{t['lanes']}` | {_fmt(t['bram'])} | {t['dsp']} | {t['lut_equiv']} | "
+                     + ("yes |" if t["fits"] else f"no ({over}) |"))
+    return lines
 
 
 def _top_pnr_markdown(top: dict) -> list[str]:

@@ -10,7 +10,7 @@ import torch
 from amaranth import signed, unsigned
 from amaranth.sim import Simulator
 from spikehq.rtl.events import event_layout
-from spikehq.rtl.glue import EventFork, ResidualAdd, SpikePool2x2
+from spikehq.rtl.glue import EventFork, ResidualAdd, SpikePool2x2, sum_banks
 from spikehq.sim.amaranth_streams import stream_get, stream_put
 
 STALL = 0.3
@@ -96,11 +96,10 @@ def test_pool_is_golden_max_pool_per_step(seed):
         assert sorted(events) == sorted((y, x, c, 1) for y, x, c in expected[t].nonzero().tolist())
 
 
-@pytest.mark.parametrize("seed, skip_bits, branch, skip_fifo", [(5, 3, "lif", 0), (6, 4, "ternary", 0),
-                                                              (5, 3, "lif", 5), (6, 4, "ternary", 48)])
-def test_residual_add_is_the_integer_sum(seed, skip_bits, branch, skip_fifo):
-    """Also with a skip FIFO smaller than a step (it fills and holds the skip back) and one of a
-    whole step (the skip input runs a step ahead of the branch)."""
+@pytest.mark.parametrize("seed, skip_bits, branch, banks", [(5, 3, "lif", 1), (6, 4, "ternary", 1),
+                                                          (5, 3, "lif", 2), (6, 4, "ternary", 4)])
+def test_residual_add_is_the_integer_sum(seed, skip_bits, branch, banks):
+    """Also with banks of sums (the skip input runs up to ``banks − 1`` steps ahead of the branch)."""
     print(f"seed {seed}")
     rng = random.Random(seed)
     N, C, T = 6, 8, 3
@@ -116,7 +115,7 @@ def test_residual_add_is_the_integer_sum(seed, skip_bits, branch, skip_fifo):
     out_bits = skip_bits + 1
     dut = ResidualAdd(height=N, width=1, channels=C, skip_shape=signed(skip_bits),
                       branch_shape=signed(2) if branch == "ternary" else unsigned(1), out_shape=signed(out_bits),
-                      skip_fifo=skip_fifo)
+                      banks=banks)
 
     def stream(x):
         tokens = []
@@ -146,9 +145,9 @@ def test_residual_add_is_the_integer_sum(seed, skip_bits, branch, skip_fifo):
 
 
 def test_glue_constructor_checks():
-    with pytest.raises(ValueError, match=r"^The skip FIFO depth must be 0 \(none\) or positive, not -1$"):
+    with pytest.raises(ValueError, match=r"^The residual add's banks must be a power of two, not 3$"):
         ResidualAdd(height=2, width=1, channels=2, skip_shape=signed(2), branch_shape=unsigned(1),
-                    out_shape=signed(3), skip_fifo=-1)
+                    out_shape=signed(3), banks=3)
     with pytest.raises(ValueError, match=r"^An event fork needs at least one output, not 0$"):
         EventFork(event_layout(4, 1, 6, unsigned(1)), 0)
     with pytest.raises(ValueError, match=r"^2×2 pooling needs an even grid, not 4×5$"):
@@ -157,13 +156,13 @@ def test_glue_constructor_checks():
         SpikePool2x2(height=3, width=4, channels=2)
 
 
-def _back_to_back(seed: int, forwarded: int = ResidualAdd.FORWARDED) -> bool:
+def _back_to_back(seed: int, forwarded: int = ResidualAdd.FORWARDED, banks: int = 1) -> bool:
     """The skip input stalls often, the branch never, both dense in one order, so the branch
     takes a position one or two cycles after the skip took it: the read of the pipelined
     read-add-write must see the sums still being written. True when every sum is right."""
     N, C = 4, 4
     dut = ResidualAdd(height=N, width=1, channels=C, skip_shape=signed(3), branch_shape=signed(2),
-                      out_shape=signed(4))
+                      out_shape=signed(4), banks=banks)
     dut.FORWARDED = forwarded
     skip = [{"y": n, "x": 0, "c": c, "value": (n + c) % 3 + 1, "end": 0} for n in range(N) for c in range(C)]
     branch = [dict(t, value=-1 if (t["y"] + t["c"]) % 2 else 1) for t in skip]
@@ -187,13 +186,50 @@ def _back_to_back(seed: int, forwarded: int = ResidualAdd.FORWARDED) -> bool:
     return sorted(got["steps"][0]) == want
 
 
-@pytest.mark.parametrize("seed", [7, 8])
-def test_residual_add_back_to_back_on_one_position(seed):
+@pytest.mark.parametrize("seed, banks", [(7, 1), (8, 1), (7, 2), (8, 4)])
+def test_residual_add_back_to_back_on_one_position(seed, banks):
     print(f"seed {seed}")
-    assert _back_to_back(seed)
+    assert _back_to_back(seed, banks=banks)
 
 
-@pytest.mark.parametrize("forwarded", [0, 1])
-def test_every_residual_forwarding_path_matters(forwarded):
+@pytest.mark.parametrize("forwarded, banks", [(0, 1), (1, 1), (0, 4), (1, 4)])
+def test_every_residual_forwarding_path_matters(forwarded, banks):
     """With fewer forwarded events some seed loses a sum: both paths are exercised."""
-    assert not all(_back_to_back(seed, forwarded) for seed in (7, 8, 9, 10))
+    assert not all(_back_to_back(seed, forwarded, banks) for seed in (7, 8, 9, 10))
+
+
+@pytest.mark.parametrize("banks", [1, 2, 4])
+def test_residual_skip_runs_at_most_banks_minus_one_steps_ahead(banks):
+    """With the branch silent, the add takes the skip input's step 0 and the next ``banks − 1``
+    steps, and no more: the step after would need the bank step 0 still holds."""
+    N, C, T = 3, 2, 5
+    dut = ResidualAdd(height=N, width=1, channels=C, skip_shape=signed(3), branch_shape=unsigned(1),
+                      out_shape=signed(4), banks=banks)
+    steps = [[{"y": n, "x": 0, "c": c, "value": 1 + t, "end": 0} for n in range(N) for c in range(C)] + [END]
+             for t in range(T)]
+    sent = {"tokens": 0}
+
+    async def skip_tb(ctx):
+        for token in (tok for step in steps for tok in step):
+            await stream_put(ctx, dut.i_skip, token)
+            sent["tokens"] += 1
+
+    async def watch(ctx):
+        await ctx.tick().repeat(dut.cycles_after_reset + 200)
+        sent["at_end"] = sent["tokens"]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(skip_tb, background=True)
+    sim.add_testbench(watch)
+    sim.run()
+    buffered = 2                                          # the input's skid buffer
+    want = sum(len(step) for step in steps[:banks]) + buffered
+    assert sent["at_end"] == want
+
+
+def test_sum_banks_share_one_block_ram():
+    """As many banks (2 to 4) as fit one DP16KD: 1024 sums of 3-4 bits → 4 (4K×4), of 5-9 bits → 2
+    (2K×9), and 2 when one bank alone needs more."""
+    assert [sum_banks(1024, signed(w)) for w in (3, 4, 5, 9)] == [4, 4, 2, 2]
+    assert sum_banks(16, signed(2)) == 4 and sum_banks(4096, signed(8)) == 2

@@ -193,3 +193,41 @@ def test_engines_of_the_top_each_synthesized_once(tmp_path, monkeypatch):
         if r["same_as"]:
             first = next(x for x in rows if x["name"] == r["same_as"])
             assert r["fmax_mhz"] == first["fmax_mhz"] and r["cache_key"] == first["cache_key"]
+
+
+def test_lanes_fit_takes_the_fastest_ceiling_whose_top_fits(tmp_path, monkeypatch):
+    """``--lanes fit`` tries balanced:8, 4, 2, 1 on the top and keeps the first that fits (here,
+    by a fake synthesis: at most 2 lanes per engine); the PEs, the report and report.md follow
+    the chosen policy. Without a top it is plain ``balanced``."""
+    config = _tiny_exported_network(tmp_path / "net")
+    seen = []
+
+    def fake_top_row(manifest, gen_dir, tgt, dev, enabled, cache_dir, quiet, **kw):
+        lanes = manifest["top"]["lanes"]
+        seen.append(dict(lanes))
+        fits = max(lanes.values()) <= 2
+        area = {k: 3 for k in config_flow.SUM_KEYS}
+        return {"module": manifest["top"]["module"], "synthesized": True, "lanes": lanes, "area": area,
+                "fits": fits, "over_capacity": [] if fits else ["bram"], "utilization_pct": {}, "pnr": None}
+
+    def fake_synth(verilog, top, ports, **kw):
+        area = {k: 1 for k in config_flow.SUM_KEYS}
+        return {"area": dict(area, cells={}), "pnr": None, "key": "k", "cached": True, "dir": str(tmp_path)}
+
+    monkeypatch.setattr(config_flow, "top_row", fake_top_row)
+    monkeypatch.setattr(config_flow, "synth_module", fake_synth)
+    report = config_flow.synth_config(config, target="ecp5", out_dir=tmp_path / "out", power=False, quiet=True,
+                                      engines=False, lanes="fit")
+    assert [max(s.values()) for s in seen] == [4, 4, 2]            # balanced:8 and :4 give 4 lanes here
+    assert report["lanes_policy"] == "balanced:2" and report["lanes_requested"] == "fit"
+    assert [t["lanes"] for t in report["lanes_tried"]] == ["balanced:8", "balanced:4", "balanced:2"]
+    assert [t["fits"] for t in report["lanes_tried"]] == [False, False, True]
+    assert report["top"]["fits"] and max(l["lanes"] for l in report["layers"]) == 2
+    assert len(seen) == 3                                          # the chosen top is not synthesized twice
+    md = render_markdown(dict(report, top=dict(report["top"], engines=9, yosys_wall_s=1.0, cached=True)))
+    assert "| `balanced:4` | 3 | 3 | 3 | no (bram) |" in md and "| `balanced:2` | 3 | 3 | 3 | yes |" in md
+
+    root = Path(__file__).resolve().parents[1]
+    plain = config_flow.synth_config(root / "configs" / "example_tiny.json", target="ecp5", out_dir=tmp_path / "ff",
+                                     power=False, quiet=True, lanes="fit")
+    assert plain["lanes_policy"] == "balanced" and plain["lanes_tried"] == []
