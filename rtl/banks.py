@@ -223,7 +223,10 @@ class SharedROM(wiring.Component):
         m = Module()
         pair = self.pair
         init = self.init_a + [0] * (pair.offset - len(self.init_a)) + self.init_b
-        m.submodules.rom = rom = memory.Memory(shape=unsigned(pair.width), depth=pair.depth, init=init)
+        # the attributes name the owners and the bits they hold for the memory report (synth/memories.py)
+        m.submodules.rom = rom = memory.Memory(shape=unsigned(pair.width), depth=pair.depth, init=init, attrs={
+            "spikehq_owners": f"{pair.first.owner} {pair.second.owner}",
+            "spikehq_needed_bits": pair.first.bits + pair.second.bits})
         for port, bank, base in ((self.a, pair.first, 0), (self.b, pair.second, pair.offset)):
             read = rom.read_port()
             # `base` is a multiple of the port's address range: the OR only sets constant high bits

@@ -43,8 +43,9 @@ SUM_KEYS = ("lut", "lut_equiv", "carry", "mux", "ff", "dsp", "dsp_alu", "bram", 
 def synth_config(config_path: Path, *, target: str, device: str | None = None, clock_mhz: float = 100.0,
                  out_dir: Path = Path("build/synth"), power: bool = True, density: float = 0.15,
                  samples: int = 2, seed: int = 1, lanes: str = "balanced", quiet: bool = False,
-                 top: bool = True, layers: bool = True, engines: bool = True) -> dict:
-    """``lanes``: the lanes policy of ``make gen`` (``balanced``, ``config``, ``NAME=L,...``).
+                 top: bool = True, layers: bool = True, engines: bool = True, share_roms: bool = True) -> dict:
+    """``lanes``: the lanes policy of ``make gen`` (``balanced``, ``config``, ``NAME=L,...``);
+    ``share_roms``: as ``make gen`` (``--no-share-roms``: every weight ROM bank in its PE).
     ``top``: also synthesize the whole-network top when the config has one; ``layers=False``
     skips the per-layer PEs; ``engines``: also place and route every non-PE engine of the top
     (attention, residual adds, pooling, forks, readout) alone in the harness."""
@@ -53,7 +54,7 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
     out_dir = Path(out_dir)
     run_dir = out_dir / f"{network.name}_{tgt.name}_{dev.name}"
     gen_dir = run_dir / "gen"
-    manifest = generate(config_path, gen_dir, lanes=lanes, quiet=True)
+    manifest = generate(config_path, gen_dir, lanes=lanes, quiet=True, share_roms=share_roms)
     shapes = {s.name: s for s in shapes_from_config(network)}
     hw = [entry for entry in manifest["layers"] if entry["hardware"]] if layers else []
     layers = []
@@ -87,7 +88,7 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
     report = {
         "format": REPORT_FORMAT, "version": 1, "network": network.name, "config": str(config_path),
         "config_sha256": manifest["config_sha256"], "target": tgt.name, "family": tgt.family,
-        "device": dev.part, "device_name": dev.name, "clock_target_mhz": clock_mhz, "lanes_policy": lanes, "layers": layers, "skipped": skipped,
+        "device": dev.part, "device_name": dev.name, "clock_target_mhz": clock_mhz, "lanes_policy": lanes, "share_roms": share_roms, "layers": layers, "skipped": skipped,
         "total": {"area": total, "capacity": dev.capacity,
                   "utilization_pct": {k: round(100.0 * total[k] / dev.capacity[k], 2)
                                       for k in ("lut", "ff", "dsp", "bram") if dev.capacity.get(k)},
