@@ -27,11 +27,17 @@ from amaranth.lib.wiring import In, Out
 from .events import index_shape
 
 __all__ = ["bank_depth", "bank_sizes", "BankedMemory", "BankReadSignature", "RomBank", "RomPair", "pair_offset",
-           "pair_roms", "packed", "SharedROM", "LUT_RAM_MAX_DEPTH", "DUAL_PORT_MAX_WIDTH"]
+           "pair_roms", "packed", "SharedROM", "LUT_RAM_MAX_DEPTH", "ROM_LOGIC_MAX_BITS",
+           "DUAL_PORT_MAX_WIDTH"]
 
 # Memories of at most this many words go to LUT RAM (or registers where a device has none):
 # a block RAM for them would sit almost empty (docs/synthesis.md, "Memories").
 LUT_RAM_MAX_DEPTH = 64
+
+# A ROM of at most this many bits is left to logic (LUTs) by yosys' memory_libmap: a soft-logic
+# ROM bit costs 1/16 (its default -logic-cost-rom) against 128 per DP16KD; the search's FPGA
+# cost model fits the same threshold on ECP5 (search/data/fpga_cost_ecp5.json).
+ROM_LOGIC_MAX_BITS = 2048
 
 # Widest word of each port of an ECP5 DP16KD in true dual-port mode (1K×18; 512×36 needs
 # pseudo-dual-port, i.e. one read port).
@@ -185,23 +191,40 @@ def pair_offset(first: RomBank, second: RomBank) -> int | None:
 
 
 def pair_roms(banks) -> list[RomPair]:
-    """Pairs of ROM banks that share a block RAM, one on each port: greedy best fit in the given
-    order (deterministic). Each bank, if not yet paired, takes the unpaired later bank with the
-    most bits that fits with it (:func:`pair_offset`; the deeper one first, which never needs
-    more words). Banks of at most :data:`LUT_RAM_MAX_DEPTH` words stay alone (LUT RAM or logic)."""
-    free = [bank for bank in banks if bank.depth > LUT_RAM_MAX_DEPTH]
+    """Pairs of ROM banks that share a block RAM, one on each port, deterministic for the given
+    order. A bank of more than :data:`ROM_LOGIC_MAX_BITS` takes a block RAM alone, a smaller one
+    (more than :data:`LUT_RAM_MAX_DEPTH` words) is left to logic by the tools. First the block
+    banks pair among themselves (each pair saves a block RAM): greedy best fit, each unpaired
+    bank in order takes the unpaired later one with the most bits that fits with it
+    (:func:`pair_offset`, the deeper one first, which never needs more words). Then each logic
+    bank in order joins the unpaired block bank with the most bits it fits with: it fills that
+    block RAM's other port instead of LUTs. Two logic banks never pair (that would add a block RAM)."""
+    eligible = [bank for bank in banks if bank.depth > LUT_RAM_MAX_DEPTH]
+    block = [bank for bank in eligible if bank.bits > ROM_LOGIC_MAX_BITS]
     pairs = []
-    while free:
-        bank = free.pop(0)
+
+    def best_partner(bank, candidates):
+        """The candidate with the most bits that fits with ``bank``, as a pair (or None)."""
         best = None
-        for other in free:
+        for other in candidates:
             first, second = (bank, other) if bank.depth >= other.depth else (other, bank)
             offset = pair_offset(first, second)
             if offset is not None and (best is None or other.bits > best[1].bits):
-                best = (first, second, offset), other
-        if best is not None:
-            free.remove(best[1])
-            pairs.append(RomPair(*best[0]))
+                best = RomPair(first, second, offset), other
+        return best
+
+    while block:
+        found = best_partner(block.pop(0), block)
+        if found is not None:
+            block.remove(found[1])
+            pairs.append(found[0])
+    single = [bank for bank in eligible if bank.bits > ROM_LOGIC_MAX_BITS
+              and all(bank not in (p.first, p.second) for p in pairs)]
+    for bank in (bank for bank in eligible if bank.bits <= ROM_LOGIC_MAX_BITS):
+        found = best_partner(bank, single)
+        if found is not None:
+            single.remove(found[1])
+            pairs.append(found[0])
     return pairs
 
 

@@ -63,7 +63,7 @@ def test_pair_offset_fits_one_true_dual_port_block_ram_at_a_power_of_two():
     assert offset((300, 4), (100, 4)) == 384                     # a multiple of 128, no adder
 
 
-def test_pair_roms_greedy_best_fit_in_order_and_deterministic():
+def test_pair_roms_saves_block_rams_first_then_fills_them_with_logic_roms():
     banks = [RomBank("tok0", 0, 288, 4), RomBank("tok1", 0, 1024, 32), RomBank("tok2", 2, 256, 16),
              RomBank("rpe", 4, 512, 16), RomBank("q", 0, 2048, 4), RomBank("k", 0, 2048, 4),
              RomBank("v", 0, 2048, 4), RomBank("fc", 0, 2048, 8), RomBank("tiny", 0, 64, 2),
@@ -71,16 +71,18 @@ def test_pair_roms_greedy_best_fit_in_order_and_deterministic():
     pairs = pair_roms(banks)
     assert pairs == pair_roms(list(banks))
     names = [(p.first.owner, p.second.owner, p.offset) for p in pairs]
-    # in order: tok0 takes the partner with the most bits (rpe, 8192), the deeper bank first; tok2
-    # head; q k; v (no partner left), tok1 (32 bits wide), fc (full), tiny (LUT-sized) stay alone
-    assert names == [("rpe", "tok0", 512), ("head", "tok2", 768), ("q", "k", 2048)]
+    # block banks (> 2048 bits) in order: tok1 is 32 bits wide (no second port at that width);
+    # tok2 takes the partner with the most bits that fits (rpe), the deeper one first; q takes
+    # k; v and fc (full) find none. Then the logic-sized banks: tok0 fills v's block RAM; head
+    # finds no block RAM left; tiny (LUT-sized) stays alone
+    assert names == [("rpe", "tok2", 512), ("q", "k", 2048), ("v", "tok0", 2048)]
     for p in pairs:
         assert p.depth <= bank_depth(p.width) and p.width <= 18 and p.offset >= p.first.depth
         assert p.offset % (1 << (p.second.depth - 1).bit_length()) == 0
-    assert sum(1 for p in pairs for b in (p.first, p.second) if b.owner == "v") == 0
-    # with v's only partners gone, nothing else fits with it
+    # two logic-sized ROMs never pair (that would add a block RAM); nothing fits with a full one
+    assert pair_roms([RomBank("a", 0, 288, 4), RomBank("b", 0, 640, 2)]) == []
     assert pair_roms([RomBank("v", 0, 2048, 4), RomBank("fc", 0, 2048, 8), RomBank("big", 0, 4000, 4)]) == []
-    assert pair_roms([RomBank("a", 0, 64, 4), RomBank("b", 0, 64, 4)]) == []
+    assert pair_roms([RomBank("a", 0, 64, 4), RomBank("b", 0, 2048, 4)]) == []
 
 
 def test_packed_words_put_lane_zero_in_the_low_bits():
