@@ -45,8 +45,8 @@ def beat_layout(core: SpikingNetwork) -> data.StructLayout:
 class AxisNetwork(wiring.Component):
     """The network core behind an AXI4-Stream slave and master (see the module docstring)."""
 
-    def __init__(self, *, config: NetworkConfig, weights: dict[str, LayerWeights]):
-        self.core = SpikingNetwork(config=config, weights=weights)
+    def __init__(self, *, config: NetworkConfig, weights: dict[str, LayerWeights], share_roms: bool = True):
+        self.core = SpikingNetwork(config=config, weights=weights, share_roms=share_roms)
         self.beat = beat_layout(self.core)
         self.result = self.core.o_result.payload.shape()
         super().__init__({

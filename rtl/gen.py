@@ -111,7 +111,12 @@ def top_manifest(network: NetworkConfig, top: SpikingNetwork) -> dict:
              "architecture": graph.architecture, "engines": list(graph.layer_names),
              "trace": top.traced if top.trace else None,
              "lanes": {name: layer.lanes for name, layer in top.layers.items()},
-             "stream_fifo": graph.stream_fifo}
+             "stream_fifo": graph.stream_fifo,
+             "shared_roms": [{"module": f"shared_rom{i}", "width": pair.width, "depth": pair.depth,
+                              "ports": [{"engine": bank.owner, "bank": bank.index, "words": bank.depth,
+                                         "width": bank.width, "offset": offset}
+                                        for bank, offset in ((pair.first, 0), (pair.second, pair.offset))]}
+                             for i, pair in enumerate(top.rom_pairs)]}
     if graph.architecture == "feedforward":
         entry["graph"] = [{"name": n.name, "op": n.op, "inputs": list(n.inputs), "shape": list(n.shape),
                            "value_range": list(n.value_range)} for n in graph.nodes]
@@ -131,7 +136,7 @@ def top_manifest(network: NetworkConfig, top: SpikingNetwork) -> dict:
     return entry
 
 
-def _network_top(network: NetworkConfig, weights: dict[str, LayerWeights], trace: bool):
+def _network_top(network: NetworkConfig, weights: dict[str, LayerWeights], trace: bool, share_roms: bool):
     """The whole-network core when ``network`` has a graph, else (None, reason)."""
     if network.graph is None:
         return None, "no metadata.network graph (not a spikehq search export): layers only"
@@ -139,7 +144,7 @@ def _network_top(network: NetworkConfig, weights: dict[str, LayerWeights], trace
     for name in network.graph.layer_names:
         if weights.get(name) is None:
             raise ConfigError(f"{network.where}: layer {name!r}: no weights file")
-    return SpikingNetwork(config=network, weights=weights, trace=trace), None
+    return SpikingNetwork(config=network, weights=weights, trace=trace, share_roms=share_roms), None
 
 
 WRAPPERS = ("none", "axis")
@@ -206,9 +211,10 @@ targets:
 
 
 def generate(config_path: str | Path, out_dir: str | Path, *, probe: bool = False, trace: bool = False,
-             lanes: str = "balanced", quiet: bool = False, wrapper: str = "none") -> dict:
+             lanes: str = "balanced", quiet: bool = False, wrapper: str = "none", share_roms: bool = True) -> dict:
     """Generate everything for ``config_path`` into ``out_dir`` (replaced atomically).
-    ``wrapper="axis"`` adds the AXI4-Stream wrapper of the network top (rtl/axis.py)."""
+    ``wrapper="axis"`` adds the AXI4-Stream wrapper of the network top (rtl/axis.py);
+    ``share_roms=False`` keeps every weight ROM bank in its PE (rtl/network.py)."""
     if wrapper not in WRAPPERS:
         raise ConfigError(f"wrapper: expected one of {', '.join(WRAPPERS)}, got {wrapper!r}")
     network = apply_lanes(load_config(config_path), lanes)
@@ -231,7 +237,7 @@ def generate(config_path: str | Path, out_dir: str | Path, *, probe: bool = Fals
             (staging / f"{module_name(network, layer)}.v").write_text(text)
             if layer_weights is not None:
                 _write_init(staging, layer, layer_weights)
-        top, reason = _network_top(network, weights, trace)
+        top, reason = _network_top(network, weights, trace, share_roms)
         if top is None:
             manifest["top"] = {"module": None, "reason": reason}
         else:
@@ -241,7 +247,7 @@ def generate(config_path: str | Path, out_dir: str | Path, *, probe: bool = Fals
             (staging / manifest["top"]["verilog"]).write_text(
                 to_verilog(top, manifest["top"]["module"]))
             if wrapper == "axis":
-                axis = AxisNetwork(config=network, weights=weights)
+                axis = AxisNetwork(config=network, weights=weights, share_roms=share_roms)
                 manifest["wrapper"] = axis_manifest(network, axis)
                 (staging / manifest["wrapper"]["verilog"]).write_text(to_verilog(axis, manifest["wrapper"]["module"]))
             manifest["fusesoc"] = f"spikehq_{network.name}.core"
@@ -285,11 +291,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="'axis': also spikehq_<net>_axis.v, the network top behind AXI4-Stream slave and "
                              "master ports with TLAST (one frame per sample; packing in manifest.json 'wrapper' "
                              "and rtl/axis.py); the FuseSoC core then names it as its top")
+    parser.add_argument("--share-roms", action=argparse.BooleanOptionalAction, default=True,
+                        help="pair small weight ROM banks of two PEs on the two ports of one block RAM in the "
+                             "network top (default on; manifest.json 'top.shared_roms'; --no-share-roms: every "
+                             "bank in its PE, for A/B comparisons)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
         manifest = generate(args.config, args.out, probe=args.probe, trace=args.trace, lanes=args.lanes,
-                            quiet=args.quiet, wrapper=args.wrapper)
+                            quiet=args.quiet, wrapper=args.wrapper, share_roms=args.share_roms)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -23,6 +23,10 @@ token); only the head's input pauses while the readout reads the head's membrane
 run-time memories (``i_events.ready`` low for ``tok0``'s sweep), and the next token starts
 step 0 of a new sample (docs/arithmetic.md §13).
 
+With ``share_roms`` (default), small weight ROM banks of different PEs are paired, one on
+each port of one true dual-port block RAM (:func:`~.banks.pair_roms`, :class:`~.banks.SharedROM`
+``shared_rom<i>``), with the PEs' latency unchanged; ``share_roms=False`` keeps every bank in its PE.
+
 With ``trace=True``, ``o_trace`` holds every traced engine's spike count per time step of
 the last sample that engine finished (order: :attr:`SpikingNetwork.traced`); it describes the
 sample in ``o_result`` when no later sample has been sent yet.
@@ -37,12 +41,13 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.config import ConfigError, LayerWeights, NetworkConfig, NetworkGraph, default_lanes
 from .attention import SpikingAttention
+from .banks import SharedROM, pair_roms
 from .events import connect_events, event_layout, index_shape
 from .feedforward import SpikeCountReadout, SumPool, count_result_layout, flatten_events, range_shape
 from .glue import EventFork, ResidualAdd, SpikePool2x2, queued, sum_banks
 from .mac import activation_shape
 from .neuron import spike_shape
-from .pe import SpikingPE
+from .pe import SpikingPE, weight_banks
 from .readout import HeadReadout, result_layout
 
 __all__ = ["SpikingNetwork", "check_hardware"]
@@ -68,10 +73,13 @@ def check_hardware(config: NetworkConfig) -> NetworkGraph:
 class SpikingNetwork(wiring.Component):
     """The inference core of an exported searched.json (see the module docstring)."""
 
-    def __init__(self, *, config: NetworkConfig, weights: dict[str, LayerWeights], trace: bool = False):
+    def __init__(self, *, config: NetworkConfig, weights: dict[str, LayerWeights], trace: bool = False,
+                 share_roms: bool = True):
         self.config, self.weights, self.trace = config, weights, trace
         self.graph = check_hardware(config)
         self.layers = {name: config.layer(name) for name in self.graph.layer_names}
+        self.rom_pairs = pair_roms([bank for name in self.graph.layer_names if weights.get(name) is not None
+                                    for bank in weight_banks(name, self.layers[name])]) if share_roms else []
         self.time_steps = config.time_steps
         self.traced = list(self.graph.layer_names)
         self.count_width = max(self.layers[n].out_height * self.layers[n].out_width * self.layers[n].out_channels
@@ -127,7 +135,7 @@ class SpikingNetwork(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        self._taps = {}
+        self._taps, self._pes = {}, {}
         if self.graph.architecture == "feedforward":
             self._feedforward(m)
         else:
@@ -135,9 +143,19 @@ class SpikingNetwork(wiring.Component):
             for b in range(self.graph.depth):
                 x = self._block(m, b, x)
             self._head(m, x)
+        self._shared_roms(m)
         if self.trace:
             self._trace_counters(m)
         return m
+
+    def _shared_roms(self, m) -> None:
+        """One :class:`SharedROM` per pair of :attr:`rom_pairs`, each port to its PE's bank."""
+        for i, pair in enumerate(self.rom_pairs):
+            a, b = self._pes[pair.first.owner], self._pes[pair.second.owner]
+            m.submodules[f"shared_rom{i}"] = rom = SharedROM(pair, a.weight_bank_init(pair.first.index),
+                                                             b.weight_bank_init(pair.second.index))
+            wiring.connect(m, getattr(a, f"weight_bank{pair.first.index}"), rom.a)
+            wiring.connect(m, getattr(b, f"weight_bank{pair.second.index}"), rom.b)
 
     # ---- engines ---------------------------------------------------------------------------
     def _pe(self, m, name: str, src, *, grid_width: int | None = None, probe: bool = False,
@@ -145,8 +163,9 @@ class SpikingNetwork(wiring.Component):
         """The layer's PE, its input through a FIFO (:meth:`_queue`) unless ``fifo`` is False: not
         for the PEs reading the top's input, whose ``ready`` stays low through their reset sweep
         (docs/arithmetic.md §13), nor for the head (its FIFO sits before the readout's gate)."""
-        pe = SpikingPE(layer=self.layers[name], weights=self.weights[name], probe=probe)
-        m.submodules[name] = pe
+        shared = [bank.index for pair in self.rom_pairs for bank in (pair.first, pair.second) if bank.owner == name]
+        pe = SpikingPE(layer=self.layers[name], weights=self.weights[name], probe=probe, shared_banks=shared)
+        m.submodules[name] = self._pes[name] = pe
         connect_events(m, self._queue(m, f"{name}_fifo", src) if fifo else src, pe.i_spikes, grid_width=grid_width)
         self._taps[name] = pe.o_spikes
         return pe

@@ -62,16 +62,13 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import LayerConfig, LayerWeights, LayerWidths, signed_width
-from .banks import BankedMemory
+from .banks import LUT_RAM_MAX_DEPTH, BankedMemory, BankReadSignature, RomBank, bank_sizes, packed
 from .events import SpikeEmitter, advance, counter, event_layout, index_shape, stage
 from .mac import MAC_FOR_SCHEME, activation_shape
 from .neuron import Integrate, fire_compare, fire_resolve, membrane_register, spike_shape, stored_shape
 
-__all__ = ["weight_rows", "param_rows", "memory_attrs", "SpikingPE", "WeightWriteSignature", "MembraneProbeSignature"]
-
-# Memories of at most this many words go to LUT RAM (or registers where a device has none):
-# a block RAM for them would sit almost empty (docs/synthesis.md, "Memories").
-LUT_RAM_MAX_DEPTH = 64
+__all__ = ["weight_rows", "param_rows", "memory_attrs", "weight_banks", "SpikingPE", "WeightWriteSignature",
+           "MembraneProbeSignature", "LUT_RAM_MAX_DEPTH"]
 
 
 def weight_rows(layer: LayerConfig, weights: LayerWeights) -> list[list[int]]:
@@ -80,6 +77,12 @@ def weight_rows(layer: LayerConfig, weights: LayerWeights) -> list[list[int]]:
     return [[int(codes[g * L + l, c, i, j]) for l in range(L)]
             for c in range(layer.in_channels) for i in range(k) for j in range(k)
             for g in range(layer.groups)]
+
+
+def weight_banks(name: str, layer: LayerConfig) -> list[RomBank]:
+    """The banks of the layer's weight memory (:class:`~.banks.BankedMemory`), owned by ``name``."""
+    width, depth = layer.bits * layer.lanes, max(layer.fan_in * layer.groups, 2)
+    return [RomBank(name, b, words, width) for b, words in enumerate(bank_sizes(width, depth))]
 
 
 def memory_attrs(depth: int, *, rom: bool) -> dict:
@@ -126,13 +129,21 @@ class SpikingPE(wiring.Component):
     next base ``(r >> s) + b`` (golden ``LayerTrace.bases``), also after a sample's last step.
     ``widths`` overrides
     ``layer.widths(weights)`` (area experiments, e.g. ``layer.widths(weights, weight_bound=8)``).
+    ``shared_banks``: weight ROM banks (indices of :func:`weight_banks`) held outside the PE, e.g.
+    in a :class:`~.banks.SharedROM` of the network top: the PE reads bank ``b`` through its port
+    ``weight_bank<b>`` (:class:`~.banks.BankReadSignature`, words :meth:`weight_bank_init`) with
+    the same latency as its own banks.
     """
 
     def __init__(self, *, layer: LayerConfig, weights: LayerWeights | None = None, probe: bool = False,
-                 widths: LayerWidths | None = None):
+                 widths: LayerWidths | None = None, shared_banks=()):
         if not layer.is_hardware:
             raise ValueError(f"Layer {layer.name!r} has scheme fp32, which has no integer hardware")
+        if shared_banks and weights is None:
+            raise ValueError(f"Layer {layer.name!r}: shared weight banks need the weights (a ROM)")
         self.layer, self.weights, self.probe = layer, weights, probe
+        self.banks = weight_banks(layer.name, layer)
+        self.shared_banks = sorted(set(shared_banks))
         self.widths = layer.widths(weights) if widths is None else widths
         L, G = layer.lanes, layer.groups
         self.weight_word = data.ArrayLayout(unsigned(layer.bits), L)
@@ -162,7 +173,16 @@ class SpikingPE(wiring.Component):
         if probe:
             members["membrane_probe"] = In(MembraneProbeSignature(
                 addr_width=index_shape(self.neuron_depth).width, word_shape=self.membrane_word))
+        for b in self.shared_banks:
+            if not 0 <= b < len(self.banks):
+                raise ValueError(f"Layer {layer.name!r}: no weight bank {b} (it has {len(self.banks)})")
+            members[f"weight_bank{b}"] = Out(BankReadSignature(depth=self.banks[b].depth, width=self.banks[b].width))
         super().__init__(members)
+
+    def weight_bank_init(self, b: int) -> list[int]:
+        """Words of weight bank ``b`` (:func:`weight_banks`), lanes packed, lane 0 in the low bits."""
+        start = sum(bank.depth for bank in self.banks[:b])
+        return packed(self.weight_word, weight_rows(self.layer, self.weights)[start:start + self.banks[b].depth])
 
     #: taps ahead whose pending write-back a current read takes instead (forwarding); 3 covers
     #: every tap between a read and its write-back (fewer exists only to test the forwarding)
@@ -229,7 +249,10 @@ class SpikingPE(wiring.Component):
         rom = self.weights is not None
         m.submodules.weights = weights = BankedMemory(
             shape=self.weight_word, depth=max(self.weight_depth, 2), writable=not rom,
-            init=weight_rows(layer, self.weights) if rom else [], attrs=memory_attrs(self.weight_depth, rom=rom))
+            init=weight_rows(layer, self.weights) if rom else [], attrs=memory_attrs(self.weight_depth, rom=rom),
+            external=self.shared_banks)
+        for b in self.shared_banks:
+            wiring.connect(m, getattr(weights, f"bank{b}"), wiring.flipped(getattr(self, f"weight_bank{b}")))
         param_mem = make("params", self.param_word, layer.groups, param_rows(layer, self.weights), rom=True)
         membrane_mem = make("membranes", self.membrane_word, self.neuron_depth, [])
         ports = SimpleNamespace(weights=weights, param_rd=param_mem.read_port(),

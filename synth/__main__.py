@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", action=argparse.BooleanOptionalAction, default=True,
                         help="place and route every non-PE engine of the top (attention, residual adds, pooling, "
                              "forks, readout) alone in the harness: Fmax per engine (default on)")
+    parser.add_argument("--share-roms", action=argparse.BooleanOptionalAction, default=True,
+                        help="as make gen: pair small weight ROM banks of two PEs in one block RAM of the network top "
+                             "(default on; --no-share-roms for the A/B comparison)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     from .config_flow import synth_config
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         report = synth_config(Path(args.config), target=args.target, device=args.device, clock_mhz=args.clock_mhz,
                               out_dir=Path(args.out), power=not args.no_power, density=args.density,
                               samples=args.samples, seed=args.seed, lanes=args.lanes, quiet=args.quiet,
-                              top=args.top, layers=args.layers, engines=args.engines)
+                              top=args.top, layers=args.layers, engines=args.engines, share_roms=args.share_roms)
     except (ConfigError, ToolError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

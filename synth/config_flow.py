@@ -46,9 +46,10 @@ SUM_KEYS = ("lut", "lut_equiv", "carry", "mux", "ff", "dsp", "dsp_alu", "bram", 
 def synth_config(config_path: Path, *, target: str, device: str | None = None, clock_mhz: float = 100.0,
                  out_dir: Path = Path("build/synth"), power: bool = True, density: float = 0.15,
                  samples: int = 2, seed: int = 1, lanes: str = "balanced", quiet: bool = False,
-                 top: bool = True, layers: bool = True, engines: bool = True) -> dict:
+                 top: bool = True, layers: bool = True, engines: bool = True, share_roms: bool = True) -> dict:
     """``lanes``: the lanes policy of ``make gen`` (``balanced``, ``config``, ``NAME=L,...``), or
-    ``fit``: the fastest ``balanced:N`` whose network top fits the device (:func:`fit_lanes`).
+    ``fit``: the fastest ``balanced:N`` whose network top fits the device (:func:`fit_lanes`);
+    ``share_roms``: as ``make gen`` (``--no-share-roms``: every weight ROM bank in its PE).
     ``top``: also synthesize the whole-network top when the config has one; ``layers=False``
     skips the per-layer PEs; ``engines``: also place and route every non-PE engine of the top
     (attention, residual adds, pooling, forks, readout) alone in the harness."""
@@ -60,8 +61,8 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
     requested, tried, fitted_top = lanes, [], None
     if lanes == FIT:
         lanes, tried, fitted_top = fit_lanes(config_path, gen_dir, tgt, dev, top, out_dir / "cache", quiet,
-                                             clock_mhz=clock_mhz, seed=seed)
-    manifest = generate(config_path, gen_dir, lanes=lanes, quiet=True)
+                                             clock_mhz=clock_mhz, seed=seed, share_roms=share_roms)
+    manifest = generate(config_path, gen_dir, lanes=lanes, quiet=True, share_roms=share_roms)
     shapes = {s.name: s for s in shapes_from_config(network)}
     hw = [entry for entry in manifest["layers"] if entry["hardware"]] if layers else []
     layers = []
@@ -95,8 +96,9 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
     report = {
         "format": REPORT_FORMAT, "version": 1, "network": network.name, "config": str(config_path),
         "config_sha256": manifest["config_sha256"], "target": tgt.name, "family": tgt.family,
-        "device": dev.part, "device_name": dev.name, "clock_target_mhz": clock_mhz, "lanes_policy": lanes, "lanes_requested": requested,
-        "lanes_tried": tried, "layers": layers, "skipped": skipped,
+        "device": dev.part, "device_name": dev.name, "clock_target_mhz": clock_mhz, "lanes_policy": lanes,
+        "lanes_requested": requested, "lanes_tried": tried, "share_roms": share_roms, "layers": layers,
+        "skipped": skipped,
         "total": {"area": total, "capacity": dev.capacity,
                   "utilization_pct": {k: round(100.0 * total[k] / dev.capacity[k], 2)
                                       for k in ("lut", "ff", "dsp", "bram") if dev.capacity.get(k)},
@@ -123,7 +125,7 @@ def synth_config(config_path: Path, *, target: str, device: str | None = None, c
 
 
 def fit_lanes(config_path: Path, gen_dir: Path, tgt, dev, enabled: bool, cache_dir: Path, quiet: bool, *,
-              clock_mhz: float, seed: int) -> tuple[str, list[dict], dict | None]:
+              clock_mhz: float, seed: int, share_roms: bool = True) -> tuple[str, list[dict], dict | None]:
     """The ``fit`` lanes policy: ``balanced:N`` with the largest ceiling N of :data:`FIT_CEILINGS`
     whose network top fits ``dev`` by the cell counts of its synthesis (block RAM, DSP, LUT
     sites), tried from the fastest down; the last one when none fits, ``balanced`` when there is
@@ -132,7 +134,7 @@ def fit_lanes(config_path: Path, gen_dir: Path, tgt, dev, enabled: bool, cache_d
     tried, row = [], None
     for ceiling in FIT_CEILINGS:
         policy = f"balanced:{ceiling}"
-        info = generate(config_path, gen_dir, lanes=policy, quiet=True)["top"]
+        info = generate(config_path, gen_dir, lanes=policy, quiet=True, share_roms=share_roms)["top"]
         if info["module"] is None or not enabled:
             return "balanced", tried, None
         if not quiet:

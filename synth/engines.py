@@ -4,7 +4,8 @@ readout), each synthesized out of context and placed and routed alone in the har
 The engines are taken from the elaborated :class:`rtl.network.SpikingNetwork` itself (its
 submodules by name), so each is exactly the instance of the top, built with the same
 constructor arguments. The PEs' input FIFOs (Amaranth's ``SyncFIFOBuffered``, not components
-of this project) are not engines. Engines with identical Verilog are synthesized once and
+of this project) are not engines, nor are the shared weight ROMs (``rtl/banks.py``
+:class:`SharedROM`: block RAMs of the PEs, measured with each PE's own synthesis). Engines with identical Verilog are synthesized once and
 reported under every name that shares them.
 """
 
@@ -21,6 +22,7 @@ from tqdm import tqdm
 
 from ..golden.network import load_network
 from ..rtl.gen import port_list
+from ..rtl.banks import SharedROM
 from ..rtl.lanes import apply_lanes
 from ..rtl.network import SpikingNetwork
 from ..rtl.pe import SpikingPE
@@ -42,7 +44,8 @@ def network_engines(config_path, lanes: str = "balanced") -> dict:
         warnings.simplefilter("ignore", UnusedElaboratable)
         m = top.elaborate(None)
         engines = {name: m.submodules[name] for name in names
-                   if isinstance(m.submodules[name], wiring.Component) and not isinstance(m.submodules[name], SpikingPE)}
+                   if isinstance(m.submodules[name], wiring.Component)
+                   and not isinstance(m.submodules[name], (SpikingPE, SharedROM))}
         del m
         gc.collect()
     return engines

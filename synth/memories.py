@@ -7,7 +7,11 @@ them ``<memory>.<i>.<j>``): block RAM (DP16KD 18432 bits, SB_RAM40_4K 4096 bits)
 (TRELLIS_DPR16X4 16 × 4 bits) or, for memories yosys maps to flip-flops ("using FF mapping",
 in its log), depth × width register bits. Efficiency = needed / allocated.
 
-Engines are the first level of the top's hierarchy (``b0_q``, ``b0_attn``, ``rpe_add``, …).
+Engines are the first level of the top's hierarchy (``b0_q``, ``b0_attn``, ``rpe_add``, …). A
+shared ROM (``rtl/banks.py`` :class:`SharedROM`: two PEs' ROM banks on the two ports of one
+block RAM) carries its owners and the bits both banks hold as attributes (``spikehq_owners``,
+``spikehq_needed_bits``): its row counts those bits as needed (not its padded depth × width)
+and its engine is ``owner+owner`` (``b0_q+b0_k``), one block RAM for both.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ CELL_BITS = {"DP16KD": 18432, "TRELLIS_DPR16X4": 64, "SB_RAM40_4K": 4096}
 _KIND = {"DP16KD": "bram", "SB_RAM40_4K": "bram", "TRELLIS_DPR16X4": "lutram"}
 
 _MODULE = re.compile(r"^module\s+\\?(\S+)\s*\(", re.M)
-_ARRAY = re.compile(r"^\s*reg\s+(?:\[(\d+):(\d+)\]\s+)?(\w+)\s+\[(\d+):(\d+)\];", re.M)
+_ARRAY = re.compile(r"((?:^[ \t]*\(\*[^\n]*\*\)\n)*)^\s*reg\s+(?:\[(\d+):(\d+)\]\s+)?(\w+)\s+\[(\d+):(\d+)\];", re.M)
+_ATTR = re.compile(r"\(\*\s*(\w+)\s*=\s*(?:\d+'d(\d+)|\"([^\"]*)\")\s*\*\)")
 _FF_MAPPED = re.compile(r"^using FF mapping for memory (\S+)$", re.M)
 
 
@@ -37,11 +42,16 @@ def verilog_memories(verilog: str, top: str) -> list[dict]:
         if module != top and not module.startswith(top + "."):
             continue
         inner = module[len(top) + 1:] if module != top else ""
-        for hi, lo, name, d_hi, d_lo in _ARRAY.findall(verilog, begin, end):
+        for attrs, hi, lo, name, d_hi, d_lo in _ARRAY.findall(verilog, begin, end):
             width = abs(int(hi) - int(lo)) + 1 if hi else 1
             path = f"{inner}.{name}" if inner else name
-            out.append({"path": path, "engine": path.split(".", 1)[0] if inner else "(top)", "name": name,
-                        "depth": abs(int(d_hi) - int(d_lo)) + 1, "width": width})
+            mem = {"path": path, "engine": path.split(".", 1)[0] if inner else "(top)", "name": name,
+                   "depth": abs(int(d_hi) - int(d_lo)) + 1, "width": width}
+            attr = {key: number or text for key, number, text in _ATTR.findall(attrs)}
+            if "spikehq_owners" in attr:      # a shared ROM: its owners' engines and bits
+                mem.update(engine="+".join(attr["spikehq_owners"].split()), shared=True,
+                           needed_bits=int(attr["spikehq_needed_bits"]))
+            out.append(mem)
     return out
 
 
@@ -54,7 +64,7 @@ def memory_table(memories: list[dict], cell_names: dict[str, list[str]], yosys_l
     ff_mapped = {_strip(name).removeprefix(top + ".") for name in _FF_MAPPED.findall(yosys_log)}
     rows = []
     for mem in memories:
-        row = dict(mem, needed_bits=mem["depth"] * mem["width"], bram=0, lutram=0, ff_bits=0)
+        row = {"needed_bits": mem["depth"] * mem["width"], **mem, "bram": 0, "lutram": 0, "ff_bits": 0}
         for cell, names in cell_names.items():
             prefix = mem["path"] + "."
             n = sum(1 for name in names if _strip(name).startswith(prefix)

@@ -92,7 +92,9 @@ def _top_markdown(report: dict) -> list[str]:
     lines = ["", "## Network top", "",
              f"The whole network as one design (`{top['module']}`, {top['engines']} engines chained by streams, "
              "with glue, attention and readout), synthesized out of context with yosys (`synth_*` + `stat`) under the "
-             "same lanes policy as the PEs. LUT RAM cells are not counted in LUT or LUT eq.", "",
+             "same lanes policy as the PEs" + ("" if report.get("share_roms", True) else
+                                               ", every weight ROM bank in its PE (--no-share-roms)")
+             + ". LUT RAM cells are not counted in LUT or LUT eq.", "",
              "| design | LUT | CCU2C | LUT eq. | FF | DSP | BRAM | LUT RAM |", "|---|---|---|---|---|---|---|---|",
              f"| **network top** | {a['lut']} | {a['carry']} | {a['lut_equiv']} | {a['ff']} | "
              f"{a['dsp']} | {_fmt(a['bram'])} | {a['lutram']} |", "",
@@ -141,7 +143,8 @@ def _memory_markdown(mem: dict | None) -> list[str]:
         return []
     lines = ["", "### Memory efficiency of the top", "",
              "Needed = depth × word width of every memory of the Verilog (what it holds); allocated = DP16KD × 18432 "
-             "+ LUT RAM cells × 64 + register bits of memories mapped to flip-flops. Per engine:", "",
+             "+ LUT RAM cells × 64 + register bits of memories mapped to flip-flops. Per engine (`a+b`: a block RAM "
+             "holding weight ROM banks of engines a and b, one on each port):", "",
              "| engine | needed bits | allocated bits | efficiency | DP16KD | LUT RAM cells | FF bits |",
              "|---|---|---|---|---|---|---|"]
     for e in mem["engines"] + [dict(mem["total"], engine="**total**")]:

@@ -49,6 +49,12 @@ def test_gen_emits_the_network_top(generated):
     assert top["lanes"] == {layer.name: layer.lanes for layer in apply_lanes(config).layers}
     assert top["attention"]["lanes"] == apply_lanes(config).graph.attention.lanes == 2
     assert top["stream_fifo"] == 64 == config.graph.stream_fifo
+    # weight ROM banks paired in block RAMs (so every digits regression runs shared ROMs)
+    assert [[(p["engine"], p["bank"], p["offset"]) for p in rom["ports"]] for rom in top["shared_roms"]] == [
+        [("rpe", 4, 0), ("tok2", 2, 512)], [("b0_q", 0, 0), ("b0_k", 0, 2048)], [("b0_v", 0, 0), ("b1_proj", 0, 2048)],
+        [("b1_q", 0, 0), ("b1_k", 0, 1024)], [("b1_v", 0, 0), ("tok0", 0, 1024)]]
+    for i, rom in enumerate(top["shared_roms"]):
+        assert f"module \\{top['module']}.shared_rom{i} (" in text
     for entry in manifest["layers"]:                     # the per-layer modules use the same lanes
         assert entry["parameters"]["lanes"] == top["lanes"][entry["name"]]
 
@@ -203,6 +209,29 @@ def test_stream_fifo_puts_a_fifo_before_every_pe(tmp_path):
     raw["metadata"]["network"]["stream_fifo"] = -1
     with pytest.raises(ConfigError, match="stream_fifo"):
         config_from_dict(raw)
+
+
+def test_share_roms_off_keeps_every_bank_in_its_pe():
+    """``share_roms=False``: no pairs, no SharedROM; on, each paired PE reads its bank through
+    its ``weight_bank<b>`` port and builds no memory for it."""
+    net = load_network(SEARCHED)
+    config = apply_lanes(net.config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        off = SpikingNetwork(config=config, weights=net.weights, share_roms=False)
+        assert off.rom_pairs == []
+        m = off.elaborate(None)
+        with pytest.raises(AttributeError, match="No submodule"):
+            m.submodules["shared_rom0"]
+        on = SpikingNetwork(config=config, weights=net.weights)
+        m = on.elaborate(None)
+    assert len(on.rom_pairs) == 5
+    for i, pair in enumerate(on.rom_pairs):
+        assert m.submodules[f"shared_rom{i}"].pair == pair
+        for bank in (pair.first, pair.second):
+            pe = m.submodules[bank.owner]
+            assert pe.shared_banks == [bank.index] and f"weight_bank{bank.index}" in pe.signature.members
+            assert pe.signature.members[f"weight_bank{bank.index}"].signature.members["data"].shape == bank.width
 
 
 @pytest.fixture(scope="module")

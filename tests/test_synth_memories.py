@@ -47,3 +47,30 @@ def test_needed_vs_allocated_bits_per_memory_engine_and_total():
     assert engines["b0_q"]["bram"] == 2 and engines["b0_q"]["allocated_bits"] == 2 * 18432 + 320
     assert table["total"]["needed_bits"] == 512 * 22 + 2048 * 4 + 320 + 5120 + 32
     assert table["total"]["allocated_bits"] == 2 * 18432 + 320 + 128 * 64
+
+
+SHARED = """
+module \\top.shared_rom0 (clk);
+  (* spikehq_needed_bits = 32'd9344 *)
+  (* spikehq_owners = "rpe tok0" *)
+  reg [15:0] rom [799:0];
+endmodule
+module \\top.rpe (clk);
+  reg [15:0] bank0 [1023:0];
+endmodule
+module top(clk);
+endmodule
+"""
+
+
+def test_shared_rom_is_one_block_ram_for_both_owners_holding_both_banks():
+    """A SharedROM's memory (rtl/banks.py): its engine names both owners, needed = the two
+    banks' bits (512×16 + 288×4), not its padded 800×16."""
+    mems = verilog_memories(SHARED, "top")
+    assert [(m["path"], m["engine"], m["needed_bits"]) for m in mems if m.get("shared")] == \
+        [("shared_rom0.rom", "rpe+tok0", 512 * 16 + 288 * 4)]
+    table = memory_table(mems, {"DP16KD": ["top/shared_rom0.rom.0.0", "top/rpe.bank0.0.0"]}, "", "top")
+    engines = {e["engine"]: e for e in table["engines"]}
+    assert engines["rpe+tok0"]["bram"] == 1 and engines["rpe+tok0"]["needed_bits"] == 9344
+    assert engines["rpe+tok0"]["efficiency"] == round(9344 / 18432, 4)
+    assert table["total"]["needed_bits"] == 9344 + 1024 * 16 and table["total"]["bram"] == 2
