@@ -223,7 +223,7 @@ class ResidualAdd(wiring.Component):
         st = SimpleNamespace(
             rd=sums.read_port(), wr=sums.write_port(), out=out,
             ins=[_buffered_input(m, "skip_buffer", self.i_skip), _buffered_input(m, "branch_buffer", self.i_branch)],
-            bank=Signal(range(self.banks)),          # the bank of the step being collected or swept
+            bank=Signal(index_shape(self.banks)),    # the bank of the step being collected or swept
             lead=Signal(range(self.banks + 1)),      # skip end tokens in, this step's included
             branch_done=Signal(), index=Signal(range(depth + 1)), issue=self._op_signals())
         pipe = self._pipeline(m, st)
@@ -255,7 +255,7 @@ class ResidualAdd(wiring.Component):
         send and clear one; ``current``: of the step being collected or swept (not a later
         step's skip)."""
         return SimpleNamespace(valid=Signal(), sweep=Signal(), current=Signal(), addend=Signal(self.out_shape),
-                               pos=Signal(range(self.positions)), bank=Signal(range(self.banks)))
+                               pos=Signal(index_shape(self.positions)), bank=Signal(index_shape(self.banks)))
 
     def _address(self, pos, bank):
         """Memory address ``bank·H·W·C + pos`` (a constant multiply: shift-adds)."""
